@@ -1,0 +1,97 @@
+"""The flow model: what one conversation flow is configured to do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+MAX_POLL_DELAY_S = 10.0
+
+
+class ThreadScope(StrEnum):
+    CONVERSATION = "conversation"
+    CONTACT = "contact"
+    STATIC = "static"
+
+
+class BackendKind(StrEnum):
+    RESPONSES = "responses"
+    ASSISTANTS = "assistants"
+
+
+class FallbackAction(StrEnum):
+    HANDOFF = "handoff"
+    REPLY = "reply"
+
+
+@dataclass(frozen=True)
+class PromptRef:
+    """A stored prompt of the Responses API, with its version and variables."""
+
+    id: str
+    version: str | None = None
+    variables: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Which assistant API a flow talks to, and what it asks it to be."""
+
+    kind: BackendKind
+    assistant_id: str | None = None
+    prompt: PromptRef | None = None
+    model: str | None = None
+    instructions: str | None = None
+    connector: str | None = None
+
+
+@dataclass(frozen=True)
+class PollSchedule:
+    """Delays between run checks (each at most 10 s) and a deadline for the whole run."""
+
+    delays: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 10.0)
+    deadline_s: float = 120.0
+
+    def delay(self, attempt: int, poll_after_s: float | None = None) -> float:
+        """The wait before check number `attempt + 1`, honouring the API's hint within the ceiling."""
+        planned = self.delays[min(attempt, len(self.delays) - 1)]
+        if poll_after_s is None:
+            return planned
+        return max(0.0, min(poll_after_s, self.ceiling))
+
+    @property
+    def ceiling(self) -> float:
+        return max(self.delays)
+
+
+@dataclass(frozen=True)
+class Handoff:
+    markers: tuple[str, ...]
+    message: str
+
+
+@dataclass(frozen=True)
+class Fallback:
+    action: FallbackAction = FallbackAction.HANDOFF
+    message: str = "Sorry, something went wrong on our side. A person from our team will take over."
+
+
+@dataclass(frozen=True)
+class Flow:
+    """One conversation flow, as loaded from `config/flows/<name>.yaml`."""
+
+    name: str
+    welcome: str
+    backend: Backend
+    handoff: Handoff
+    attribute: str = "gpt_response"
+    thread_scope: ThreadScope = ThreadScope.CONVERSATION
+    static_thread_id: str | None = None
+    poll: PollSchedule = field(default_factory=PollSchedule)
+    fallback: Fallback = field(default_factory=Fallback)
+    max_step_retries: int = 5
+
+    def is_handoff(self, reply: str) -> bool:
+        """True when the reply equals one of the handoff markers (surrounding blanks ignored)."""
+        text = reply.strip()
+        return any(text == marker.strip() for marker in self.handoff.markers)

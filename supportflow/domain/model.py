@@ -1,0 +1,117 @@
+"""Conversation records, transcript messages and the events that drive them."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class State(StrEnum):
+    ASK = "ask"
+    STORE_ATTRIBUTE = "store_attribute"
+    OPEN_THREAD = "open_thread"
+    POST_MESSAGE = "post_message"
+    START_RUN = "start_run"
+    POLL = "poll"
+    DECIDE = "decide"
+    WAIT_FOR_USER = "wait_for_user"
+    HANDED_OFF = "handed_off"
+    CLOSED = "closed"
+
+
+class Author(StrEnum):
+    CUSTOMER = "customer"
+    BOT = "bot"
+    AGENT = "agent"
+    SYSTEM = "system"
+
+
+@dataclass(frozen=True)
+class CustomerMessage:
+    """A message the customer wrote, as it waits in the mailbox."""
+
+    id: str
+    text: str
+    received_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CustomerMessage:
+        return cls(id=str(data["id"]), text=str(data["text"]), received_at=float(data["received_at"]))
+
+
+@dataclass
+class Conversation:
+    """One conversation's durable state; `version` guards every commit."""
+
+    id: str
+    contact_id: str
+    flow: str
+    state: State = State.ASK
+    version: int = 0
+    turn: int = 0
+    thread_id: str | None = None
+    run_id: str | None = None
+    # Messages of the turn in progress: taken from the mailbox, not yet answered.
+    turn_messages: list[CustomerMessage] = field(default_factory=list)
+    reply: str | None = None
+    handoff_reason: str | None = None
+    failure_reason: str | None = None
+    poll_attempt: int = 0
+    poll_id: int = 0
+    poll_due_at: float | None = None
+    run_started_at: float | None = None
+    step_attempt: int = 0
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    @property
+    def turn_text(self) -> str:
+        """The customer's messages of this turn, joined in arrival order."""
+        return "\n".join(message.text for message in self.turn_messages)
+
+    @property
+    def turn_key(self) -> str:
+        """Identifies this turn of this conversation for idempotent effects."""
+        return f"{self.id}:{self.turn}"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["state"] = self.state.value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Conversation:
+        values = dict(data)
+        values["state"] = State(values["state"])
+        values["turn_messages"] = [CustomerMessage.from_dict(m) for m in values["turn_messages"]]
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class TranscriptMessage:
+    """One line of a conversation's transcript, as the widget and agents read it."""
+
+    id: str
+    author: Author
+    text: str
+    at: float
+    turn: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["author"] = self.author.value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TranscriptMessage:
+        return cls(
+            id=str(data["id"]),
+            author=Author(data["author"]),
+            text=str(data["text"]),
+            at=float(data["at"]),
+            turn=data.get("turn"),
+        )

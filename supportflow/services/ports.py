@@ -1,0 +1,160 @@
+"""Ports: the small interfaces the use cases call; adapters implement them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+from supportflow.domain.flow import Backend, Flow
+from supportflow.domain.model import Conversation, CustomerMessage, TranscriptMessage
+
+
+class AssistantError(Exception):
+    """An assistant API call that failed; `retryable` says whether trying again may help."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        status: int | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.status = status
+        self.retry_after_s = retry_after_s
+
+
+class RunState(StrEnum):
+    PENDING = "pending"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    REQUIRES_ACTION = "requires_action"
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """What a check of a run found."""
+
+    state: RunState
+    reply: str | None = None
+    reason: str | None = None
+    poll_after_s: float | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """Everything a backend needs to start a run for one turn."""
+
+    backend: Backend
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+class AssistantClient(Protocol):
+    """One assistant API (Responses + Conversations, or Assistants v2)."""
+
+    def open_thread(self, *, metadata: Mapping[str, str]) -> str:
+        """Create a thread (a conversation, for the Responses API) and return its id."""
+        ...
+
+    def post_messages(self, thread_id: str, texts: Sequence[str], *, turn_key: str) -> None:
+        """Add the customer's messages of one turn to the thread, once per turn_key."""
+        ...
+
+    def start_run(self, thread_id: str, request: RunRequest, *, turn_key: str) -> str:
+        """Ask the assistant to answer; return the run (or response) id."""
+        ...
+
+    def check_run(self, thread_id: str, run_id: str) -> RunStatus:
+        """Look at a run once; never waits."""
+        ...
+
+
+class AssistantDirectory(Protocol):
+    """Finds the client for a flow's backend (kind and connector)."""
+
+    def client_for(self, backend: Backend) -> AssistantClient: ...
+
+
+class StaleWrite(Exception):
+    """A commit whose version or lease no longer holds: someone else moved the conversation."""
+
+
+@dataclass
+class Commit:
+    """What one step writes, atomically, besides the conversation record."""
+
+    consumed: int = 0
+    transcript: list[TranscriptMessage] = field(default_factory=list)
+
+
+class ConversationStore(Protocol):
+    """Durable conversation state, mailboxes, transcripts and indexes."""
+
+    def create(self, conversation: Conversation, welcome: TranscriptMessage) -> None: ...
+
+    def get(self, conversation_id: str) -> Conversation | None: ...
+
+    def accept_customer_message(self, conversation_id: str, message: CustomerMessage) -> bool:
+        """Append to mailbox and transcript unless the id was seen; False for a duplicate."""
+        ...
+
+    def mailbox(self, conversation_id: str) -> list[CustomerMessage]: ...
+
+    def acquire_lease(self, conversation_id: str, ttl_s: float) -> str | None: ...
+
+    def release_lease(self, conversation_id: str, token: str) -> None: ...
+
+    def commit(self, conversation: Conversation, lease: str, change: Commit) -> None:
+        """Write the conversation if its version and the lease still hold; bump the version."""
+        ...
+
+    def set_attribute(self, contact_id: str, name: str, value: str) -> None: ...
+
+    def attributes(self, contact_id: str) -> dict[str, str]: ...
+
+    def contact_thread(self, contact_id: str, scope_key: str, candidate: str | None) -> str | None:
+        """The contact's thread for scope_key; stores candidate when there is none yet."""
+        ...
+
+    def transcript(self, conversation_id: str, after: int = 0, limit: int = 100) -> list[
+        tuple[int, TranscriptMessage]
+    ]: ...
+
+    def overdue_polls(self, now: float, grace_s: float) -> list[tuple[str, int]]: ...
+
+    def stranded_mailboxes(self, now: float, grace_s: float) -> list[str]: ...
+
+    def counts_by_state(self) -> dict[str, int]: ...
+
+
+class TaskQueue(Protocol):
+    """Schedules the worker's next look at a conversation."""
+
+    def drain(self, conversation_id: str, delay_s: float = 0.0) -> None: ...
+
+    def poll(self, conversation_id: str, poll_id: int, delay_s: float) -> None: ...
+
+
+class FlowCatalog(Protocol):
+    """The flows this deployment knows, by name."""
+
+    default: str
+
+    def get(self, name: str) -> Flow:
+        """The named flow; KeyError when there is none."""
+        ...
+
+    def names(self) -> list[str]: ...

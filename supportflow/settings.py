@@ -1,0 +1,96 @@
+"""Settings: defaults, then the environment, then explicit overrides (in that order)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SANDBOX_URL = "http://127.0.0.1:8765/v1"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of a SupportFlow process; env var names are SUPPORTFLOW_<FIELD> unless noted."""
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = "sf"
+    flows_dir: Path = PROJECT_ROOT / "config" / "flows"
+    default_flow: str = "default"
+    # OPENAI_API_KEY / OPENAI_BASE_URL / OPENAI_ORGANIZATION / OPENAI_PROJECT (OpenAI's own names).
+    openai_api_key: str | None = None
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_organization: str | None = None
+    openai_project: str | None = None
+    # Used instead of OpenAI when no API key is set.
+    sandbox_url: str = DEFAULT_SANDBOX_URL
+    sandbox_knowledge: Path = PROJECT_ROOT / "config" / "sandbox" / "knowledge.yaml"
+    http_connect_timeout_s: float = 5.0
+    http_read_timeout_s: float = 30.0
+    lease_ttl_s: float = 45.0
+    watchdog_interval_s: float = 5.0
+    watchdog_grace_s: float = 15.0
+    step_retry_base_s: float = 1.0
+    step_retry_max_s: float = 60.0
+    max_message_chars: int = 4000
+
+    @property
+    def uses_sandbox(self) -> bool:
+        """True when no API key is set: the embedded default talks to the sandbox."""
+        return not self.openai_api_key
+
+    @property
+    def assistant_base_url(self) -> str:
+        return self.sandbox_url if self.uses_sandbox else self.openai_base_url
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings with secrets masked, for logs and `supportflow config`."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        if values["openai_api_key"]:
+            values["openai_api_key"] = "***"
+        return {key: str(value) if isinstance(value, Path) else value for key, value in values.items()}
+
+
+OPENAI_ENV = {
+    "openai_api_key": "OPENAI_API_KEY",
+    "openai_base_url": "OPENAI_BASE_URL",
+    "openai_organization": "OPENAI_ORGANIZATION",
+    "openai_project": "OPENAI_PROJECT",
+}
+
+
+def env_name(field_name: str) -> str:
+    return OPENAI_ENV.get(field_name, f"SUPPORTFLOW_{field_name.upper()}")
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Build settings from defaults, the environment and overrides; unknown keys are an error."""
+    environ = os.environ if environ is None else environ
+    base = Settings()
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        raw = environ.get(env_name(f.name))
+        if raw is not None and raw != "":
+            values[f.name] = _coerce(getattr(base, f.name), f.type, raw)
+    for key, value in (overrides or {}).items():
+        if key not in {f.name for f in fields(Settings)}:
+            raise KeyError(f"unknown setting {key!r}")
+        values[key] = Path(value) if isinstance(getattr(base, key), Path) else value
+    return replace(base, **values)
+
+
+def _coerce(default: Any, annotation: Any, raw: str) -> Any:
+    if isinstance(default, bool):
+        return raw.lower() in {"1", "true", "yes", "on"}
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, float):
+        return float(raw)
+    if isinstance(default, Path):
+        return Path(raw)
+    return raw
