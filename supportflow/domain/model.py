@@ -62,7 +62,8 @@ class Conversation:
     failure_reason: str | None = None
     poll_attempt: int = 0
     poll_id: int = 0
-    poll_due_at: float | None = None
+    # When a worker should next look at it (a poll, a retry, or a step under way); None: idle.
+    wake_at: float | None = None
     run_started_at: float | None = None
     step_attempt: int = 0
     created_at: float = 0.0

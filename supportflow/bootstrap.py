@@ -1,0 +1,62 @@
+"""The composition root: wires adapters to the use cases, for the web app, workers and tests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+
+from supportflow.adapters.redis_store import RedisConversationStore
+from supportflow.flowconfig import FlowDirectory
+from supportflow.services.intake import Intake
+from supportflow.services.ports import AssistantDirectory, FlowCatalog, TaskQueue
+from supportflow.services.turns import EngineConfig, TurnEngine
+from supportflow.settings import Settings, load_settings
+
+
+@dataclass
+class Services:
+    """Everything a process needs, built once."""
+
+    settings: Settings
+    store: RedisConversationStore
+    flows: FlowCatalog
+    intake: Intake
+    engine: TurnEngine
+
+
+def bootstrap(
+    settings: Settings | None = None,
+    *,
+    queue: TaskQueue,
+    assistants: AssistantDirectory | None = None,
+    flows: FlowCatalog | None = None,
+    redis_client: redis.Redis | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Services:
+    """Build the services; pass fakes (queue, assistants, flows, clock) to replace real parts."""
+    settings = settings or load_settings()
+    flows = flows or FlowDirectory.load(settings.flows_dir, settings.default_flow)
+    if assistants is None:
+        from supportflow.adapters.assistant_directory import AssistantClients
+
+        assistants = AssistantClients(settings)
+    client = redis_client or redis.Redis.from_url(settings.redis_url, health_check_interval=30)
+    store = RedisConversationStore(client, prefix=settings.key_prefix,
+                                   lease_ttl_s=settings.lease_ttl_s)
+    config = EngineConfig(
+        lease_ttl_s=settings.lease_ttl_s,
+        retry_base_s=settings.step_retry_base_s,
+        retry_max_s=settings.step_retry_max_s,
+        watchdog_grace_s=settings.watchdog_grace_s,
+    )
+    return Services(
+        settings=settings,
+        store=store,
+        flows=flows,
+        intake=Intake(store=store, flows=flows, queue=queue, clock=clock),
+        engine=TurnEngine(store=store, flows=flows, assistants=assistants, queue=queue,
+                          clock=clock, config=config),
+    )

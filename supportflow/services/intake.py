@@ -1,0 +1,111 @@
+"""Use cases on the way in: start a conversation, accept a customer's message."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from supportflow.domain.model import (
+    Author,
+    Conversation,
+    CustomerMessage,
+    State,
+    TranscriptMessage,
+)
+
+from .ports import ConversationStore, FlowCatalog, TaskQueue
+
+
+class UnknownConversation(LookupError):
+    """No conversation has this id."""
+
+
+class UnknownFlow(LookupError):
+    """No flow has this name."""
+
+
+class ConversationClosed(Exception):
+    """The conversation was resolved; it takes no more messages."""
+
+
+@dataclass(frozen=True)
+class Contact:
+    """The helpdesk's contact: its id, and what the helpdesk knows of it."""
+
+    id: str
+    name: str | None = None
+    email: str | None = None
+    attributes: Mapping[str, str] = field(default_factory=dict)
+
+    def profile(self) -> dict[str, str]:
+        """Attributes to store on the contact, name and email included when given."""
+        values = dict(self.attributes)
+        if self.name:
+            values["name"] = self.name
+        if self.email:
+            values["email"] = self.email
+        return values
+
+
+@dataclass(frozen=True)
+class Receipt:
+    conversation_id: str
+    message_id: str
+    duplicate: bool
+
+
+class Intake:
+    """Starts conversations and takes customer messages; never calls the assistant."""
+
+    def __init__(
+        self,
+        *,
+        store: ConversationStore,
+        flows: FlowCatalog,
+        queue: TaskQueue,
+        clock: Callable[[], float],
+    ) -> None:
+        self.store = store
+        self.flows = flows
+        self.queue = queue
+        self.clock = clock
+
+    def start_conversation(
+        self, contact: Contact, flow_name: str | None = None
+    ) -> tuple[Conversation, TranscriptMessage]:
+        """Create a conversation in `ask` and record the flow's welcome question."""
+        name = flow_name or self.flows.default
+        try:
+            flow = self.flows.get(name)
+        except KeyError as error:
+            raise UnknownFlow(name) from error
+        now = self.clock()
+        conversation = Conversation(
+            id=f"conv-{uuid.uuid4().hex}",
+            contact_id=contact.id,
+            flow=flow.name,
+            state=State.ASK,
+            created_at=now,
+            updated_at=now,
+        )
+        welcome = TranscriptMessage(id="welcome", author=Author.BOT, text=flow.welcome, at=now, turn=0)
+        for attribute, value in contact.profile().items():
+            self.store.set_attribute(contact.id, attribute, value)
+        self.store.create(conversation, welcome)
+        return conversation, welcome
+
+    def receive_message(self, conversation_id: str, message_id: str | None, text: str) -> Receipt:
+        """Keep the customer's message (once per id) and wake the conversation's worker."""
+        conversation = self.store.get(conversation_id)
+        if conversation is None:
+            raise UnknownConversation(conversation_id)
+        if conversation.state is State.CLOSED:
+            raise ConversationClosed(conversation_id)
+        message = CustomerMessage(
+            id=message_id or f"msg-{uuid.uuid4().hex}", text=text, received_at=self.clock()
+        )
+        accepted = self.store.accept_customer_message(conversation_id, message)
+        if accepted:
+            self.queue.drain(conversation_id)
+        return Receipt(conversation_id, message.id, duplicate=not accepted)

@@ -1,0 +1,353 @@
+"""Use cases of the worker: run a conversation's turn step by step, poll runs, watch for stalls."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from supportflow.domain.flow import FallbackAction, Flow, ThreadScope
+from supportflow.domain.fsm import WORKING_STATES, ConversationMachine
+from supportflow.domain.model import Author, Conversation, State, TranscriptMessage
+
+from .ports import (
+    AssistantClient,
+    AssistantDirectory,
+    AssistantError,
+    Commit,
+    ConversationStore,
+    FlowCatalog,
+    RunRequest,
+    RunState,
+    RunStatus,
+    StaleWrite,
+    TaskQueue,
+)
+
+log = logging.getLogger(__name__)
+
+TAKES_TURNS = frozenset({State.ASK, State.WAIT_FOR_USER})
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    lease_ttl_s: float = 45.0
+    retry_base_s: float = 1.0
+    retry_max_s: float = 60.0
+    watchdog_grace_s: float = 15.0
+
+
+@dataclass
+class Session:
+    """One worker's hold on one conversation: the record, its flow, its machine, the lease."""
+
+    conversation: Conversation
+    flow: Flow
+    lease: str
+    machine: ConversationMachine = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.machine = ConversationMachine(self.conversation, self.flow)
+
+
+@dataclass
+class WatchdogReport:
+    polls: list[str] = field(default_factory=list)
+    drains: list[str] = field(default_factory=list)
+
+
+class TurnEngine:
+    """Drives conversations through the FSM; one writer per conversation via a lease."""
+
+    def __init__(
+        self,
+        *,
+        store: ConversationStore,
+        flows: FlowCatalog,
+        assistants: AssistantDirectory,
+        queue: TaskQueue,
+        clock: Callable[[], float],
+        config: EngineConfig | None = None,
+    ) -> None:
+        self.store = store
+        self.flows = flows
+        self.assistants = assistants
+        self.queue = queue
+        self.clock = clock
+        self.config = config or EngineConfig()
+        self.steps: dict[State, Callable[[Session], bool]] = {
+            State.STORE_ATTRIBUTE: self._store_attribute,
+            State.OPEN_THREAD: self._open_thread,
+            State.POST_MESSAGE: self._post_message,
+            State.START_RUN: self._start_run,
+            State.DECIDE: self._decide,
+        }
+
+    # ----- entry points (one per Celery task) -----
+
+    def drain(self, conversation_id: str) -> None:
+        """Take waiting customer messages as a turn and run the steps that follow."""
+        with self._session(conversation_id) as session:
+            if session is not None:
+                self._advance(session)
+
+    def poll(self, conversation_id: str, poll_id: int) -> None:
+        """Check the conversation's run once; ignores polls that are no longer current."""
+        with self._session(conversation_id) as session:
+            if session is None:
+                return
+            conversation = session.conversation
+            if conversation.state is not State.POLL or conversation.poll_id != poll_id:
+                log.info("stale poll %s of %s ignored", poll_id, conversation_id)
+                return
+            if self._guarded(session, self._check_run):
+                self._advance(session)
+
+    def watchdog(self) -> WatchdogReport:
+        """Wake conversations whose poll or step is overdue, or whose mailbox has no owner."""
+        now, grace = self.clock(), self.config.watchdog_grace_s
+        report = WatchdogReport()
+        for conversation_id in self.store.due_wakeups(now, grace):
+            conversation = self.store.get(conversation_id)
+            if conversation is None or self.store.lease_held(conversation_id):
+                continue
+            if conversation.state is State.POLL:
+                self.queue.poll(conversation_id, conversation.poll_id, 0.0)
+                report.polls.append(conversation_id)
+            else:
+                self.queue.drain(conversation_id)
+                report.drains.append(conversation_id)
+        for conversation_id in self.store.stranded_mailboxes(now, grace):
+            if conversation_id not in report.drains and not self.store.lease_held(conversation_id):
+                self.queue.drain(conversation_id)
+                report.drains.append(conversation_id)
+        return report
+
+    # ----- the loop -----
+
+    @contextmanager
+    def _session(self, conversation_id: str) -> Iterator[Session | None]:
+        lease = self.store.acquire_lease(conversation_id, self.config.lease_ttl_s)
+        if lease is None:
+            # The owner re-checks the mailbox after releasing, so nothing is stranded.
+            yield None
+            return
+        conversation = self.store.get(conversation_id)
+        try:
+            if conversation is None:
+                yield None
+                return
+            yield Session(conversation, self.flows.get(conversation.flow), lease)
+        except StaleWrite as error:
+            log.warning("stopped: %s", error)
+        finally:
+            self.store.release_lease(conversation_id, lease)
+        if conversation is not None and self._has_waiting_turn(conversation_id):
+            self.queue.drain(conversation_id)
+
+    def _has_waiting_turn(self, conversation_id: str) -> bool:
+        latest = self.store.get(conversation_id)
+        return (
+            latest is not None
+            and latest.state in TAKES_TURNS
+            and bool(self.store.mailbox(conversation_id))
+        )
+
+    def _advance(self, session: Session) -> None:
+        """Run steps until the conversation waits for someone (customer, run, agent, retry)."""
+        while True:
+            state = session.conversation.state
+            if state in TAKES_TURNS:
+                if not self._begin_turn(session):
+                    return
+            elif state in WORKING_STATES:
+                if not self._guarded(session, self.steps[state]):
+                    return
+            else:
+                return
+
+    def _guarded(self, session: Session, step: Callable[[Session], bool]) -> bool:
+        """Run a step; an assistant error becomes a retry later or the flow's fallback."""
+        try:
+            return step(session)
+        except AssistantError as error:
+            return self._step_failed(session, error)
+
+    def _commit(self, session: Session, change: Commit | None = None,
+                wake_at: float | None = None) -> None:
+        conversation = session.conversation
+        now = self.clock()
+        conversation.updated_at = now
+        if wake_at is None and conversation.state in WORKING_STATES:
+            wake_at = now
+        conversation.wake_at = wake_at
+        self.store.commit(conversation, session.lease, change or Commit())
+
+    # ----- steps: each performs its effect, fires its trigger and commits -----
+
+    def _begin_turn(self, session: Session) -> bool:
+        pending = self.store.mailbox(session.conversation.id)
+        if not pending:
+            return False
+        conversation = session.conversation
+        conversation.turn += 1
+        conversation.turn_messages = pending
+        conversation.step_attempt = 0
+        conversation.handoff_reason = None
+        session.machine.fire("user_message")
+        self._commit(session, Commit(consumed=len(pending)))
+        return True
+
+    def _store_attribute(self, session: Session) -> bool:
+        conversation = session.conversation
+        self.store.set_attribute(
+            conversation.contact_id, session.flow.attribute, conversation.turn_text
+        )
+        session.machine.fire("attribute_stored")
+        self._commit(session)
+        return True
+
+    def _open_thread(self, session: Session) -> bool:
+        conversation, flow = session.conversation, session.flow
+        if flow.thread_scope is ThreadScope.STATIC:
+            conversation.thread_id = flow.static_thread_id
+        elif flow.thread_scope is ThreadScope.CONTACT:
+            conversation.thread_id = self._contact_thread(conversation, flow)
+        else:
+            conversation.thread_id = self._client(flow).open_thread(metadata=_metadata(conversation))
+        session.machine.fire("thread_opened")
+        self._commit(session)
+        return True
+
+    def _contact_thread(self, conversation: Conversation, flow: Flow) -> str:
+        scope_key = f"{flow.name}:{flow.backend.kind.value}"
+        existing = self.store.contact_thread(conversation.contact_id, scope_key, None)
+        if existing:
+            return existing
+        created = self._client(flow).open_thread(metadata={"sf_contact": conversation.contact_id})
+        winner = self.store.contact_thread(conversation.contact_id, scope_key, created)
+        return winner or created
+
+    def _post_message(self, session: Session) -> bool:
+        conversation = session.conversation
+        assert conversation.thread_id is not None
+        texts = [message.text for message in conversation.turn_messages]
+        self._client(session.flow).post_messages(
+            conversation.thread_id, texts, turn_key=conversation.turn_key
+        )
+        session.machine.fire("message_posted")
+        self._commit(session)
+        return True
+
+    def _start_run(self, session: Session) -> bool:
+        conversation, flow = session.conversation, session.flow
+        assert conversation.thread_id is not None
+        request = RunRequest(backend=flow.backend, metadata=_metadata(conversation))
+        conversation.run_id = self._client(flow).start_run(
+            conversation.thread_id, request, turn_key=conversation.turn_key
+        )
+        conversation.run_started_at = self.clock()
+        conversation.poll_attempt = 0
+        conversation.step_attempt = 0
+        session.machine.fire("run_started")
+        self._schedule_poll(session, flow.poll.delay(0))
+        return False
+
+    def _check_run(self, session: Session) -> bool:
+        conversation, flow = session.conversation, session.flow
+        assert conversation.thread_id is not None and conversation.run_id is not None
+        status = self._client(flow).check_run(conversation.thread_id, conversation.run_id)
+        conversation.step_attempt = 0
+        if status.state is RunState.PENDING:
+            return self._run_pending(session, status)
+        if status.state is RunState.COMPLETED and status.reply:
+            conversation.reply = status.reply
+            if flow.is_handoff(status.reply):
+                conversation.handoff_reason = "the assistant handed the conversation to a person"
+            session.machine.fire("run_completed")
+            self._commit(session)
+            return True
+        reason = status.reason or f"the run ended as {status.state.value}"
+        return self._fail(session, reason)
+
+    def _run_pending(self, session: Session, status: RunStatus) -> bool:
+        conversation, schedule = session.conversation, session.flow.poll
+        assert conversation.run_started_at is not None
+        elapsed = self.clock() - conversation.run_started_at
+        if elapsed >= schedule.deadline_s:
+            return self._fail(
+                session, f"the assistant did not answer within {schedule.deadline_s:g} s"
+            )
+        conversation.poll_attempt += 1
+        delay = schedule.delay(conversation.poll_attempt, status.poll_after_s)
+        session.machine.fire("run_pending")
+        self._schedule_poll(session, min(delay, schedule.deadline_s - elapsed))
+        return False
+
+    def _schedule_poll(self, session: Session, delay_s: float) -> None:
+        conversation = session.conversation
+        conversation.poll_id += 1
+        self._commit(session, wake_at=self.clock() + delay_s)
+        self.queue.poll(conversation.id, conversation.poll_id, delay_s)
+
+    def _decide(self, session: Session) -> bool:
+        conversation, flow = session.conversation, session.flow
+        handoff = conversation.handoff_reason is not None
+        text = flow.handoff.message if handoff else (conversation.reply or "")
+        kind = "handoff" if handoff else "reply"
+        self._finish_turn(conversation)
+        session.machine.fire("reply_decided")
+        self._commit(session, Commit(transcript=[self._bot_message(conversation, kind, text)]))
+        return True
+
+    def _fail(self, session: Session, reason: str) -> bool:
+        """Run the flow's fallback: tell the customer, then hand off (default) or wait."""
+        conversation, flow = session.conversation, session.flow
+        log.warning("conversation %s turn %s failed: %s", conversation.id, conversation.turn, reason)
+        conversation.failure_reason = reason
+        if flow.fallback.action is FallbackAction.HANDOFF:
+            conversation.handoff_reason = f"assistant failure: {reason}"
+        self._finish_turn(conversation)
+        session.machine.fire("failed")
+        message = self._bot_message(conversation, "fallback", flow.fallback.message)
+        self._commit(session, Commit(transcript=[message]))
+        return True
+
+    def _step_failed(self, session: Session, error: AssistantError) -> bool:
+        conversation = session.conversation
+        if not error.retryable or conversation.step_attempt >= session.flow.max_step_retries:
+            detail = f" (HTTP {error.status})" if error.status else ""
+            return self._fail(session, f"{error.message}{detail}")
+        conversation.step_attempt += 1
+        backoff = self.config.retry_base_s * 2 ** (conversation.step_attempt - 1)
+        delay = min(max(backoff, error.retry_after_s or 0.0), self.config.retry_max_s)
+        log.info("retrying %s of %s in %.1f s: %s",
+                 conversation.state.value, conversation.id, delay, error.message)
+        if conversation.state is State.POLL:
+            self._schedule_poll(session, delay)
+        else:
+            self._commit(session, wake_at=self.clock() + delay)
+            self.queue.drain(conversation.id, delay)
+        return False
+
+    # ----- helpers -----
+
+    def _client(self, flow: Flow) -> AssistantClient:
+        return self.assistants.client_for(flow.backend)
+
+    def _finish_turn(self, conversation: Conversation) -> None:
+        conversation.turn_messages = []
+        conversation.run_id = None
+        conversation.reply = None
+        conversation.run_started_at = None
+
+    def _bot_message(self, conversation: Conversation, kind: str, text: str) -> TranscriptMessage:
+        return TranscriptMessage(
+            id=f"{conversation.turn}:{kind}", author=Author.BOT, text=text,
+            at=self.clock(), turn=conversation.turn,
+        )
+
+
+def _metadata(conversation: Conversation) -> dict[str, str]:
+    return {"sf_conversation": conversation.id, "sf_turn": str(conversation.turn)}
