@@ -1,0 +1,1 @@
+"""Adapters: Redis, assistant APIs, Celery: the outside world behind the ports."""

@@ -1,0 +1,44 @@
+"""The web layer: `create_app(config=None)` builds the Flask app; nothing is built at import."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from supportflow.settings import load_settings
+
+from .errors import register_error_handlers
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Defaults, then overrides, then blueprints.
+
+    `config` may hold `SUPPORTFLOW_SETTINGS` (overrides of Settings fields) and
+    `SUPPORTFLOW_SERVICES` (prebuilt services, as tests pass them).
+    """
+    app = Flask(__name__)
+    app.config.from_mapping(JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=256 * 1024)
+    if config:
+        app.config.update(config)
+    services = app.config.get("SUPPORTFLOW_SERVICES") or _default_services(
+        app.config.get("SUPPORTFLOW_SETTINGS")
+    )
+    app.extensions["supportflow"] = services
+    register_error_handlers(app)
+    from . import health, openapi, widget
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(widget.bp)
+    app.register_blueprint(openapi.bp)
+    return app
+
+
+def _default_services(overrides: Mapping[str, Any] | None) -> Any:
+    from supportflow.adapters.celery_queue import CeleryTaskQueue
+    from supportflow.bootstrap import bootstrap
+    from workers.app import create_celery
+
+    settings = load_settings(overrides)
+    return bootstrap(settings, queue=CeleryTaskQueue(create_celery(settings)))

@@ -1,0 +1,75 @@
+"""Request and response schemas, declared once: they validate input and feed the OpenAPI doc."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+ID = validate.Regexp(r"^[A-Za-z0-9._:@\-]{1,128}$", error="use 1-128 letters, digits or ._:@-")
+
+
+class ContactSchema(Schema):
+    id = fields.String(required=True, validate=ID)
+    name = fields.String(validate=validate.Length(max=200))
+    email = fields.Email()
+    attributes = fields.Dict(
+        keys=fields.String(validate=validate.Regexp(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")),
+        values=fields.String(validate=validate.Length(max=2000)),
+        load_default=dict,
+    )
+
+
+class StartConversationSchema(Schema):
+    contact = fields.Nested(ContactSchema, required=True)
+    flow = fields.String(validate=validate.Regexp(r"^[A-Za-z0-9_\-]{1,64}$"))
+
+
+class MessageSchema(Schema):
+    seq = fields.Integer(required=True)
+    id = fields.String(required=True)
+    author = fields.String(required=True)
+    text = fields.String(required=True)
+    at = fields.Float(required=True)
+    turn = fields.Integer(allow_none=True)
+
+
+class ConversationSchema(Schema):
+    conversation_id = fields.String(required=True)
+    contact_id = fields.String(required=True)
+    flow = fields.String(required=True)
+    state = fields.String(required=True)
+    turn = fields.Integer(required=True)
+    handoff_reason = fields.String(allow_none=True)
+    failure_reason = fields.String(allow_none=True)
+
+
+class StartedConversationSchema(Schema):
+    conversation_id = fields.String(required=True)
+    state = fields.String(required=True)
+    welcome = fields.Nested(MessageSchema, required=True)
+
+
+class PostMessageSchema(Schema):
+    text = fields.String(required=True, validate=validate.Length(min=1))
+    client_message_id = fields.String(validate=ID)
+
+
+class ReceiptSchema(Schema):
+    conversation_id = fields.String(required=True)
+    message_id = fields.String(required=True)
+    duplicate = fields.Boolean(required=True)
+
+
+class MessagesQuerySchema(Schema):
+    after = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+
+
+class MessagePageSchema(Schema):
+    conversation_id = fields.String(required=True)
+    state = fields.String(required=True)
+    messages = fields.List(fields.Nested(MessageSchema), required=True)
+    next_cursor = fields.Integer(required=True)
+
+
+class ErrorSchema(Schema):
+    error = fields.Dict(required=True)

@@ -1,0 +1,193 @@
+"""Fixtures: a real Redis, the sandbox over HTTP, real Celery workers, and the web app."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from supportflow.settings import PROJECT_ROOT
+
+KNOWLEDGE = PROJECT_ROOT / "config" / "sandbox" / "knowledge.yaml"
+FAST_POLL = {"delays": [0.2, 0.4, 0.8, 1.0], "deadline": 8}
+BACKENDS = {
+    "responses": {"kind": "responses", "model": "sandbox-model", "instructions": "Be helpful."},
+    "assistants": {"kind": "assistants", "assistant_id": "asst_sandbox"},
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
+    """Poll `check` until it returns something truthy; fail the test on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"condition not met within {timeout} s")
+
+
+def write_flows(folder: Path) -> Path:
+    """Test flows: every backend x thread scope, plus deadline and reply-fallback variants."""
+    folder.mkdir(parents=True, exist_ok=True)
+    flows: dict[str, dict[str, Any]] = {}
+    for backend, spec in BACKENDS.items():
+        base = {"welcome": "Hello! How can I help?", "backend": spec, "poll": FAST_POLL}
+        flows[f"{backend}"] = base
+        flows[f"{backend}_contact"] = {**base, "thread": {"scope": "contact"}}
+        flows[f"{backend}_static"] = {**base, "thread": {"scope": "static",
+                                                         "id": f"static-{backend}"}}
+        flows[f"{backend}_deadline"] = {**base, "poll": {"delays": [0.3], "deadline": 1.5}}
+        flows[f"{backend}_reply_fallback"] = {
+            **base, "poll": {"delays": [0.3], "deadline": 1.5},
+            "fallback": {"action": "reply", "message": "Sorry, please try again."},
+        }
+    flows["default"] = flows["responses"]
+    for name, data in flows.items():
+        (folder / f"{name}.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from supportflow.runtime.redis_server import EmbeddedRedis
+
+    with EmbeddedRedis(tmp_path_factory.mktemp("redis")) as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[Sandbox]:
+    from supportflow.sandbox.server import start_in_thread
+
+    handle = start_in_thread("127.0.0.1", free_port(), KNOWLEDGE, 0.3)
+    yield Sandbox(handle.url)
+    handle.stop()
+
+
+class Sandbox:
+    """Test-side handle on the sandbox's control endpoints."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.root = url.removesuffix("/v1")
+
+    def configure(self, **settings: Any) -> None:
+        httpx.put(f"{self.root}/_sandbox/settings", json=settings, timeout=5).raise_for_status()
+
+    def reset(self) -> None:
+        httpx.delete(f"{self.root}/_sandbox/settings", timeout=5).raise_for_status()
+
+    def stats(self) -> dict[str, Any]:
+        response = httpx.get(f"{self.root}/_sandbox/stats", timeout=5)
+        response.raise_for_status()
+        data: dict[str, Any] = response.json()
+        return data
+
+
+@pytest.fixture(scope="session")
+def flows_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_flows(tmp_path_factory.mktemp("flows"))
+
+
+def stack_env(redis_url: str, sandbox_url: str, flows_dir: Path) -> dict[str, str]:
+    """The environment of every process of a test stack: short leases and a quick watchdog."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SUPPORTFLOW_"))}
+    env.update({
+        "SUPPORTFLOW_REDIS_URL": redis_url,
+        "SUPPORTFLOW_SANDBOX_URL": sandbox_url,
+        "SUPPORTFLOW_FLOWS_DIR": str(flows_dir),
+        "SUPPORTFLOW_LEASE_TTL_S": "3",
+        "SUPPORTFLOW_WATCHDOG_INTERVAL_S": "0.5",
+        "SUPPORTFLOW_WATCHDOG_GRACE_S": "2",
+        "SUPPORTFLOW_STEP_RETRY_BASE_S": "0.2",
+        "SUPPORTFLOW_STEP_RETRY_MAX_S": "2",
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env
+
+
+class Processes:
+    """Starts Celery workers and beat for a test, and stops whatever is left at the end."""
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env, self.logs, self.started = env, logs, []  # type: list[subprocess.Popen[bytes]]
+
+    def start(self, *args: str, ready: str | None = None) -> subprocess.Popen[bytes]:
+        log_path = self.logs / f"{args[0]}-{uuid.uuid4().hex[:6]}.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "workers.app", *args],
+                env=self.env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.started.append(process)
+        if ready:
+            wait_until(lambda: ready in log_path.read_text(errors="replace")
+                       or process.poll() is not None, timeout=60)
+            assert process.poll() is None, log_path.read_text(errors="replace")
+        return process
+
+    def worker(self, concurrency: int = 2) -> subprocess.Popen[bytes]:
+        return self.start("worker", "--loglevel", "INFO", "--concurrency", str(concurrency),
+                          "-O", "fair", "--without-gossip", "--without-mingle",
+                          "--hostname", f"w{uuid.uuid4().hex[:6]}@%h", ready="ready.")
+
+    def beat(self) -> subprocess.Popen[bytes]:
+        schedule = self.logs / f"beat-{uuid.uuid4().hex[:6]}"
+        return self.start("beat", "--loglevel", "INFO", "-s", str(schedule),
+                          ready="beat: Starting")
+
+    def stop_all(self) -> None:
+        for process in self.started:
+            if process.poll() is None:
+                os.killpg(process.pid, 15)
+        for process in self.started:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, 9)
+                process.wait()
+
+
+@pytest.fixture(scope="session")
+def stack(redis_url: str, sandbox: Sandbox, flows_dir: Path,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A shared real stack: Redis, sandbox, one Celery worker (2 processes) and beat."""
+    env = stack_env(redis_url, sandbox.url, flows_dir)
+    processes = Processes(env, tmp_path_factory.mktemp("logs"))
+    processes.worker()
+    processes.beat()
+    yield {"env": env, "processes": processes}
+    processes.stop_all()
+
+
+def make_app(redis_url: str, sandbox_url: str, flows_dir: Path) -> Any:
+    from supportflow.web import create_app
+
+    return create_app({"TESTING": True, "SUPPORTFLOW_SETTINGS": {
+        "redis_url": redis_url, "sandbox_url": sandbox_url, "flows_dir": flows_dir,
+        "lease_ttl_s": 3.0, "openai_api_key": None,
+    }})
+
+
+@pytest.fixture
+def client(stack: dict[str, Any], redis_url: str, sandbox: Sandbox, flows_dir: Path) -> Any:
+    sandbox.reset()
+    return make_app(redis_url, sandbox.url, flows_dir).test_client()

@@ -1,0 +1,50 @@
+"""The Celery app: `celery -A workers.app worker` and `celery -A workers.app beat`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from supportflow.adapters.celery_queue import WATCHDOG_TASK
+from supportflow.settings import Settings, load_settings
+
+QUEUE = "supportflow"
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Delivery settings that follow from DESIGN.md section 3."""
+    return {
+        "broker_url": settings.redis_url,
+        "broker_connection_retry_on_startup": True,
+        # Tasks are acknowledged after they ran, and put back when their process dies.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        # Countdown tasks are held in memory by the worker; keep that bounded.
+        "worker_eta_task_limit": 1000,
+        # Polls are due at sub-second precision (the default is a 1 s timer tick).
+        "worker_timer_precision": 0.1,
+        "task_ignore_result": True,
+        "result_backend": None,
+        "task_default_queue": QUEUE,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "worker_hijack_root_logger": False,
+        "broker_transport_options": {"visibility_timeout": 3600},
+        "beat_schedule": {
+            "watchdog": {"task": WATCHDOG_TASK, "schedule": settings.watchdog_interval_s},
+        },
+    }
+
+
+def create_celery(settings: Settings | None = None) -> Celery:
+    """Build the Celery app bound to the settings; tasks come from workers.tasks."""
+    settings = settings or load_settings()
+    celery = Celery("supportflow", task_cls="workers.base:SupportFlowTask")
+    celery.conf.update(celery_config(settings))
+    celery.conf.include = ["workers.tasks"]
+    return celery
+
+
+app = create_celery()

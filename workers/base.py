@@ -1,0 +1,45 @@
+"""The one base task: logging context, metrics hooks, and the shared delivery policy."""
+
+from __future__ import annotations
+
+import logging
+import time
+from functools import cache
+from typing import Any
+
+import redis
+from celery import Task, current_app
+
+from supportflow.adapters.celery_queue import CeleryTaskQueue
+from supportflow.bootstrap import Services, bootstrap
+
+log = logging.getLogger("supportflow.tasks")
+
+
+@cache
+def services() -> Services:
+    """This worker process's services, built on first use (after the pool forks)."""
+    return bootstrap(queue=CeleryTaskQueue(current_app))
+
+
+class SupportFlowTask(Task):  # type: ignore[misc]
+    """Acks late, retries Redis outages with backoff, logs each run with its conversation."""
+
+    acks_late = True
+    reject_on_worker_lost = True
+    autoretry_for = (redis.ConnectionError, redis.TimeoutError)
+    retry_backoff = True
+    retry_backoff_max = 60
+    retry_jitter = True
+    max_retries = 8
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        started = time.monotonic()
+        conversation = args[0] if args else "-"
+        try:
+            return super().__call__(*args, **kwargs)
+        finally:
+            log.debug(
+                "task %s [%s] conversation=%s took %.3f s",
+                self.name, self.request.id, conversation, time.monotonic() - started,
+            )

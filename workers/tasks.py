@@ -1,0 +1,34 @@
+"""Thin tasks: take ids, call one use case."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from supportflow.adapters.celery_queue import DRAIN_TASK, POLL_TASK, WATCHDOG_TASK
+
+from .base import services
+
+
+@shared_task(name=DRAIN_TASK)
+def drain(conversation_id: str) -> None:
+    """Run a conversation's waiting turn."""
+    services().engine.drain(conversation_id)
+
+
+@shared_task(name=POLL_TASK)
+def poll(conversation_id: str, poll_id: int) -> None:
+    """Check a conversation's run once."""
+    services().engine.poll(conversation_id, poll_id)
+
+
+@shared_task(name=WATCHDOG_TASK, max_retries=0)
+def watchdog() -> None:
+    """Re-schedule overdue polls and mailboxes that no worker owns."""
+    report = services().engine.watchdog()
+    if report.polls or report.drains:
+        logging.getLogger("supportflow.watchdog").warning(
+            "woke %d overdue polls and %d stranded conversations",
+            len(report.polls), len(report.drains),
+        )
