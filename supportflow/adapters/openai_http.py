@@ -1,0 +1,148 @@
+"""Shared HTTP plumbing for the OpenAI clients: the pooled httpx client and error mapping."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from supportflow.services.ports import AssistantError
+
+RETRYABLE_STATUSES = frozenset({408, 409, 429})
+_CITATION = re.compile(r"【[^】]*】")
+
+
+def make_openai_http(
+    *,
+    base_url: str,
+    api_key: str | None,
+    organization: str | None,
+    project: str | None,
+    connect_timeout_s: float,
+    read_timeout_s: float,
+    transport: httpx.BaseTransport | None = None,
+) -> httpx.Client:
+    """Build the one pooled httpx client a process uses to talk to an OpenAI-style API."""
+    headers = {"Accept": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    if organization:
+        headers["OpenAI-Organization"] = organization
+    if project:
+        headers["OpenAI-Project"] = project
+    timeout = httpx.Timeout(read_timeout_s, connect=connect_timeout_s)
+    return httpx.Client(
+        base_url=base_url.rstrip("/") + "/",
+        headers=headers,
+        timeout=timeout,
+        transport=transport,
+        limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+    )
+
+
+def retry_after_s(headers: httpx.Headers, now: float | None = None) -> float | None:
+    """The server's requested wait, from `retry-after-ms` or `retry-after` (seconds or date)."""
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms:
+        try:
+            return max(0.0, float(raw_ms) / 1000.0)
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def poll_after_s(response: httpx.Response) -> float | None:
+    """The API's hint for the next poll, from the `openai-poll-after-ms` header."""
+    raw = response.headers.get("openai-poll-after-ms")
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw) / 1000.0)
+    except ValueError:
+        return None
+
+
+def api_error_message(response: httpx.Response) -> str:
+    """The API's `error.message`, or a short description of the response."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return str(error["message"])
+    text = response.text.strip()[:200]
+    return f"HTTP {response.status_code}" + (f": {text}" if text else "")
+
+
+def raise_for_api_error(response: httpx.Response) -> None:
+    """Raise AssistantError for a non-2xx response: 408/409/429/5xx are retryable."""
+    status = response.status_code
+    if status < 400:
+        return
+    retryable = status in RETRYABLE_STATUSES or status >= 500
+    raise AssistantError(
+        api_error_message(response),
+        retryable=retryable,
+        status=status,
+        retry_after_s=retry_after_s(response.headers) if retryable else None,
+    )
+
+
+def call_api(
+    http: httpx.Client,
+    method: str,
+    path: str,
+    *,
+    json: Mapping[str, Any] | None = None,
+    params: Mapping[str, str | int] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> tuple[dict[str, Any], httpx.Response]:
+    """Send one request; return the JSON object and the response, or raise AssistantError."""
+    try:
+        response = http.request(
+            method, path.lstrip("/"), json=json, params=params, headers=headers
+        )
+    except httpx.TimeoutException as error:
+        raise AssistantError(f"timeout: {method} {path}: {error}", retryable=True) from error
+    except httpx.TransportError as error:
+        raise AssistantError(f"transport: {method} {path}: {error}", retryable=True) from error
+    raise_for_api_error(response)
+    try:
+        body = response.json()
+    except ValueError as error:
+        raise AssistantError(
+            f"{method} {path}: the API sent no JSON", retryable=True, status=response.status_code
+        ) from error
+    if not isinstance(body, dict):
+        raise AssistantError(f"{method} {path}: unexpected body", retryable=False)
+    return body, response
+
+
+def clean_reply(text: str) -> str:
+    """Remove citation marks such as 【12:3†source】 and surrounding blanks."""
+    return _CITATION.sub("", text).strip()
+
+
+def require_str(body: Mapping[str, Any], key: str) -> str:
+    """A string field the API must send; AssistantError when it is missing."""
+    value = body.get(key)
+    if not isinstance(value, str) or not value:
+        raise AssistantError(f"the API response has no {key!r}", retryable=False)
+    return value
