@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import pytest
 import yaml
 
 from supportflow.settings import PROJECT_ROOT
+from tests.helpers import free_port, wait_until
 
 KNOWLEDGE = PROJECT_ROOT / "config" / "sandbox" / "knowledge.yaml"
 FAST_POLL = {"delays": [0.2, 0.4, 0.8, 1.0], "deadline": 8}
@@ -26,24 +26,7 @@ BACKENDS = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
-    """Poll `check` until it returns something truthy; fail the test on timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    pytest.fail(f"condition not met within {timeout} s")
-
-
-def write_flows(folder: Path) -> Path:
+def write_flows(folder: Path, static_threads: dict[str, str]) -> Path:
     """Test flows: every backend x thread scope, plus deadline and reply-fallback variants."""
     folder.mkdir(parents=True, exist_ok=True)
     flows: dict[str, dict[str, Any]] = {}
@@ -52,7 +35,7 @@ def write_flows(folder: Path) -> Path:
         flows[f"{backend}"] = base
         flows[f"{backend}_contact"] = {**base, "thread": {"scope": "contact"}}
         flows[f"{backend}_static"] = {**base, "thread": {"scope": "static",
-                                                         "id": f"static-{backend}"}}
+                                                         "id": static_threads[backend]}}
         flows[f"{backend}_deadline"] = {**base, "poll": {"delays": [0.3], "deadline": 1.5}}
         flows[f"{backend}_reply_fallback"] = {
             **base, "poll": {"delays": [0.3], "deadline": 1.5},
@@ -102,8 +85,13 @@ class Sandbox:
 
 
 @pytest.fixture(scope="session")
-def flows_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_flows(tmp_path_factory.mktemp("flows"))
+def flows_dir(tmp_path_factory: pytest.TempPathFactory, sandbox: Sandbox) -> Path:
+    """Flows for the tests; the static-scope ones name threads made in the sandbox first."""
+    static_threads = {
+        "responses": httpx.post(f"{sandbox.url}/conversations", json={}).json()["id"],
+        "assistants": httpx.post(f"{sandbox.url}/threads", json={}).json()["id"],
+    }
+    return write_flows(tmp_path_factory.mktemp("flows"), static_threads)
 
 
 def stack_env(redis_url: str, sandbox_url: str, flows_dir: Path) -> dict[str, str]:

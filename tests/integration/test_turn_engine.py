@@ -1,0 +1,214 @@
+"""The turn engine through the real wiring, with a fake assistant, a fake clock and real Redis."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from supportflow.bootstrap import Services, bootstrap
+from supportflow.domain.flow import Backend
+from supportflow.domain.model import State
+from supportflow.services.intake import Contact
+from supportflow.services.ports import (
+    AssistantError,
+    Commit,
+    RunRequest,
+    RunState,
+    RunStatus,
+    StaleWrite,
+)
+from supportflow.settings import load_settings
+from tests.integration.test_widget_api import RecordingQueue
+
+
+@dataclass
+class FakeAssistant:
+    """An assistant whose next answers and failures the test sets."""
+
+    statuses: list[RunStatus] = field(default_factory=list)
+    failures: dict[str, list[AssistantError]] = field(default_factory=dict)
+    posted: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    ids: itertools.count[int] = field(default_factory=itertools.count)
+
+    def _maybe_fail(self, operation: str) -> None:
+        if self.failures.get(operation):
+            raise self.failures[operation].pop(0)
+
+    def open_thread(self, *, metadata: Mapping[str, str]) -> str:
+        self._maybe_fail("open_thread")
+        return f"thread-{next(self.ids)}"
+
+    def post_messages(self, thread_id: str, texts: Sequence[str], *, turn_key: str) -> None:
+        self._maybe_fail("post_messages")
+        self.posted.append((thread_id, tuple(texts)))
+
+    def start_run(self, thread_id: str, request: RunRequest, *, turn_key: str) -> str:
+        self._maybe_fail("start_run")
+        return f"run-{next(self.ids)}"
+
+    def check_run(self, thread_id: str, run_id: str) -> RunStatus:
+        self._maybe_fail("check_run")
+        return self.statuses.pop(0) if self.statuses else RunStatus(RunState.PENDING)
+
+    def client_for(self, backend: Backend) -> FakeAssistant:
+        return self
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def parts(redis_url: str, flows_dir: Path) -> tuple[Services, FakeAssistant, RecordingQueue, Clock]:
+    assistant, queue, clock = FakeAssistant(), RecordingQueue(), Clock()
+    settings = load_settings({"redis_url": redis_url, "flows_dir": flows_dir,
+                              "key_prefix": f"enginetest{id(assistant)}",
+                              "step_retry_base_s": 1.0, "watchdog_grace_s": 2.0})
+    services = bootstrap(settings, queue=queue, assistants=assistant, clock=clock)
+    return services, assistant, queue, clock
+
+
+def begin(services: Services, text: str = "How long does shipping take?") -> str:
+    conversation, _ = services.intake.start_conversation(Contact(id="k1"), "responses")
+    services.intake.receive_message(conversation.id, None, text)
+    return conversation.id
+
+
+def state_of(services: Services, conversation_id: str) -> State:
+    conversation = services.store.get(conversation_id)
+    assert conversation is not None
+    return conversation.state
+
+
+def test_a_turn_runs_to_poll_then_the_reply_is_sent_once(
+    parts: tuple[Services, FakeAssistant, RecordingQueue, Clock],
+) -> None:
+    services, assistant, queue, _ = parts
+    conversation_id = begin(services)
+    services.engine.drain(conversation_id)
+    assert state_of(services, conversation_id) is State.POLL
+    assert assistant.posted == [("thread-0", ("How long does shipping take?",))]
+    (_, poll_id, delay), = queue.polls
+    assert delay == 0.2
+    assistant.statuses = [RunStatus(RunState.COMPLETED, reply="It takes 3 days.")]
+    services.engine.poll(conversation_id, poll_id)
+    services.engine.poll(conversation_id, poll_id)  # a redelivered poll does nothing
+    texts = [m.text for _, m in services.store.transcript(conversation_id)]
+    assert texts == ["Hello! How can I help?", "How long does shipping take?", "It takes 3 days."]
+    assert state_of(services, conversation_id) is State.WAIT_FOR_USER
+
+
+def test_a_retryable_error_is_retried_later_with_backoff_honouring_retry_after(
+    parts: tuple[Services, FakeAssistant, RecordingQueue, Clock],
+) -> None:
+    services, assistant, queue, _ = parts
+    assistant.failures["post_messages"] = [
+        AssistantError("slow down", retryable=True, status=429, retry_after_s=3.5),
+    ]
+    conversation_id = begin(services)
+    services.engine.drain(conversation_id)
+    conversation = services.store.get(conversation_id)
+    assert conversation is not None
+    assert conversation.state is State.POST_MESSAGE and conversation.step_attempt == 1
+    assert queue.drains[-1] == conversation_id
+    services.engine.drain(conversation_id)
+    assert state_of(services, conversation_id) is State.POLL
+    assert len(assistant.posted) == 1
+
+
+def test_a_non_retryable_error_runs_the_fallback_with_the_apis_message(
+    parts: tuple[Services, FakeAssistant, RecordingQueue, Clock],
+) -> None:
+    services, assistant, _, _ = parts
+    assistant.failures["start_run"] = [
+        AssistantError("No assistant found with id 'asst_x'.", retryable=False, status=404)]
+    conversation_id = begin(services)
+    services.engine.drain(conversation_id)
+    conversation = services.store.get(conversation_id)
+    assert conversation is not None and conversation.state is State.HANDED_OFF
+    assert conversation.failure_reason == "No assistant found with id 'asst_x'. (HTTP 404)"
+    assert conversation_id in dict(services.store.handoff_queue())
+
+
+def test_retries_are_bounded_then_the_fallback_runs(
+    parts: tuple[Services, FakeAssistant, RecordingQueue, Clock],
+) -> None:
+    services, assistant, _, _ = parts
+    assistant.failures["open_thread"] = [
+        AssistantError("upstream 503", retryable=True, status=503) for _ in range(10)]
+    conversation_id = begin(services)
+    for _ in range(7):
+        services.engine.drain(conversation_id)
+    conversation = services.store.get(conversation_id)
+    assert conversation is not None and conversation.state is State.HANDED_OFF
+    assert "upstream 503" in (conversation.failure_reason or "")
+
+
+def test_a_stale_poll_is_ignored(
+    parts: tuple[Services, FakeAssistant, RecordingQueue, Clock],
+) -> None:
+    services, assistant, _, _ = parts
+    conversation_id = begin(services)
+    services.engine.drain(conversation_id)
+    assistant.statuses = [RunStatus(RunState.COMPLETED, reply="done")]
+    services.engine.poll(conversation_id, poll_id=999)
+    assert state_of(services, conversation_id) is State.POLL
+    assert assistant.statuses
+
+
+def test_a_held_lease_keeps_other_workers_out_and_the_owner_hands_over_waiting_messages(
+    parts: tuple[Services, FakeAssistant, RecordingQueue, Clock],
+) -> None:
+    services, assistant, queue, _ = parts
+    conversation_id = begin(services)
+    lease = services.store.acquire_lease(conversation_id, 5)
+    assert lease is not None
+    services.engine.drain(conversation_id)
+    assert state_of(services, conversation_id) is State.ASK
+    assert assistant.posted == []
+    services.store.release_lease(conversation_id, lease)
+    services.engine.drain(conversation_id)
+    assert state_of(services, conversation_id) is State.POLL
+
+
+def test_a_commit_with_an_old_version_is_refused(
+    parts: tuple[Services, FakeAssistant, RecordingQueue, Clock],
+) -> None:
+    services, _, _, _ = parts
+    conversation_id = begin(services)
+    lease = services.store.acquire_lease(conversation_id, 5)
+    assert lease is not None
+    old = services.store.get(conversation_id)
+    fresh = services.store.get(conversation_id)
+    assert old is not None and fresh is not None
+    services.store.commit(fresh, lease, Commit())
+    with pytest.raises(StaleWrite):
+        services.store.commit(old, lease, Commit())
+    with pytest.raises(StaleWrite):
+        services.store.commit(fresh, "not-the-lease", Commit())
+
+
+def test_watchdog_wakes_an_overdue_poll_and_a_stranded_mailbox(
+    parts: tuple[Services, FakeAssistant, RecordingQueue, Clock],
+) -> None:
+    services, _, queue, clock = parts
+    polling = begin(services)
+    services.engine.drain(polling)
+    stranded = begin(services, "anyone?")
+    queue.polls.clear()
+    queue.drains.clear()
+    assert services.engine.watchdog().polls == []
+    clock.now += 10
+    report = services.engine.watchdog()
+    conversation = services.store.get(polling)
+    assert conversation is not None
+    assert polling in report.polls and (polling, conversation.poll_id, 0.0) in queue.polls
+    assert stranded in report.drains and stranded in queue.drains
