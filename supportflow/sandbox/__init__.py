@@ -1,0 +1,1 @@
+"""The sandbox: a local server speaking the Assistants and Responses APIs, deterministically."""

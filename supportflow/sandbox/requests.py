@@ -1,0 +1,157 @@
+"""Reading and checking the sandbox's request bodies and query strings, as the API does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request
+
+from supportflow.sandbox.store import ApiError
+
+SETTINGS_KEYS = {"latency_s", "never_finish", "poll_after_ms", "tool_calls"}
+TEXT_PARTS = {"text", "input_text", "output_text"}
+
+
+def body_object(*, allow_empty: bool = False) -> dict[str, Any]:
+    """The JSON object body; 400 when it is missing or not an object."""
+    if allow_empty and not request.get_data():
+        return {}
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "We could not parse the JSON body of your request. The body must "
+                       "be a JSON object.")
+    return body
+
+
+def required_str(body: dict[str, Any], key: str) -> str:
+    """A required non-empty string field."""
+    value = body.get(key)
+    if not isinstance(value, str) or not value:
+        raise ApiError(400, f"Missing required parameter: '{key}'.", param=key,
+                       code="missing_required_parameter")
+    return value
+
+
+def metadata_of(body: dict[str, Any]) -> dict[str, str]:
+    """The metadata map: at most 16 string values (keys ≤ 64, values ≤ 512 characters)."""
+    raw = body.get("metadata")
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or len(raw) > 16 or not all(
+        isinstance(k, str) and isinstance(v, str) and len(k) <= 64 and len(v) <= 512
+        for k, v in raw.items()
+    ):
+        raise ApiError(400, "Invalid 'metadata': expected a map of at most 16 string values.",
+                       param="metadata")
+    return dict(raw)
+
+
+def _content_text(content: Any, param: str) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and content:
+        parts = [p for p in content if isinstance(p, dict) and p.get("type") in TEXT_PARTS]
+        if len(parts) == len(content):
+            return "".join(_part_text(p) for p in parts)
+    raise ApiError(400, f"Invalid '{param}': expected a string or a list of text parts.",
+                   param=param)
+
+
+def _part_text(part: dict[str, Any]) -> str:
+    text = part.get("text")
+    if isinstance(text, dict):
+        text = text.get("value")
+    return str(text or "")
+
+
+def user_items(raw: Any, *, api: str, required: bool = False) -> list[tuple[str, str]]:
+    """(text, role) of message items; 400 for anything the sandbox cannot take."""
+    if raw is None and not required:
+        return []
+    if not isinstance(raw, list) or (required and not raw) or len(raw) > 20:
+        raise ApiError(400, "Invalid 'items': expected between 1 and 20 items.", param="items")
+    roles = {"user", "assistant"} if api == "assistants" else {
+        "user", "assistant", "system", "developer"}
+    found: list[tuple[str, str]] = []
+    for index, item in enumerate(raw):
+        param = f"items[{index}]" if api == "responses" else "content"
+        if not isinstance(item, dict) or item.get("type", "message") != "message":
+            raise ApiError(400, f"Invalid '{param}': only message items are supported.",
+                           param=param)
+        role = item.get("role")
+        if role not in roles:
+            raise ApiError(400, f"Invalid value for 'role': {role!r}.", param="role")
+        if "content" not in item:
+            raise ApiError(400, "Missing required parameter: 'content'.", param="content")
+        found.append((_content_text(item["content"], param), str(role)))
+    return found
+
+
+Pairs = list[tuple[str, str]]
+
+
+def response_input(body: dict[str, Any]) -> tuple[str, Pairs, Pairs]:
+    """The conversation id, new messages and function call outputs of a create-response body."""
+    conversation = body.get("conversation")
+    if isinstance(conversation, dict):
+        conversation = conversation.get("id")
+    if not isinstance(conversation, str) or not conversation:
+        raise ApiError(400, "The sandbox needs 'conversation' on every response.",
+                       param="conversation")
+    if not body.get("model") and not isinstance(body.get("prompt"), dict):
+        raise ApiError(400, "Missing required parameter: 'model'.", param="model",
+                       code="missing_required_parameter")
+    raw = body.get("input")
+    if isinstance(raw, str):
+        return conversation, [(raw, "user")], []
+    raw = raw or []
+    if not isinstance(raw, list):
+        raise ApiError(400, "Invalid 'input': expected a string or a list.", param="input")
+    outputs = [(str(i.get("call_id", "")), str(i.get("output", ""))) for i in raw
+               if isinstance(i, dict) and i.get("type") == "function_call_output"]
+    others = [
+        i for i in raw if not (isinstance(i, dict) and i.get("type") == "function_call_output")
+    ]
+    return conversation, user_items(others, api="responses"), outputs
+
+
+def list_params(default_order: str) -> tuple[int, str, str | None, str | None]:
+    """limit (1-100, default 20), order (asc/desc), after and before of a list request."""
+    args = request.args
+    try:
+        limit = int(args.get("limit", "20"))
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= 100:
+        raise ApiError(400, "Invalid 'limit': expected an integer between 1 and 100.",
+                       param="limit")
+    order = args.get("order", default_order)
+    if order not in {"asc", "desc"}:
+        raise ApiError(400, "Invalid 'order': expected 'asc' or 'desc'.", param="order")
+    return limit, order, args.get("after"), args.get("before")
+
+
+def parse_settings(body: dict[str, Any]) -> dict[str, Any]:
+    """Checked changes for /_sandbox/settings; 400 on unknown keys or bad values."""
+    unknown = set(body) - SETTINGS_KEYS
+    if unknown:
+        raise ApiError(400, f"Unknown settings: {sorted(unknown)}; known: {sorted(SETTINGS_KEYS)}")
+    changes: dict[str, Any] = {}
+    if "latency_s" in body:
+        value = body["latency_s"]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 3600:
+            raise ApiError(400, "latency_s must be a number between 0 and 3600.", param="latency_s")
+        changes["latency_s"] = float(value)
+    for key in ("never_finish", "tool_calls"):
+        if key in body:
+            if not isinstance(body[key], bool):
+                raise ApiError(400, f"{key} must be true or false.", param=key)
+            changes[key] = body[key]
+    if "poll_after_ms" in body:
+        value = body["poll_after_ms"]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or not 0 <= value <= 600_000):
+            raise ApiError(400, "poll_after_ms must be null or an integer between 0 and 600000.",
+                           param="poll_after_ms")
+        changes["poll_after_ms"] = value
+    return changes

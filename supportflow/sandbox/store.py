@@ -1,0 +1,227 @@
+"""The sandbox's in-memory state: threads/conversations, their messages, runs/responses."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from supportflow.sandbox.brain import Brain
+
+ACTIVE = frozenset({"queued", "in_progress", "requires_action"})
+HANDOFF_TOOL = "handoff_to_human"
+
+
+def new_id(prefix: str) -> str:
+    """An id with the API's prefix, e.g. `thread_...`, `resp_...`."""
+    return f"{prefix}_{secrets.token_hex(12)}"
+
+
+class ApiError(Exception):
+    """An error the sandbox answers with, shaped like the OpenAI API's."""
+
+    def __init__(self, status: int, message: str, *, param: str | None = None,
+                 code: str | None = None, kind: str = "invalid_request_error") -> None:
+        super().__init__(message)
+        self.status, self.message, self.param, self.code, self.kind = (
+            status, message, param, code, kind)
+
+
+@dataclass
+class SandboxSettings:
+    """Behaviour knobs tests can change through /_sandbox/settings."""
+
+    latency_s: float = 0.5
+    never_finish: bool = False
+    poll_after_ms: int | None = None
+    tool_calls: bool = False
+
+
+@dataclass
+class Message:
+    """A thread message or a conversation item (kind: message, function_call, ...)."""
+
+    id: str
+    role: str
+    text: str
+    created_at: int
+    kind: str = "message"
+    run_id: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    call_id: str | None = None
+    name: str | None = None
+
+
+@dataclass
+class Thread:
+    """An Assistants thread (api='assistants') or a Responses conversation (api='responses')."""
+
+    id: str
+    api: str
+    created_at: int
+    metadata: dict[str, str]
+    messages: list[Message] = field(default_factory=list)
+    runs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Run:
+    """A run or a background response; finishes lazily once latency has passed."""
+
+    id: str
+    thread_id: str
+    api: str
+    created_at: int
+    started: float
+    request: dict[str, Any]
+    texts: list[str]
+    status: str = "queued"
+    completed_at: int | None = None
+    output: list[Message] = field(default_factory=list)
+    tool_calls: list[Message] = field(default_factory=list)
+
+
+class SandboxStore:
+    """All sandbox state behind one lock."""
+
+    def __init__(self, brain: Brain, settings: SandboxSettings) -> None:
+        self.brain = brain
+        self.defaults = settings
+        self.settings = SandboxSettings(**vars(settings))
+        self.lock = threading.RLock()
+        self.threads: dict[str, Thread] = {}
+        self.runs: dict[str, Run] = {}
+        self.counts: Counter[str] = Counter()
+        self.runs_by_thread: Counter[str] = Counter()
+        self.checks_by_thread: Counter[str] = Counter()
+
+    def create_thread(self, api: str, metadata: dict[str, str]) -> Thread:
+        """A new, empty thread or conversation."""
+        prefix = "thread" if api == "assistants" else "conv"
+        thread = Thread(new_id(prefix), api, int(time.time()), metadata)
+        self.threads[thread.id] = thread
+        self.counts["threads_total" if api == "assistants" else "conversations_total"] += 1
+        return thread
+
+    def thread(self, thread_id: str, api: str) -> Thread:
+        """The thread, with its runs brought up to date; 404 when unknown."""
+        thread = self.threads.get(thread_id)
+        if thread is None or thread.api != api:
+            what = "thread" if api == "assistants" else "conversation"
+            raise ApiError(404, f"No {what} found with id '{thread_id}'.", code="not_found")
+        for run_id in thread.runs:
+            self.advance(self.runs[run_id])
+        return thread
+
+    def add_user_message(
+        self, thread: Thread, text: str, metadata: dict[str, str], role: str = "user"
+    ) -> Message:
+        """Append a message; the Assistants API refuses while a run is active."""
+        active = [r for r in thread.runs if self.runs[r].status in ACTIVE]
+        if thread.api == "assistants" and active:
+            raise ApiError(
+                400, f"Can't add messages to {thread.id} while a run {active[-1]} is active.")
+        message = Message(new_id("msg"), role, text, int(time.time()), metadata=metadata)
+        thread.messages.append(message)
+        self.counts["user_messages_total"] += role == "user"
+        return message
+
+    def add_function_outputs(self, thread: Thread, outputs: list[tuple[str, str]]) -> None:
+        """Record function call outputs; each must answer a call of the conversation."""
+        calls = {m.call_id for m in thread.messages if m.kind == "function_call"}
+        for call_id, output in outputs:
+            if call_id not in calls:
+                raise ApiError(400, f"No tool call found for function call output with call_id "
+                               f"{call_id}.", param="input")
+            thread.messages.append(Message(new_id("fco"), "tool", output, int(time.time()),
+                                           kind="function_call_output", call_id=call_id))
+        self.counts["tool_outputs_total"] += len(outputs)
+
+    def pending_texts(self, thread: Thread) -> list[str]:
+        """User messages added since the last assistant message: the next turn's input."""
+        texts: list[str] = []
+        for message in thread.messages:
+            if message.role == "assistant":
+                texts = []
+            elif message.role == "user" and message.kind == "message":
+                texts.append(message.text)
+        return texts
+
+    def create_run(self, thread: Thread, request: dict[str, Any]) -> Run:
+        """A queued run (or background response) over the thread's pending user messages."""
+        if thread.api == "assistants" and any(self.runs[r].status in ACTIVE for r in thread.runs):
+            raise ApiError(400, f"Thread {thread.id} already has an active run.")
+        prefix = "run" if thread.api == "assistants" else "resp"
+        run = Run(new_id(prefix), thread.id, thread.api, int(time.time()), time.monotonic(),
+                  request, self.pending_texts(thread))
+        self.runs[run.id] = run
+        thread.runs.append(run.id)
+        self.counts["runs_total"] += 1
+        self.runs_by_thread[thread.id] += 1
+        return run
+
+    def run(self, run_id: str, thread_id: str | None = None) -> Run:
+        """The run, brought up to date; 404 when unknown."""
+        run = self.runs.get(run_id)
+        if run is None or (thread_id is not None and run.thread_id != thread_id):
+            what = "run" if thread_id is not None else "response"
+            raise ApiError(404, f"No {what} found with id '{run_id}'.", code="not_found")
+        self.advance(run)
+        return run
+
+    def check(self, run: Run) -> None:
+        """Count one status check of the run."""
+        self.checks_by_thread[run.thread_id] += 1
+
+    def advance(self, run: Run) -> None:
+        """Move a run on by the clock: queued, then in progress, then finished after latency."""
+        if run.status not in {"queued", "in_progress"} or self.settings.never_finish:
+            if run.status == "queued":
+                run.status = "in_progress"
+            return
+        if time.monotonic() - run.started < self.settings.latency_s:
+            run.status = "in_progress" if run.status == "queued" else run.status
+            return
+        self._finish(run)
+
+    def submit_tool_outputs(self, run: Run, outputs: list[tuple[str, str]]) -> None:
+        """Accept outputs for every pending tool call; the run then goes on from the queue."""
+        expected = {call.call_id for call in run.tool_calls}
+        if run.status != "requires_action" or {c for c, _ in outputs} != expected:
+            raise ApiError(400, "Tool outputs must answer every pending tool call of the run.")
+        run.status, run.started, run.texts = "queued", time.monotonic(), []
+        self.counts["tool_outputs_total"] += len(outputs)
+
+    def _finish(self, run: Run) -> None:
+        thread = self.threads[run.thread_id]
+        wants_tool = self.settings.tool_calls and any(
+            self.brain.wants_person(t) for t in run.texts)
+        if wants_tool:
+            call = Message(new_id("fc"), "assistant", "", int(time.time()), kind="function_call",
+                           run_id=run.id, call_id=new_id("call"), name=HANDOFF_TOOL)
+            call.text = '{"reason": "customer asked for a person"}'
+            run.tool_calls = [call]
+            if run.api == "assistants":
+                run.status = "requires_action"
+                return
+            thread.messages.append(call)
+            run.output = [call]
+        else:
+            reply = self.brain.reply(run.texts) if run.texts else self.brain.handoff_text
+            message = Message(new_id("msg"), "assistant", reply, int(time.time()), run_id=run.id)
+            thread.messages.append(message)
+            run.output = [message]
+        run.status, run.completed_at = "completed", int(time.time())
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for tests and demos."""
+        return {
+            **{key: self.counts[key] for key in (
+                "threads_total", "conversations_total", "user_messages_total", "runs_total",
+                "tool_outputs_total")},
+            "runs_by_thread": dict(self.runs_by_thread),
+            "checks_by_thread": dict(self.checks_by_thread),
+        }
