@@ -114,7 +114,4 @@ def response_object(run: Run) -> dict[str, Any]:
         "temperature": 1.0, "top_p": 1.0, "store": True,
         "conversation": {"id": run.thread_id}, "prompt": request.get("prompt"),
         "previous_response_id": None, "max_output_tokens": None, "truncation": "disabled",
-        "usage": ({"input_tokens": 0, "input_tokens_details": {"cached_tokens": 0},
-                   "output_tokens": 0, "output_tokens_details": {"reasoning_tokens": 0},
-                   "total_tokens": 0} if done else None),
     }

@@ -1,0 +1,241 @@
+"""Both assistant clients against the sandbox over HTTP; every exchange must match the contract."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from supportflow.adapters.openai_assistants import OpenAIAssistantsClient
+from supportflow.adapters.openai_http import make_openai_http
+from supportflow.adapters.openai_responses import OpenAIResponsesClient
+from supportflow.domain.flow import Backend, BackendKind, PromptRef
+from supportflow.flowconfig import DEFAULT_HANDOFF_MARKER
+from supportflow.sandbox.server import SandboxHandle, start_in_thread
+from supportflow.services.ports import AssistantError, RunRequest, RunState, RunStatus
+from supportflow.settings import PROJECT_ROOT
+from tests.contract import RecordingTransport, validate_request, validate_response
+
+KNOWLEDGE = PROJECT_ROOT / "config" / "sandbox" / "knowledge.yaml"
+RESPONSES = RunRequest(
+    Backend(BackendKind.RESPONSES, model="sandbox-model", instructions="Be helpful."),
+    metadata={"sf_conversation": "c1"},
+)
+PROMPTED = RunRequest(Backend(BackendKind.RESPONSES, prompt=PromptRef("pmpt_1", "2", {"a": "b"})))
+ASSISTANTS = RunRequest(Backend(BackendKind.ASSISTANTS, assistant_id="asst_1"))
+USED_OPERATIONS = {
+    "responses": {"createConversation", "listConversationItems", "createConversationItems",
+                  "createResponse", "getResponse"},
+    "assistants": {"createThread", "listMessages", "createMessage", "listRuns", "createRun",
+                   "getRun", "submitToolOuputsToRun"},
+}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[SandboxHandle]:
+    handle = start_in_thread("127.0.0.1", _free_port(), KNOWLEDGE, 0.05)
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture()
+def control(sandbox: SandboxHandle) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=sandbox.url.removesuffix("/v1"), timeout=5) as client:
+        client.delete("/_sandbox/settings").raise_for_status()
+        yield client
+        client.delete("/_sandbox/settings").raise_for_status()
+
+
+@pytest.fixture()
+def recorder() -> RecordingTransport:
+    return RecordingTransport()
+
+
+def _client(kind: str, sandbox: SandboxHandle, recorder: RecordingTransport) -> Any:
+    http = make_openai_http(base_url=sandbox.url, api_key="sk-local", organization=None,
+                            project=None, connect_timeout_s=2, read_timeout_s=5,
+                            transport=recorder)
+    return OpenAIResponsesClient(http=http) if kind == "responses" else OpenAIAssistantsClient(
+        http=http)
+
+
+def _request(kind: str) -> RunRequest:
+    return RESPONSES if kind == "responses" else ASSISTANTS
+
+
+def _wait(client: Any, thread_id: str, run_id: str) -> RunStatus:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        status: RunStatus = client.check_run(thread_id, run_id)
+        if status.state is not RunState.PENDING:
+            return status
+        time.sleep(0.02)
+    raise AssertionError("the run never finished")
+
+
+def _turn(client: Any, kind: str, texts: list[str], thread_id: str | None = None,
+          turn: str = "t1") -> tuple[str, RunStatus]:
+    thread_id = thread_id or client.open_thread(metadata={"sf_conversation": "c1"})
+    client.post_messages(thread_id, texts, turn_key=turn)
+    run_id = client.start_run(thread_id, _request(kind), turn_key=turn)
+    return thread_id, _wait(client, thread_id, run_id)
+
+
+def _assert_contract(recorder: RecordingTransport) -> set[str]:
+    operations = set()
+    for exchange in recorder.exchanges:
+        op = validate_request(exchange.method, exchange.path, exchange.request_body)
+        validate_response(exchange.method, exchange.path, exchange.status, exchange.response_body)
+        operations.add(op.operation_id)
+    return operations
+
+
+@pytest.mark.parametrize("kind", ["responses", "assistants"])
+def test_a_full_turn_answers_from_the_knowledge_and_speaks_the_contract(
+    kind: str, sandbox: SandboxHandle, control: httpx.Client, recorder: RecordingTransport
+) -> None:
+    client = _client(kind, sandbox, recorder)
+    thread_id, status = _turn(client, kind, ["How long does shipping take?"])
+    assert status.state is RunState.COMPLETED
+    assert status.reply is not None and "business days" in status.reply
+    _, second = _turn(client, kind, ["Do you take PayPal?"], thread_id, turn="t2")
+    assert second.reply is not None and "PayPal" in second.reply
+    assert "business days" not in second.reply
+    assert _assert_contract(recorder) >= USED_OPERATIONS[kind] - {"submitToolOuputsToRun"}
+
+
+@pytest.mark.parametrize("kind", ["responses", "assistants"])
+def test_asking_for_a_person_or_an_unknown_topic_gives_the_handoff_text(
+    kind: str, sandbox: SandboxHandle, control: httpx.Client, recorder: RecordingTransport
+) -> None:
+    client = _client(kind, sandbox, recorder)
+    _, status = _turn(client, kind, ["Shipping? Actually let me talk to a human please"])
+    assert status.reply == DEFAULT_HANDOFF_MARKER
+    _, status = _turn(client, kind, ["Do you sell unicorns?"])
+    assert status.reply == DEFAULT_HANDOFF_MARKER
+    _assert_contract(recorder)
+
+
+@pytest.mark.parametrize("kind", ["responses", "assistants"])
+def test_several_messages_make_one_turn_and_one_run(
+    kind: str, sandbox: SandboxHandle, control: httpx.Client, recorder: RecordingTransport
+) -> None:
+    client = _client(kind, sandbox, recorder)
+    texts = ["Hi", "my parcel is defective", "can I get a refund?"]
+    thread_id = client.open_thread(metadata={})
+    client.post_messages(thread_id, texts, turn_key="t1")
+    client.post_messages(thread_id, texts, turn_key="t1")
+    run_id = client.start_run(thread_id, _request(kind), turn_key="t1")
+    status = _wait(client, thread_id, run_id)
+    assert status.reply is not None
+    parts = status.reply.split("\n\n")
+    assert parts[0].startswith("Hello!")
+    assert any("warranty" in part for part in parts) and any("Refunds" in p for p in parts)
+    stats = control.get("/_sandbox/stats").json()
+    assert stats["runs_by_thread"][thread_id] == 1
+    posted = [e for e in recorder.exchanges if e.method == "POST" and "/runs" not in e.path
+              and ("/messages" in e.path or "/items" in e.path)]
+    assert len(posted) == 1
+    _assert_contract(recorder)
+
+
+def test_assistants_start_run_is_idempotent_per_turn(
+    sandbox: SandboxHandle, control: httpx.Client, recorder: RecordingTransport
+) -> None:
+    client = _client("assistants", sandbox, recorder)
+    thread_id = client.open_thread(metadata={})
+    client.post_messages(thread_id, ["hello"], turn_key="t1")
+    first = client.start_run(thread_id, ASSISTANTS, turn_key="t1")
+    assert client.start_run(thread_id, ASSISTANTS, turn_key="t1") == first
+    _assert_contract(recorder)
+
+
+def test_a_prompt_backend_runs_and_the_poll_hint_is_passed_on(
+    sandbox: SandboxHandle, control: httpx.Client, recorder: RecordingTransport
+) -> None:
+    control.put("/_sandbox/settings", json={"never_finish": True, "poll_after_ms": 1500})
+    client = _client("responses", sandbox, recorder)
+    thread_id = client.open_thread(metadata={})
+    client.post_messages(thread_id, ["warranty?"], turn_key="t1")
+    run_id = client.start_run(thread_id, PROMPTED, turn_key="t1")
+    status = client.check_run(thread_id, run_id)
+    assert status.state is RunState.PENDING and status.poll_after_s == 1.5
+    _assert_contract(recorder)
+
+
+@pytest.mark.parametrize("kind", ["responses", "assistants"])
+def test_tool_calls_are_answered_and_the_run_finishes(
+    kind: str, sandbox: SandboxHandle, control: httpx.Client, recorder: RecordingTransport
+) -> None:
+    control.put("/_sandbox/settings", json={"tool_calls": True}).raise_for_status()
+    client = _client(kind, sandbox, recorder)
+    thread_id = client.open_thread(metadata={})
+    client.post_messages(thread_id, ["I need a real person"], turn_key="t1")
+    run_id = client.start_run(thread_id, _request(kind), turn_key="t1")
+    status = _wait(client, thread_id, run_id)
+    assert status.state is RunState.REQUIRES_ACTION
+    assert [call.name for call in status.tool_calls] == ["handoff_to_human"]
+    outputs = [(call.id, "queued for an agent") for call in status.tool_calls]
+    next_id = client.submit_tool_outputs(thread_id, run_id, outputs, _request(kind))
+    final = _wait(client, thread_id, next_id)
+    assert final.reply == DEFAULT_HANDOFF_MARKER
+    assert _assert_contract(recorder) >= USED_OPERATIONS[kind]
+
+
+def test_unknown_ids_and_messages_during_an_active_run_get_api_errors(
+    sandbox: SandboxHandle, control: httpx.Client, recorder: RecordingTransport
+) -> None:
+    control.put("/_sandbox/settings", json={"never_finish": True}).raise_for_status()
+    client = _client("assistants", sandbox, recorder)
+    with pytest.raises(AssistantError) as missing:
+        client.check_run("thread_nope", "run_nope")
+    assert missing.value.status == 404 and not missing.value.retryable
+    thread_id, _ = client.open_thread(metadata={}), None
+    client.post_messages(thread_id, ["hello"], turn_key="t1")
+    client.start_run(thread_id, ASSISTANTS, turn_key="t1")
+    with pytest.raises(AssistantError) as busy:
+        client.post_messages(thread_id, ["again"], turn_key="t2")
+    assert busy.value.status == 400 and "while a run" in busy.value.message
+    _assert_contract(recorder)
+
+
+def test_the_sandbox_rejects_requests_missing_required_fields(sandbox: SandboxHandle) -> None:
+    with httpx.Client(base_url=sandbox.url, timeout=5) as http:
+        thread = http.post("/threads", json={}).json()
+        for path, body in [(f"/threads/{thread['id']}/runs", {}),
+                           (f"/threads/{thread['id']}/messages", {"role": "user"}),
+                           ("/responses", {"model": "m"}), ("/conversations/x/items", {})]:
+            response = http.post(path, json=body)
+            assert response.status_code in {400, 404}, path
+            validate_response("POST", path, response.status_code, response.json())
+
+
+@pytest.mark.parametrize("bad", [{"latency_s": -1}, {"never_finish": "yes"},
+                                 {"poll_after_ms": 1.5}, {"colour": "red"}])
+def test_control_endpoints_validate_their_input(control: httpx.Client, bad: dict[str, Any]) -> None:
+    response = control.put("/_sandbox/settings", json=bad)
+    assert response.status_code == 400 and "error" in response.json()
+
+
+def test_stats_count_threads_messages_and_runs(
+    sandbox: SandboxHandle, control: httpx.Client, recorder: RecordingTransport
+) -> None:
+    before = control.get("/_sandbox/stats").json()
+    client = _client("responses", sandbox, recorder)
+    thread_id, _ = _turn(client, "responses", ["refund", "hours"])
+    after = control.get("/_sandbox/stats").json()
+    assert after["conversations_total"] == before["conversations_total"] + 1
+    assert after["user_messages_total"] == before["user_messages_total"] + 2
+    assert after["runs_total"] == before["runs_total"] + 1
+    assert after["runs_by_thread"][thread_id] == 1 and after["checks_by_thread"][thread_id] >= 1
