@@ -239,3 +239,15 @@ def test_stats_count_threads_messages_and_runs(
     assert after["user_messages_total"] == before["user_messages_total"] + 2
     assert after["runs_total"] == before["runs_total"] + 1
     assert after["runs_by_thread"][thread_id] == 1 and after["checks_by_thread"][thread_id] >= 1
+
+
+def test_the_contract_check_rejects_malformed_objects() -> None:
+    from tests.contract import ContractError
+
+    with pytest.raises(ContractError):
+        validate_response("GET", "/v1/threads/thread_1/runs/run_1", 200,
+                          {"id": "run_1", "object": "thread.run", "status": "done"})
+    with pytest.raises(ContractError):
+        validate_response("GET", "/v1/responses/resp_1", 200, {"id": "resp_1"})
+    with pytest.raises(ContractError):
+        validate_request("POST", "/v1/responses", {"background": "yes"})
