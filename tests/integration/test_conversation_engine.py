@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 from typing import Any
@@ -115,7 +116,7 @@ def test_slow_run_is_polled_until_done_with_delays_following_the_schedule(
     conversation = store.get(chat.id)
     assert conversation is not None
     checks = sandbox.stats()["checks_by_thread"][conversation.thread_id]
-    gaps = [later - earlier for earlier, later in zip(checks, checks[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(checks)]
     # Schedule 0.2, 0.4, 0.8, 1.0 (then 1.0): the run completes at 2.6 s, so five checks.
     assert len(checks) >= 4
     for gap, planned in zip(gaps, [0.4, 0.8, 1.0, 1.0], strict=False):

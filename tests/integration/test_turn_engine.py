@@ -167,7 +167,7 @@ def test_a_stale_poll_is_ignored(
 def test_a_held_lease_keeps_other_workers_out_and_the_owner_hands_over_waiting_messages(
     parts: tuple[Services, FakeAssistant, RecordingQueue, Clock],
 ) -> None:
-    services, assistant, queue, _ = parts
+    services, assistant, _, _ = parts
     conversation_id = begin(services)
     lease = services.store.acquire_lease(conversation_id, 5)
     assert lease is not None
