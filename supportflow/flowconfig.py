@@ -128,7 +128,7 @@ def load_flow(name: str, data: Mapping[str, Any]) -> Flow:
     return Flow(
         name=name,
         thread_scope=thread["scope"],
-        static_thread_id=thread["id"],
+        static_thread_id=thread.get("id"),
         **loaded,
     )
 

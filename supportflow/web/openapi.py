@@ -10,6 +10,7 @@ from flask import Blueprint, Response, jsonify
 
 from supportflow import __version__
 
+from .schemas import ErrorSchema, MessagesQuerySchema
 from .widget import SCHEMAS
 
 bp = Blueprint("openapi", __name__)
@@ -43,7 +44,7 @@ ROUTES: dict[str, dict[str, Any]] = {
                           "422": _error("Invalid fields")}},
         "get": {
             "summary": "Messages after a cursor",
-            "parameters": [{"in": "query", "schema": "MessagesQuery"}],
+            "parameters": [{"in": "query", "schema": MessagesQuerySchema}],
             "responses": {"200": {"description": "A page", **_json("MessagePage")},
                           "404": _error("Unknown conversation")}},
     },
@@ -52,12 +53,9 @@ ROUTES: dict[str, dict[str, Any]] = {
 
 def build_spec() -> dict[str, Any]:
     """The OpenAPI 3.0 document of the HTTP API."""
-    from .schemas import ErrorSchema, MessagesQuerySchema
-
     spec = APISpec("SupportFlow", __version__, "3.0.3", plugins=[MarshmallowPlugin()])
     for name, schema in {**SCHEMAS, "Error": ErrorSchema}.items():
         spec.components.schema(name, schema=schema)
-    spec.components.schema("MessagesQuery", schema=MessagesQuerySchema)
     for path, operations in ROUTES.items():
         parameters = [{"in": "path", "name": "conversation_id", "required": True,
                        "schema": {"type": "string"}}] if "{" in path else []

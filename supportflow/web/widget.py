@@ -128,12 +128,13 @@ def list_messages(conversation_id: str) -> Response:
     }))
 
 
+# Nested schemas first, so the document refers to them by these names.
 SCHEMAS = {
+    "Message": MessageSchema,
     "StartConversation": StartConversationSchema,
     "StartedConversation": StartedConversationSchema,
     "Conversation": ConversationSchema,
     "PostMessage": PostMessageSchema,
     "Receipt": ReceiptSchema,
     "MessagePage": MessagePageSchema,
-    "Message": MessageSchema,
 }
