@@ -62,6 +62,12 @@ class Supervisor:
             self.out.write(prefix + message.rstrip("\n") + "\n")
             self.out.flush()
 
+    def write_block(self, text: str) -> None:
+        """Write several lines as they are, without a prefix."""
+        with self._lock:
+            self.out.write(text.rstrip("\n") + "\n")
+            self.out.flush()
+
     def _forward(self, child: Child) -> None:
         stream = child.process.stdout
         if stream is None:

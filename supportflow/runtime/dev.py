@@ -1,0 +1,157 @@
+"""`supportflow dev`: Redis, the sandbox, a Celery worker and beat, and the web app on one machine."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import httpx
+
+from supportflow.flowconfig import FlowDirectory, FlowError
+from supportflow.runtime.processes import ProcessSpec, Supervisor
+from supportflow.runtime.redis_server import EmbeddedRedis, RedisServerError, check_redis_durability
+from supportflow.settings import PROJECT_ROOT, Settings
+
+READY_TIMEOUT_S = 90.0
+WEB_PAGES = (("web app", "/"), ("widget API", "/v1"), ("demo widget", "/demo"),
+             ("agent console", "/agent"), ("ops dashboard", "/ops"))
+
+
+@dataclass(frozen=True)
+class DevOptions:
+    """What `supportflow dev` was asked for."""
+
+    web_port: int = 5000
+    data_dir: Path = Path("var")
+    redis_url: str | None = None
+    sandbox_port: int = 8765
+    concurrency: int = 2
+
+
+def child_env(settings: Settings, redis_url: str, sandbox_url: str | None) -> dict[str, str]:
+    """The environment every child gets: this one, plus where Redis and the sandbox are."""
+    env = dict(os.environ)
+    env["SUPPORTFLOW_REDIS_URL"] = redis_url
+    if sandbox_url:
+        env["SUPPORTFLOW_SANDBOX_URL"] = sandbox_url
+    env["PYTHONUNBUFFERED"] = "1"
+    if (PROJECT_ROOT / "workers").is_dir():  # a source checkout: importable from any cwd
+        paths = [str(PROJECT_ROOT), *filter(None, [env.get("PYTHONPATH")])]
+        env["PYTHONPATH"] = os.pathsep.join(paths)
+    return env
+
+
+def process_specs(options: DevOptions, settings: Settings, env: dict[str, str]) -> list[ProcessSpec]:
+    """The sandbox (without an API key), a Celery worker, beat and gunicorn."""
+    python = sys.executable
+    celery = [python, "-m", "celery", "-A", "workers.app"]
+    specs: list[ProcessSpec] = []
+    if settings.uses_sandbox:
+        specs.append(ProcessSpec("sandbox", [
+            python, "-m", "supportflow.cli", "sandbox", "--host", "127.0.0.1",
+            "--port", str(options.sandbox_port), "--knowledge", str(settings.sandbox_knowledge),
+        ], env))
+    specs.append(ProcessSpec("worker", [
+        *celery, "worker", "--loglevel", "INFO", "--concurrency", str(options.concurrency),
+        "-O", "fair", "--without-gossip", "--without-mingle", "--hostname", "dev@%h",
+    ], env))
+    specs.append(ProcessSpec("beat", [
+        *celery, "beat", "--loglevel", "INFO",
+        "--schedule", str(options.data_dir / "celerybeat-schedule"),
+    ], env))
+    specs.append(ProcessSpec("web", [
+        python, "-m", "gunicorn", "--bind", f"127.0.0.1:{options.web_port}", "--workers", "2",
+        "--threads", "8", "--access-logfile", "-", "supportflow.web:create_app()",
+    ], env))
+    return specs
+
+
+@contextlib.contextmanager
+def redis_for(options: DevOptions, supervisor: Supervisor) -> Iterator[str]:
+    """The given Redis URL, or an embedded redis-server under DATA/redis for the duration."""
+    if options.redis_url:
+        yield options.redis_url
+        return
+    server = EmbeddedRedis(options.data_dir / "redis")
+    with server:
+        supervisor.say(f"embedded Redis on {server.url} (AOF on, data in {server.data_dir})",
+                       "redis")
+        yield server.url
+    supervisor.say("embedded Redis stopped (data kept)", "redis")
+
+
+def warn_durability(redis_url: str, supervisor: Supervisor) -> None:
+    """Say so when Redis would lose or evict data (DESIGN section 6)."""
+    import redis
+
+    try:
+        with redis.Redis.from_url(redis_url, socket_connect_timeout=2) as client:
+            for warning in check_redis_durability(client):
+                supervisor.say(f"WARNING: {warning}", "redis")
+    except redis.exceptions.RedisError as error:
+        supervisor.say(f"WARNING: cannot check Redis settings: {error}", "redis")
+
+
+def healthy(url: str) -> bool:
+    """True once GET url answers 200."""
+    try:
+        return httpx.get(url, timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def banner(options: DevOptions, settings: Settings, redis_url: str, sandbox_url: str | None) -> str:
+    """What runs where, and a first command to try."""
+    base = f"http://127.0.0.1:{options.web_port}"
+    lines = ["", "SupportFlow is running:"]
+    lines += [f"  {label:<14} {base}{path}" for label, path in WEB_PAGES]
+    lines.append(f"  {'redis':<14} {redis_url}")
+    assistant = f"sandbox at {sandbox_url}" if sandbox_url else f"OpenAI at {settings.openai_base_url}"
+    lines.append(f"  {'assistant':<14} {assistant}")
+    lines.append(f"Try: curl -s -X POST {base}/v1/conversations -H 'content-type: application/json' "
+                 "-d '{\"contact\": {\"id\": \"demo\"}}'")
+    lines.append("Press Ctrl-C to stop everything.")
+    return "\n".join(lines)
+
+
+def run(options: DevOptions, settings: Settings) -> int:
+    """Start everything, wait for /healthz, print the URLs, and stop it all on Ctrl-C."""
+    try:
+        FlowDirectory.load(settings.flows_dir, settings.default_flow)
+    except FlowError as error:
+        print(f"supportflow: the flows do not load; fix them first:\n{error}", file=sys.stderr)
+        return 1
+    options = replace(options, data_dir=options.data_dir.resolve())
+    options.data_dir.mkdir(parents=True, exist_ok=True)
+    sandbox_url = f"http://127.0.0.1:{options.sandbox_port}/v1" if settings.uses_sandbox else None
+    with Supervisor() as supervisor:
+        try:
+            with redis_for(options, supervisor) as redis_url:
+                return _run_children(options, settings, supervisor, redis_url, sandbox_url)
+        except RedisServerError as error:
+            print(f"supportflow: cannot start Redis: {error}", file=sys.stderr)
+            return 1
+
+
+def _run_children(options: DevOptions, settings: Settings, supervisor: Supervisor,
+                  redis_url: str, sandbox_url: str | None) -> int:
+    warn_durability(redis_url, supervisor)
+    if supervisor.stop_requested.is_set():
+        return 0
+    env = child_env(settings, redis_url, sandbox_url)
+    for spec in process_specs(options, settings, env):
+        supervisor.start(spec)
+    health = f"http://127.0.0.1:{options.web_port}/healthz"
+    if not supervisor.wait_for(lambda: healthy(health), READY_TIMEOUT_S):
+        supervisor.stop()
+        if supervisor.stop_requested.is_set() and supervisor.failure is None:
+            return 0
+        if supervisor.failure is None:
+            supervisor.say(f"{health} did not answer within {READY_TIMEOUT_S:.0f} s; stopped")
+        return 1
+    supervisor.write_block(banner(options, settings, redis_url, sandbox_url))
+    return supervisor.run()
