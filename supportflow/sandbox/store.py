@@ -97,6 +97,8 @@ class SandboxStore:
         self.counts: Counter[str] = Counter()
         self.runs_by_thread: Counter[str] = Counter()
         self.checks_by_thread: Counter[str] = Counter()
+        # When each check came in (time.time()), so tests can see the poll schedule.
+        self.check_times_by_thread: dict[str, list[float]] = {}
 
     def create_thread(self, api: str, metadata: dict[str, str]) -> Thread:
         """A new, empty thread or conversation."""
@@ -175,6 +177,7 @@ class SandboxStore:
     def check(self, run: Run) -> None:
         """Count one status check of the run."""
         self.checks_by_thread[run.thread_id] += 1
+        self.check_times_by_thread.setdefault(run.thread_id, []).append(time.time())
 
     def advance(self, run: Run) -> None:
         """Move a run on by the clock: queued, then in progress, then finished after latency."""
@@ -224,4 +227,5 @@ class SandboxStore:
                 "tool_outputs_total")},
             "runs_by_thread": dict(self.runs_by_thread),
             "checks_by_thread": dict(self.checks_by_thread),
+            "check_times_by_thread": {k: list(v) for k, v in self.check_times_by_thread.items()},
         }

@@ -47,7 +47,7 @@ def test_three_turns_get_answers_and_attribute_holds_latest_answer(
     state = chat.wait_for_state("wait_for_user")
     assert state["turn"] == 3
     answers = chat.bot_texts()[1:]
-    assert "shipping" in answers[0].lower()
+    assert "we ship within" in answers[0].lower()
     assert "return" in answers[1].lower()
     assert "password" in answers[2].lower()
 
@@ -115,7 +115,7 @@ def test_slow_run_is_polled_until_done_with_delays_following_the_schedule(
     chat.wait_for_bot_messages(2, timeout=15)
     conversation = store.get(chat.id)
     assert conversation is not None
-    checks = sandbox.stats()["checks_by_thread"][conversation.thread_id]
+    checks = sandbox.stats()["check_times_by_thread"][conversation.thread_id]
     gaps = [later - earlier for earlier, later in itertools.pairwise(checks)]
     # Schedule 0.2, 0.4, 0.8, 1.0 (then 1.0): the run completes at 2.6 s, so five checks.
     assert len(checks) >= 4
@@ -168,7 +168,7 @@ def test_three_quick_messages_during_a_run_become_one_next_turn(
     assert conversation is not None and conversation.thread_id
     assert runs_on(sandbox, conversation.thread_id) == 2
     second = chat.bot_texts()[2].lower()
-    assert "return" in second and "refund" in second and "payment" in second
+    assert "return" in second and "refunds go back" in second and "visa" in second
     assert store.attributes(chat.contact)["gpt_response"] == (
         "Also, can I return an item?\nAnd how do refunds work?\n"
         "Which payment methods do you accept?"

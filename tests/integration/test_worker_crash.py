@@ -50,7 +50,7 @@ def test_worker_killed_while_polling_loses_no_turn_and_replies_once(
     first.wait()
     processes.worker(concurrency=1)
     replies = chat.wait_for_bot_messages(2, timeout=30)
-    assert "shipping" in replies[1].lower()
+    assert "we ship within" in replies[1].lower()
     time.sleep(3)  # time for a duplicate to show up, if there were one
     assert len(chat.bot_texts()) == 2
     assert [m["text"] for m in chat.messages("customer")] == ["How long does shipping take?"]
