@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import shutil
 import socket
@@ -131,17 +132,20 @@ class EmbeddedRedis:
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise RedisServerError(f"redis-server exited early: {self._log_tail()}")
-            try:
-                with self.client() as client:
-                    client.ping()
+            with contextlib.suppress(redis.exceptions.BusyLoadingError,
+                                     redis.exceptions.ConnectionError):
+                if self._answers_as_ours():
                     return
-            except redis.exceptions.BusyLoadingError:
-                pass
-            except redis.exceptions.ConnectionError:
-                pass
             time.sleep(0.05)
         self.stop()
         raise RedisServerError(f"redis-server did not answer within {self.startup_timeout_s} s")
+
+    def _answers_as_ours(self) -> bool:
+        """True when the server on our port answers PING and is our process, not another one."""
+        with self.client() as client:
+            client.ping()
+            pid = int(client.info("server")["process_id"])
+        return self.process is not None and pid == self.process.pid
 
     def _log_tail(self) -> str:
         try:
@@ -155,24 +159,16 @@ class EmbeddedRedis:
                            socket_timeout=5)
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        """SHUTDOWN (flushing the AOF), then terminate and finally kill if it lingers."""
+        """SIGTERM (Redis fsyncs the AOF and exits cleanly), wait, then kill if it lingers."""
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
-        try:
-            with self.client() as client:
-                client.shutdown(nosave=not self.appendonly)
-        except redis.exceptions.RedisError:
-            pass  # shutdown closes the connection; a dead server is fine too
+        process.terminate()
         try:
             process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            process.terminate()
-            try:
-                process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            process.kill()
+            process.wait()
 
     @property
     def running(self) -> bool:

@@ -1,0 +1,140 @@
+"""The `supportflow` command, called in-process through `main([...])`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from supportflow.cli import main
+
+VALID = {"welcome": "Hi!", "backend": {"kind": "assistants", "assistant_id": "asst_1"}}
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("OPENAI_API_KEY", "SUPPORTFLOW_FLOWS_DIR", "SUPPORTFLOW_DEFAULT_FLOW"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def write(folder: Path, name: str, data: object) -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def test_flows_check_passes_on_the_shipped_flows(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["flows", "check"]) == 0
+    out = capsys.readouterr().out
+    assert "OK" in out
+    assert "default.yaml" in out
+
+
+def test_flows_check_lists_each_good_flow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write(tmp_path, "default", VALID)
+    write(tmp_path, "sales", {**VALID, "thread": {"scope": "contact"}})
+    assert main(["flows", "check", "--dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "'default'" in out
+    assert "'sales'" in out
+    assert "2 flow(s) OK" in out
+
+
+def test_flows_check_fails_naming_the_bad_file_and_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(tmp_path, "default", VALID)
+    bad = write(tmp_path, "broken", {**VALID, "poll": {"delays": [30]}})
+    assert main(["flows", "check", "--dir", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert f"ERROR {bad}" in out
+    assert "poll.delays.0:" in out
+    assert "OK" in out  # the good file is still reported
+
+
+def test_flows_check_fails_without_the_default_flow(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(tmp_path, "other", VALID)
+    assert main(["flows", "check", "--dir", str(tmp_path)]) == 1
+    assert "no flow named 'default'" in capsys.readouterr().out
+
+
+def test_flows_check_fails_on_a_missing_or_empty_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["flows", "check", "--dir", str(tmp_path / "nope")]) == 1
+    assert "no such folder" in capsys.readouterr().err
+    assert main(["flows", "check", "--dir", str(tmp_path)]) == 1
+    assert "no flow files" in capsys.readouterr().err
+
+
+def test_flows_check_reads_the_folder_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(tmp_path, "default", {"welcome": ""})
+    monkeypatch.setenv("SUPPORTFLOW_FLOWS_DIR", str(tmp_path))
+    assert main(["flows", "check"]) == 1
+    assert "welcome:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [[], ["flows"], ["bogus"], ["dev", "--port", "abc"],
+                                  ["flows", "check", "--nope"]])
+def test_bad_usage_exits_with_2_and_a_message(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_help_exits_with_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    assert "dev" in capsys.readouterr().out
+
+
+def test_a_bad_setting_in_the_environment_exits_with_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SUPPORTFLOW_LEASE_TTL_S", "soon")
+    assert main(["config"]) == 2
+    assert "bad setting" in capsys.readouterr().err
+
+
+def test_config_prints_settings_with_the_key_masked(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-very-secret")
+    monkeypatch.setenv("SUPPORTFLOW_REDIS_URL", "redis://example:6379/3")
+    assert main(["config"]) == 0
+    out = capsys.readouterr().out
+    assert "sk-very-secret" not in out
+    assert "openai_api_key" in out and "***" in out
+    assert "redis://example:6379/3" in out
+    assert "SUPPORTFLOW_REDIS_URL" in out
+
+
+def test_config_as_json(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-very-secret")
+    assert main(["config", "--json"]) == 0
+    values = json.loads(capsys.readouterr().out)
+    assert values["openai_api_key"] == "***"
+
+
+def test_sandbox_refuses_a_missing_knowledge_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["sandbox", "--knowledge", str(tmp_path / "none.yaml")]) == 2
+    assert "no knowledge file" in capsys.readouterr().err
+
+
+def test_dev_refuses_a_web_port_already_in_use(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["dev", "--port", str(port)]) == 1
+    assert "already in use" in capsys.readouterr().err

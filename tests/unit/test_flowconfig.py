@@ -1,0 +1,145 @@
+"""Flow files: the default flow loads; every bad field is named with its file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from supportflow.domain.flow import BackendKind, FallbackAction, ThreadScope
+from supportflow.flowconfig import FlowDirectory, FlowError, load_flow_file
+from supportflow.settings import PROJECT_ROOT
+
+VALID: dict[str, Any] = {
+    "welcome": "Hi! How can I help?",
+    "backend": {"kind": "responses", "model": "gpt-4.1-mini"},
+}
+
+
+def write(folder: Path, name: str, data: Any) -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def error_of(tmp_path: Path, data: Any, name: str = "broken") -> str:
+    path = write(tmp_path, name, data)
+    with pytest.raises(FlowError) as caught:
+        load_flow_file(path)
+    message = str(caught.value)
+    assert str(path) in message
+    return message
+
+
+def test_the_shipped_default_flow_loads_as_the_canonical_flow() -> None:
+    flows = FlowDirectory.load(PROJECT_ROOT / "config" / "flows")
+    flow = flows.get(flows.default)
+    assert flows.default == "default"
+    assert flow.attribute == "gpt_response"
+    assert flow.thread_scope is ThreadScope.CONVERSATION
+    assert flow.backend.kind is BackendKind.RESPONSES
+    assert flow.poll.ceiling == 10.0
+    assert flow.fallback.action is FallbackAction.HANDOFF
+    assert "I'll connect you with a member of our team." in flow.handoff.markers
+
+
+def test_a_minimal_flow_gets_the_documented_defaults(tmp_path: Path) -> None:
+    flow = load_flow_file(write(tmp_path, "minimal", VALID))
+    assert flow.name == "minimal"
+    assert flow.attribute == "gpt_response"
+    assert flow.thread_scope is ThreadScope.CONVERSATION
+    assert flow.poll.delays == (1.0, 2.0, 4.0, 8.0, 10.0)
+    assert flow.fallback.action is FallbackAction.HANDOFF
+
+
+def test_the_seed_schedule_of_a_fixed_ten_second_delay_is_accepted(tmp_path: Path) -> None:
+    flow = load_flow_file(write(tmp_path, "seed", {**VALID, "poll": {"delays": [10]}}))
+    assert flow.poll.delays == (10.0,)
+    assert flow.poll.delay(5) == 10.0
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"welcome": ""}, "welcome"),
+        ({"attribute": "not a name"}, "attribute"),
+        ({"backend": {"kind": "chat"}}, "backend.kind"),
+        ({"thread": {"scope": "forever"}}, "thread.scope"),
+        ({"poll": {"delays": []}}, "poll.delays"),
+        ({"poll": {"deadline": 0}}, "poll.deadline"),
+        ({"fallback": {"action": "shrug"}}, "fallback.action"),
+        ({"max_step_retries": 99}, "max_step_retries"),
+        ({"colour": "blue"}, "colour"),
+    ],
+)
+def test_a_bad_field_is_reported_with_the_file_and_the_field(
+    tmp_path: Path, change: dict[str, Any], field: str
+) -> None:
+    message = error_of(tmp_path, {**VALID, **change})
+    assert f"{field}:" in message
+
+
+def test_a_missing_welcome_and_backend_are_both_reported(tmp_path: Path) -> None:
+    message = error_of(tmp_path, {"attribute": "x"})
+    assert "welcome:" in message
+    assert "backend:" in message
+
+
+def test_a_poll_delay_over_ten_seconds_is_refused(tmp_path: Path) -> None:
+    message = error_of(tmp_path, {**VALID, "poll": {"delays": [1, 2, 11]}})
+    assert "poll.delays.2:" in message
+
+
+def test_a_static_thread_scope_needs_the_thread_id(tmp_path: Path) -> None:
+    message = error_of(tmp_path, {**VALID, "thread": {"scope": "static"}})
+    assert "thread.id:" in message
+
+
+def test_a_static_thread_scope_with_an_id_keeps_it(tmp_path: Path) -> None:
+    flow = load_flow_file(write(tmp_path, "static", {**VALID, "thread": {"scope": "static",
+                                                                          "id": "thread_abc"}}))
+    assert flow.thread_scope is ThreadScope.STATIC
+    assert flow.static_thread_id == "thread_abc"
+
+
+def test_the_assistants_backend_needs_an_assistant_id(tmp_path: Path) -> None:
+    message = error_of(tmp_path, {**VALID, "backend": {"kind": "assistants"}})
+    assert "backend.assistant_id:" in message
+
+
+def test_the_responses_backend_needs_a_prompt_or_a_model(tmp_path: Path) -> None:
+    message = error_of(tmp_path, {**VALID, "backend": {"kind": "responses"}})
+    assert "backend.prompt:" in message
+
+
+def test_the_responses_backend_accepts_a_stored_prompt(tmp_path: Path) -> None:
+    backend = {"kind": "responses", "prompt": {"id": "pmpt_1", "version": "2"}}
+    flow = load_flow_file(write(tmp_path, "prompted", {**VALID, "backend": backend}))
+    assert flow.backend.prompt is not None
+    assert flow.backend.prompt.id == "pmpt_1"
+
+
+def test_a_file_that_is_not_yaml_is_reported(tmp_path: Path) -> None:
+    assert "cannot read" in error_of(tmp_path, "welcome: [unclosed")
+
+
+def test_a_file_without_a_mapping_at_the_top_is_reported(tmp_path: Path) -> None:
+    assert "mapping" in error_of(tmp_path, "- just\n- a list\n")
+
+
+def test_a_directory_reports_every_bad_file_at_once(tmp_path: Path) -> None:
+    write(tmp_path, "default", VALID)
+    write(tmp_path, "one", {**VALID, "welcome": ""})
+    write(tmp_path, "two", {**VALID, "backend": {"kind": "assistants"}})
+    with pytest.raises(FlowError) as caught:
+        FlowDirectory.load(tmp_path)
+    assert "one.yaml" in str(caught.value)
+    assert "two.yaml" in str(caught.value)
+
+
+def test_a_directory_without_the_default_flow_is_refused(tmp_path: Path) -> None:
+    write(tmp_path, "other", VALID)
+    with pytest.raises(FlowError, match="no flow named 'default'"):
+        FlowDirectory.load(tmp_path)
