@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import request
 
 from supportflow.sandbox.store import ApiError
 
-SETTINGS_KEYS = {"latency_s", "never_finish", "poll_after_ms", "tool_calls"}
+SETTINGS_KEYS = {"latency_s", "never_finish", "poll_after_ms", "tool_calls", "next_tool_calls"}
 TEXT_PARTS = {"text", "input_text", "output_text"}
 
 
@@ -154,4 +155,20 @@ def parse_settings(body: dict[str, Any]) -> dict[str, Any]:
             raise ApiError(400, "poll_after_ms must be null or an integer between 0 and 600000.",
                            param="poll_after_ms")
         changes["poll_after_ms"] = value
+    if "next_tool_calls" in body:
+        changes["next_tool_calls"] = parse_tool_script(body["next_tool_calls"])
     return changes
+
+
+def parse_tool_script(value: Any) -> list[tuple[str, str]]:
+    """`[{"name": ..., "arguments": {...} or "raw text"}]`: calls the next finishing run makes."""
+    if not isinstance(value, list):
+        raise ApiError(400, "next_tool_calls must be a list.", param="next_tool_calls")
+    calls: list[tuple[str, str]] = []
+    for entry in value:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise ApiError(400, "each tool call needs a name.", param="next_tool_calls")
+        arguments = entry.get("arguments", {})
+        calls.append((entry["name"],
+                      arguments if isinstance(arguments, str) else json.dumps(arguments)))
+    return calls

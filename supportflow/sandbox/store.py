@@ -13,6 +13,7 @@ from supportflow.sandbox.brain import Brain
 
 ACTIVE = frozenset({"queued", "in_progress", "requires_action"})
 HANDOFF_TOOL = "handoff_to_human"
+AFTER_TOOLS_REPLY = "Done. Is there anything else I can help you with?"
 
 
 def new_id(prefix: str) -> str:
@@ -38,6 +39,8 @@ class SandboxSettings:
     never_finish: bool = False
     poll_after_ms: int | None = None
     tool_calls: bool = False
+    # Calls the next finishing run makes, once: (name, JSON arguments).
+    next_tool_calls: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -82,6 +85,7 @@ class Run:
     completed_at: int | None = None
     output: list[Message] = field(default_factory=list)
     tool_calls: list[Message] = field(default_factory=list)
+    after_tools: bool = False
 
 
 class SandboxStore:
@@ -159,6 +163,7 @@ class SandboxStore:
         prefix = "run" if thread.api == "assistants" else "resp"
         run = Run(new_id(prefix), thread.id, thread.api, int(time.time()), time.monotonic(),
                   request, self.pending_texts(thread))
+        run.after_tools = bool(thread.messages) and thread.messages[-1].kind == "function_call_output"
         self.runs[run.id] = run
         thread.runs.append(run.id)
         self.counts["runs_total"] += 1
@@ -196,28 +201,45 @@ class SandboxStore:
         if run.status != "requires_action" or {c for c, _ in outputs} != expected:
             raise ApiError(400, "Tool outputs must answer every pending tool call of the run.")
         run.status, run.started, run.texts = "queued", time.monotonic(), []
+        run.after_tools = True
         self.counts["tool_outputs_total"] += len(outputs)
 
     def _finish(self, run: Run) -> None:
         thread = self.threads[run.thread_id]
-        wants_tool = self.settings.tool_calls and any(
-            self.brain.wants_person(t) for t in run.texts)
-        if wants_tool:
-            call = Message(new_id("fc"), "assistant", "", int(time.time()), kind="function_call",
-                           run_id=run.id, call_id=new_id("call"), name=HANDOFF_TOOL)
-            call.text = '{"reason": "customer asked for a person"}'
-            run.tool_calls = [call]
+        calls = self._calls_to_make(run)
+        if calls:
+            run.tool_calls = [
+                Message(new_id("fc"), "assistant", arguments, int(time.time()),
+                        kind="function_call", run_id=run.id, call_id=new_id("call"), name=name)
+                for name, arguments in calls
+            ]
             if run.api == "assistants":
                 run.status = "requires_action"
                 return
-            thread.messages.append(call)
-            run.output = [call]
+            thread.messages.extend(run.tool_calls)
+            run.output = list(run.tool_calls)
         else:
-            reply = self.brain.reply(run.texts) if run.texts else self.brain.handoff_text
-            message = Message(new_id("msg"), "assistant", reply, int(time.time()), run_id=run.id)
+            message = Message(new_id("msg"), "assistant", self._reply(run), int(time.time()),
+                              run_id=run.id)
             thread.messages.append(message)
             run.output = [message]
         run.status, run.completed_at = "completed", int(time.time())
+
+    def _calls_to_make(self, run: Run) -> list[tuple[str, str]]:
+        """Scripted calls first (once); else a handoff call when asked to use tools for it."""
+        if run.after_tools:
+            return []
+        if self.settings.next_tool_calls:
+            calls, self.settings.next_tool_calls = self.settings.next_tool_calls, []
+            return calls
+        if self.settings.tool_calls and any(self.brain.wants_person(t) for t in run.texts):
+            return [(HANDOFF_TOOL, '{"reason": "customer asked for a person"}')]
+        return []
+
+    def _reply(self, run: Run) -> str:
+        if run.after_tools:
+            return AFTER_TOOLS_REPLY
+        return self.brain.reply(run.texts) if run.texts else self.brain.handoff_text
 
     def stats(self) -> dict[str, Any]:
         """Counters for tests and demos."""

@@ -15,6 +15,7 @@ from supportflow.adapters.openai_responses import OpenAIResponsesClient
 from supportflow.domain.flow import Backend, BackendKind, PromptRef
 from supportflow.flowconfig import DEFAULT_HANDOFF_MARKER
 from supportflow.sandbox.server import SandboxHandle, start_in_thread
+from supportflow.sandbox.store import AFTER_TOOLS_REPLY
 from supportflow.services.ports import AssistantError, RunRequest, RunState, RunStatus
 from supportflow.settings import PROJECT_ROOT
 from tests.contract import RecordingTransport, validate_request, validate_response
@@ -189,7 +190,7 @@ def test_tool_calls_are_answered_and_the_run_finishes(
     outputs = [(call.id, "queued for an agent") for call in status.tool_calls]
     next_id = client.submit_tool_outputs(thread_id, run_id, outputs, _request(kind))
     final = _wait(client, thread_id, next_id)
-    assert final.reply == DEFAULT_HANDOFF_MARKER
+    assert final.reply == AFTER_TOOLS_REPLY
     assert _assert_contract(recorder) >= USED_OPERATIONS[kind]
 
 
