@@ -22,6 +22,7 @@ from supportflow.domain.flow import (
     PromptRef,
     ThreadScope,
 )
+from supportflow.domain.tools import TOOLS
 
 DEFAULT_HANDOFF_MARKER = "I'll connect you with a member of our team."
 
@@ -119,12 +120,14 @@ class FlowSchema(Schema):
     poll = fields.Nested(PollSchema, load_default=PollSchedule)
     fallback = fields.Nested(FallbackSchema, load_default=Fallback)
     max_step_retries = fields.Integer(load_default=5, validate=validate.Range(min=0, max=20))
+    tools = fields.List(fields.String(validate=validate.OneOf(sorted(TOOLS))), load_default=list)
 
 
 def load_flow(name: str, data: Mapping[str, Any]) -> Flow:
     """Validate one flow's data; raises ValidationError with field paths."""
     loaded = FlowSchema().load(data)
     thread = loaded.pop("thread")
+    loaded["tools"] = tuple(loaded["tools"])
     return Flow(
         name=name,
         thread_scope=thread["scope"],

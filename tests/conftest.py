@@ -30,7 +30,8 @@ def write_flows(folder: Path, static_threads: dict[str, str]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     flows: dict[str, dict[str, Any]] = {}
     for backend, spec in BACKENDS.items():
-        base = {"welcome": "Hello! How can I help?", "backend": spec, "poll": FAST_POLL}
+        base = {"welcome": "Hello! How can I help?", "backend": spec, "poll": FAST_POLL,
+                "tools": ["handoff_to_human", "set_contact_attribute", "save_note"]}
         flows[f"{backend}"] = base
         flows[f"{backend}_contact"] = {**base, "thread": {"scope": "contact"}}
         flows[f"{backend}_static"] = {**base, "thread": {"scope": "static",

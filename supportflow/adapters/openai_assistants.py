@@ -51,11 +51,15 @@ class OpenAIAssistantsClient:
                 return require_str(run, "id")
         metadata = dict(request.metadata)
         metadata["sf_turn"] = turn_key
-        body, _ = self._call(
-            "POST",
-            f"/threads/{thread_id}/runs",
-            json={"assistant_id": assistant_id, "metadata": metadata},
-        )
+        payload: dict[str, Any] = {"assistant_id": assistant_id, "metadata": metadata}
+        if request.tools:
+            payload["tools"] = [
+                {"type": "function", "function": {"name": tool.name,
+                                                  "description": tool.description,
+                                                  "parameters": tool.parameters}}
+                for tool in request.tools
+            ]
+        body, _ = self._call("POST", f"/threads/{thread_id}/runs", json=payload)
         return require_str(body, "id")
 
     def submit_tool_outputs(

@@ -113,6 +113,12 @@ def _response_payload(thread_id: str, request: RunRequest, turn_key: str) -> dic
         payload["model"] = backend.model
     if backend.instructions:
         payload["instructions"] = backend.instructions
+    if request.tools:
+        payload["tools"] = [
+            {"type": "function", "name": tool.name, "description": tool.description,
+             "parameters": tool.parameters, "strict": True}
+            for tool in request.tools
+        ]
     if "prompt" not in payload and "model" not in payload:
         raise AssistantError("the responses backend needs a prompt or a model", retryable=False)
     return payload

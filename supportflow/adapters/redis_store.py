@@ -125,6 +125,16 @@ class RedisConversationStore:
         raw = cast(dict[bytes, bytes], self.redis.hgetall(self.key("contact", contact_id, "attributes")))
         return {k.decode(): v.decode() for k, v in raw.items()}
 
+    def add_note(self, conversation_id: str, note_id: str, text: str, at: float) -> None:
+        """Keep a private note for agents, once per note id."""
+        entry = json.dumps({"id": note_id, "text": text, "at": at})
+        self.redis.hsetnx(self.key("conv", conversation_id, "notes"), note_id, entry)
+
+    def notes(self, conversation_id: str) -> list[dict[str, object]]:
+        raw = cast(dict[bytes, bytes], self.redis.hgetall(self.key("conv", conversation_id, "notes")))
+        found = [json.loads(value) for value in raw.values()]
+        return sorted(found, key=lambda note: float(note["at"]))
+
     def contact_thread(self, contact_id: str, scope_key: str, candidate: str | None) -> str | None:
         """The contact's thread for scope_key; the first candidate stored wins a race."""
         key = self.key("contact", contact_id, "threads")

@@ -90,6 +90,8 @@ class Flow:
     poll: PollSchedule = field(default_factory=PollSchedule)
     fallback: Fallback = field(default_factory=Fallback)
     max_step_retries: int = 5
+    # Names of the tools (supportflow.domain.tools) the assistant may call in this flow.
+    tools: tuple[str, ...] = ()
 
     def is_handoff(self, reply: str) -> bool:
         """True when the reply equals one of the handoff markers (surrounding blanks ignored)."""

@@ -103,6 +103,7 @@ class SandboxStore:
         self.checks_by_thread: Counter[str] = Counter()
         # When each check came in (time.time()), so tests can see the poll schedule.
         self.check_times_by_thread: dict[str, list[float]] = {}
+        self.tool_outputs_by_thread: dict[str, list[str]] = {}
 
     def create_thread(self, api: str, metadata: dict[str, str]) -> Thread:
         """A new, empty thread or conversation."""
@@ -144,7 +145,7 @@ class SandboxStore:
                                f"{call_id}.", param="input")
             thread.messages.append(Message(new_id("fco"), "tool", output, int(time.time()),
                                            kind="function_call_output", call_id=call_id))
-        self.counts["tool_outputs_total"] += len(outputs)
+        self.record_tool_outputs(thread.id, outputs)
 
     def pending_texts(self, thread: Thread) -> list[str]:
         """User messages added since the last assistant message: the next turn's input."""
@@ -202,7 +203,12 @@ class SandboxStore:
             raise ApiError(400, "Tool outputs must answer every pending tool call of the run.")
         run.status, run.started, run.texts = "queued", time.monotonic(), []
         run.after_tools = True
+        self.record_tool_outputs(run.thread_id, outputs)
+
+    def record_tool_outputs(self, thread_id: str, outputs: list[tuple[str, str]]) -> None:
+        """Count tool outputs and keep their texts for tests."""
         self.counts["tool_outputs_total"] += len(outputs)
+        self.tool_outputs_by_thread.setdefault(thread_id, []).extend(o for _, o in outputs)
 
     def _finish(self, run: Run) -> None:
         thread = self.threads[run.thread_id]
@@ -250,4 +256,5 @@ class SandboxStore:
             "runs_by_thread": dict(self.runs_by_thread),
             "checks_by_thread": dict(self.checks_by_thread),
             "check_times_by_thread": {k: list(v) for k, v in self.check_times_by_thread.items()},
+            "tool_outputs_by_thread": {k: list(v) for k, v in self.tool_outputs_by_thread.items()},
         }

@@ -9,6 +9,7 @@ from typing import Protocol
 
 from supportflow.domain.flow import Backend, Flow
 from supportflow.domain.model import Conversation, CustomerMessage, TranscriptMessage
+from supportflow.domain.tools import ToolSpec
 
 
 class AssistantError(Exception):
@@ -60,6 +61,7 @@ class RunRequest:
 
     backend: Backend
     metadata: Mapping[str, str] = field(default_factory=dict)
+    tools: tuple[ToolSpec, ...] = ()
 
 
 class AssistantClient(Protocol):
@@ -79,6 +81,12 @@ class AssistantClient(Protocol):
 
     def check_run(self, thread_id: str, run_id: str) -> RunStatus:
         """Look at a run once; never waits."""
+        ...
+
+    def submit_tool_outputs(
+        self, thread_id: str, run_id: str, outputs: Sequence[tuple[str, str]], request: RunRequest
+    ) -> str:
+        """Return tool outputs; the id of the run that goes on (new for the Responses API)."""
         ...
 
 
@@ -124,6 +132,12 @@ class ConversationStore(Protocol):
     def set_attribute(self, contact_id: str, name: str, value: str) -> None: ...
 
     def attributes(self, contact_id: str) -> dict[str, str]: ...
+
+    def add_note(self, conversation_id: str, note_id: str, text: str, at: float) -> None:
+        """Keep a private note for agents, once per note id."""
+        ...
+
+    def notes(self, conversation_id: str) -> list[dict[str, object]]: ...
 
     def contact_thread(self, contact_id: str, scope_key: str, candidate: str | None) -> str | None:
         """The contact's thread for scope_key; stores candidate when there is none yet."""

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from supportflow.domain.flow import FallbackAction, Flow, ThreadScope
 from supportflow.domain.fsm import WORKING_STATES, ConversationMachine
 from supportflow.domain.model import Author, Conversation, State, TranscriptMessage
+from supportflow.domain.tools import TOOLS
 
 from .ports import (
     AssistantClient,
@@ -24,6 +25,7 @@ from .ports import (
     StaleWrite,
     TaskQueue,
 )
+from .tools import ToolRunner
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,7 @@ class TurnEngine:
         self.queue = queue
         self.clock = clock
         self.config = config or EngineConfig()
+        self.tools = ToolRunner(store, clock)
         self.steps: dict[State, Callable[[Session], bool]] = {
             State.STORE_ATTRIBUTE: self._store_attribute,
             State.OPEN_THREAD: self._open_thread,
@@ -243,9 +246,8 @@ class TurnEngine:
     def _start_run(self, session: Session) -> bool:
         conversation, flow = session.conversation, session.flow
         assert conversation.thread_id is not None
-        request = RunRequest(backend=flow.backend, metadata=_metadata(conversation))
         conversation.run_id = self._client(flow).start_run(
-            conversation.thread_id, request, turn_key=conversation.turn_key
+            conversation.thread_id, self._run_request(session), turn_key=conversation.turn_key
         )
         conversation.run_started_at = self.clock()
         conversation.poll_attempt = 0
@@ -261,9 +263,11 @@ class TurnEngine:
         conversation.step_attempt = 0
         if status.state is RunState.PENDING:
             return self._run_pending(session, status)
+        if status.state is RunState.REQUIRES_ACTION:
+            return self._answer_tool_calls(session, status)
         if status.state is RunState.COMPLETED and status.reply:
             conversation.reply = status.reply
-            if flow.is_handoff(status.reply):
+            if conversation.handoff_reason is None and flow.is_handoff(status.reply):
                 conversation.handoff_reason = "the assistant handed the conversation to a person"
             session.machine.fire("run_completed")
             self._commit(session)
@@ -283,6 +287,19 @@ class TurnEngine:
         delay = schedule.delay(conversation.poll_attempt, status.poll_after_s)
         session.machine.fire("run_pending")
         self._schedule_poll(session, min(delay, schedule.deadline_s - elapsed))
+        return False
+
+    def _answer_tool_calls(self, session: Session, status: RunStatus) -> bool:
+        """Run each tool, return the outputs, and poll the run that goes on."""
+        conversation, flow = session.conversation, session.flow
+        assert conversation.thread_id is not None and conversation.run_id is not None
+        outputs = [(call.id, self.tools.run(conversation, flow, call)) for call in status.tool_calls]
+        conversation.run_id = self._client(flow).submit_tool_outputs(
+            conversation.thread_id, conversation.run_id, outputs, self._run_request(session)
+        )
+        conversation.poll_attempt = 0
+        session.machine.fire("run_pending")
+        self._schedule_poll(session, flow.poll.delay(0))
         return False
 
     def _schedule_poll(self, session: Session, delay_s: float) -> None:
@@ -332,6 +349,11 @@ class TurnEngine:
         return False
 
     # ----- helpers -----
+
+    def _run_request(self, session: Session) -> RunRequest:
+        flow = session.flow
+        return RunRequest(backend=flow.backend, metadata=_metadata(session.conversation),
+                          tools=tuple(TOOLS[name] for name in flow.tools))
 
     def _client(self, flow: Flow) -> AssistantClient:
         return self.assistants.client_for(flow.backend)
