@@ -13,6 +13,7 @@ from supportflow.adapters.openai_assistants import OpenAIAssistantsClient
 from supportflow.adapters.openai_http import make_openai_http
 from supportflow.adapters.openai_responses import OpenAIResponsesClient
 from supportflow.domain.flow import Backend, BackendKind, PromptRef
+from supportflow.domain.tools import TOOLS
 from supportflow.flowconfig import DEFAULT_HANDOFF_MARKER
 from supportflow.sandbox.server import SandboxHandle, start_in_thread
 from supportflow.sandbox.store import AFTER_TOOLS_REPLY
@@ -24,9 +25,11 @@ KNOWLEDGE = PROJECT_ROOT / "config" / "sandbox" / "knowledge.yaml"
 RESPONSES = RunRequest(
     Backend(BackendKind.RESPONSES, model="sandbox-model", instructions="Be helpful."),
     metadata={"sf_conversation": "c1"},
+    tools=tuple(TOOLS.values()),
 )
 PROMPTED = RunRequest(Backend(BackendKind.RESPONSES, prompt=PromptRef("pmpt_1", "2", {"a": "b"})))
-ASSISTANTS = RunRequest(Backend(BackendKind.ASSISTANTS, assistant_id="asst_1"))
+ASSISTANTS = RunRequest(Backend(BackendKind.ASSISTANTS, assistant_id="asst_1"),
+                        tools=tuple(TOOLS.values()))
 USED_OPERATIONS = {
     "responses": {"createConversation", "listConversationItems", "createConversationItems",
                   "createResponse", "getResponse"},
