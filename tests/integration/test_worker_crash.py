@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 import redis
-from supportflow.runtime.redis_server import EmbeddedRedis
 
 from supportflow.adapters.redis_store import RedisConversationStore
+from supportflow.runtime.redis_server import EmbeddedRedis
 from tests.conftest import Processes, Sandbox, make_app, stack_env
 
 from .chat import Chat
