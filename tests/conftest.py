@@ -106,6 +106,7 @@ def stack_env(redis_url: str, sandbox_url: str, flows_dir: Path) -> dict[str, st
         "SUPPORTFLOW_WATCHDOG_GRACE_S": "2",
         "SUPPORTFLOW_STEP_RETRY_BASE_S": "0.2",
         "SUPPORTFLOW_STEP_RETRY_MAX_S": "2",
+        "SUPPORTFLOW_HTTP_READ_TIMEOUT_S": "1.5",
         "PYTHONUNBUFFERED": "1",
     })
     return env

@@ -76,11 +76,16 @@ def run_object(run: Run) -> dict[str, Any]:
     return {
         "id": run.id, "object": "thread.run", "created_at": run.created_at,
         "thread_id": run.thread_id, "assistant_id": request["assistant_id"],
-        "status": run.status, "required_action": action, "last_error": None,
+        "status": run.status, "required_action": action,
+        "last_error": {"code": "server_error", "message": "The sandbox failed this run."}
+        if run.status == "failed" else None,
         "expires_at": None if done else run.created_at + 600,
         "started_at": None if run.status == "queued" else run.created_at,
-        "cancelled_at": None, "failed_at": None, "completed_at": run.completed_at,
-        "incomplete_details": None, "model": request.get("model") or SANDBOX_MODEL,
+        "cancelled_at": run.completed_at if run.status == "cancelled" else None,
+        "failed_at": run.completed_at if run.status == "failed" else None,
+        "completed_at": run.completed_at if done else None,
+        "incomplete_details": {"reason": "max_completion_tokens"}
+        if run.status == "incomplete" else None, "model": request.get("model") or SANDBOX_MODEL,
         "instructions": request.get("instructions") or "", "tools": _function_tools(),
         "metadata": request.get("metadata") or {},
         "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0} if done else None,
@@ -105,8 +110,12 @@ def response_object(run: Run) -> dict[str, Any]:
     text = "".join(m.text for m in run.output if m.kind == "message") if done else None
     return {
         "id": run.id, "object": "response", "created_at": run.created_at,
-        "status": run.status, "completed_at": run.completed_at, "background": True,
-        "error": None, "incomplete_details": None,
+        "status": run.status, "completed_at": run.completed_at if done else None,
+        "background": True,
+        "error": {"code": "server_error", "message": "The sandbox failed this response."}
+        if run.status == "failed" else None,
+        "incomplete_details": {"reason": "max_output_tokens"}
+        if run.status == "incomplete" else None,
         "instructions": request.get("instructions"),
         "model": request.get("model") or SANDBOX_MODEL, "output": output,
         "output_text": text, "parallel_tool_calls": True,

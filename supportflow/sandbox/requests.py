@@ -9,7 +9,9 @@ from flask import request
 
 from supportflow.sandbox.store import ApiError
 
-SETTINGS_KEYS = {"latency_s", "never_finish", "poll_after_ms", "tool_calls", "next_tool_calls"}
+SETTINGS_KEYS = {"latency_s", "never_finish", "poll_after_ms", "tool_calls", "next_tool_calls",
+                 "next_outcome", "next_reply", "faults"}
+OUTCOMES = {"failed", "cancelled", "expired", "incomplete"}
 TEXT_PARTS = {"text", "input_text", "output_text"}
 
 
@@ -155,6 +157,17 @@ def parse_settings(body: dict[str, Any]) -> dict[str, Any]:
             raise ApiError(400, "poll_after_ms must be null or an integer between 0 and 600000.",
                            param="poll_after_ms")
         changes["poll_after_ms"] = value
+    if "next_outcome" in body:
+        if body["next_outcome"] not in OUTCOMES | {None}:
+            raise ApiError(400, f"next_outcome must be one of {sorted(OUTCOMES)} or null.",
+                           param="next_outcome")
+        changes["next_outcome"] = body["next_outcome"]
+    if "next_reply" in body:
+        if not isinstance(body["next_reply"], str | None):
+            raise ApiError(400, "next_reply must be a string or null.", param="next_reply")
+        changes["next_reply"] = body["next_reply"]
+    if "faults" in body:
+        changes["faults"] = parse_faults(body["faults"])
     if "next_tool_calls" in body:
         changes["next_tool_calls"] = parse_tool_script(body["next_tool_calls"])
     return changes
@@ -172,3 +185,26 @@ def parse_tool_script(value: Any) -> list[tuple[str, str]]:
         calls.append((entry["name"],
                       arguments if isinstance(arguments, str) else json.dumps(arguments)))
     return calls
+
+
+def parse_faults(value: Any) -> list[dict[str, Any]]:
+    """`[{"path": "/responses", "method": "POST", "status": 429, "times": 2,
+    "retry_after_ms": 300, "retry_after": "1", "delay_s": 2.0}]`: answer matching requests so."""
+    if not isinstance(value, list):
+        raise ApiError(400, "faults must be a list.", param="faults")
+    faults: list[dict[str, Any]] = []
+    for entry in value:
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+            raise ApiError(400, "each fault needs a path (a substring of the request path).",
+                           param="faults")
+        status = entry.get("status")
+        delay = entry.get("delay_s", 0)
+        if status is not None and (not isinstance(status, int) or not 400 <= status <= 599):
+            raise ApiError(400, "a fault's status must be an HTTP error status.", param="faults")
+        if not isinstance(delay, int | float) or not 0 <= delay <= 60:
+            raise ApiError(400, "a fault's delay_s must be 0 to 60.", param="faults")
+        faults.append({"path": entry["path"], "method": str(entry.get("method", "*")).upper(),
+                       "status": status, "times": int(entry.get("times", 1)),
+                       "retry_after_ms": entry.get("retry_after_ms"),
+                       "retry_after": entry.get("retry_after"), "delay_s": float(delay)})
+    return faults

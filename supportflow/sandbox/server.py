@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,10 +33,37 @@ def create_sandbox_app(knowledge_path: Path, *, latency_s: float = 0.5) -> Flask
     store = SandboxStore(load_brain(knowledge_path), SandboxSettings(latency_s=latency_s))
     app.extensions["sandbox_store"] = store
     _error_handlers(app)
+    _fault_injection(app, store)
     _control_routes(app, store)
     _assistants_routes(app, store)
     _responses_routes(app, store)
     return app
+
+
+def _fault_injection(app: Flask, store: SandboxStore) -> None:
+    """Answer requests that match an injected fault with it (after its delay, if any)."""
+
+    @app.before_request
+    def inject() -> tuple[Response, int] | None:
+        if not request.path.startswith("/v1/"):
+            return None
+        with store.lock:
+            fault = store.take_fault(request.method, request.path)
+        if fault is None:
+            return None
+        if fault["delay_s"]:
+            time.sleep(fault["delay_s"])
+        if fault["status"] is None:
+            return None
+        body = render.error_body(f"Injected fault: HTTP {fault['status']}.",
+                                 "server_error" if fault["status"] >= 500 else "invalid_request_error",
+                                 None, None)
+        response = jsonify(body)
+        if fault["retry_after_ms"] is not None:
+            response.headers["retry-after-ms"] = str(fault["retry_after_ms"])
+        if fault["retry_after"] is not None:
+            response.headers["retry-after"] = str(fault["retry_after"])
+        return response, fault["status"]
 
 
 def _error_handlers(app: Flask) -> None:

@@ -41,6 +41,12 @@ class SandboxSettings:
     tool_calls: bool = False
     # Calls the next finishing run makes, once: (name, JSON arguments).
     next_tool_calls: list[tuple[str, str]] = field(default_factory=list)
+    # How the next finishing run ends instead of completing: failed, cancelled, expired, incomplete.
+    next_outcome: str | None = None
+    # The text the next completing run answers with instead of the brain's.
+    next_reply: str | None = None
+    # Injected HTTP faults: see requests.parse_faults.
+    faults: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -205,6 +211,15 @@ class SandboxStore:
         run.after_tools = True
         self.record_tool_outputs(run.thread_id, outputs)
 
+    def take_fault(self, method: str, path: str) -> dict[str, Any] | None:
+        """The first injected fault matching this request, used up once."""
+        for fault in self.settings.faults:
+            if fault["times"] > 0 and fault["method"] in {method, "*"} and fault["path"] in path:
+                fault["times"] -= 1
+                self.counts["faults_served"] += 1
+                return fault
+        return None
+
     def record_tool_outputs(self, thread_id: str, outputs: list[tuple[str, str]]) -> None:
         """Count tool outputs and keep their texts for tests."""
         self.counts["tool_outputs_total"] += len(outputs)
@@ -212,6 +227,10 @@ class SandboxStore:
 
     def _finish(self, run: Run) -> None:
         thread = self.threads[run.thread_id]
+        if self.settings.next_outcome:
+            run.status, self.settings.next_outcome = self.settings.next_outcome, None
+            run.completed_at = int(time.time())
+            return
         calls = self._calls_to_make(run)
         if calls:
             run.tool_calls = [
@@ -243,6 +262,9 @@ class SandboxStore:
         return []
 
     def _reply(self, run: Run) -> str:
+        if self.settings.next_reply is not None:
+            reply, self.settings.next_reply = self.settings.next_reply, None
+            return reply
         if run.after_tools:
             return AFTER_TOOLS_REPLY
         return self.brain.reply(run.texts) if run.texts else self.brain.handoff_text
@@ -252,7 +274,7 @@ class SandboxStore:
         return {
             **{key: self.counts[key] for key in (
                 "threads_total", "conversations_total", "user_messages_total", "runs_total",
-                "tool_outputs_total")},
+                "tool_outputs_total", "faults_served")},
             "runs_by_thread": dict(self.runs_by_thread),
             "checks_by_thread": dict(self.checks_by_thread),
             "check_times_by_thread": {k: list(v) for k, v in self.check_times_by_thread.items()},

@@ -1,0 +1,150 @@
+"""Faults and run outcomes injected by the sandbox, over the real stack, on both backends."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import Any
+
+import pytest
+
+from tests.conftest import Sandbox
+
+from .chat import Chat
+
+pytestmark = pytest.mark.slow
+BACKENDS = ["responses", "assistants"]
+# Where each backend's operations live (substrings of the request path).
+POST_MESSAGE = {"responses": "/items", "assistants": "/messages"}
+RUN = {"responses": "/responses", "assistants": "/runs"}
+OPEN_THREAD = {"responses": "/conversations", "assistants": "/threads"}
+
+
+def ask(client: Any, backend: str, text: str = "How long does shipping take?") -> Chat:
+    chat = Chat(client, backend)
+    chat.say(text)
+    return chat
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_429_is_retried_after_the_time_the_api_asks_for(
+    client: Any, sandbox: Sandbox, backend: str
+) -> None:
+    sandbox.configure(faults=[{"method": "POST", "path": POST_MESSAGE[backend], "status": 429,
+                               "retry_after_ms": 600, "times": 2}])
+    served = sandbox.stats()["faults_served"]
+    started = time.monotonic()
+    chat = ask(client, backend)
+    assert "we ship within" in chat.wait_for_bot_messages(2)[-1].lower()
+    assert time.monotonic() - started >= 1.2
+    assert sandbox.stats()["faults_served"] - served == 2
+    assert len(chat.messages("customer")) == 1
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("status", [500, 503])
+def test_server_errors_on_run_checks_are_retried(
+    client: Any, sandbox: Sandbox, backend: str, status: int
+) -> None:
+    sandbox.configure(faults=[{"method": "GET", "path": RUN[backend], "status": status,
+                               "retry_after": "0", "times": 2}])
+    served = sandbox.stats()["faults_served"]
+    chat = ask(client, backend)
+    assert "we ship within" in chat.wait_for_bot_messages(2)[-1].lower()
+    assert sandbox.stats()["faults_served"] - served == 2
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_read_timeout_is_retried(client: Any, sandbox: Sandbox, backend: str) -> None:
+    sandbox.configure(faults=[{"method": "GET", "path": RUN[backend], "delay_s": 2.5, "times": 1}])
+    served = sandbox.stats()["faults_served"]
+    chat = ask(client, backend)
+    assert "we ship within" in chat.wait_for_bot_messages(2, timeout=25)[-1].lower()
+    assert chat.state()["state"] == "wait_for_user"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_client_error_fails_at_once_keeping_the_apis_message(
+    client: Any, sandbox: Sandbox, backend: str
+) -> None:
+    sandbox.configure(faults=[{"method": "POST", "path": RUN[backend], "status": 400,
+                               "times": 1}])
+    served = sandbox.stats()["faults_served"]
+    chat = ask(client, backend)
+    state = chat.wait_for_state("handed_off")
+    assert state["failure_reason"] == "Injected fault: HTTP 400. (HTTP 400)"
+    assert sandbox.stats()["faults_served"] - served == 1
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_retries_are_bounded_then_the_fallback_runs(
+    client: Any, sandbox: Sandbox, backend: str
+) -> None:
+    sandbox.configure(faults=[{"method": "POST", "path": OPEN_THREAD[backend], "status": 503,
+                               "times": 50}])
+    served = sandbox.stats()["faults_served"]
+    chat = ask(client, backend)
+    state = chat.wait_for_state("handed_off", timeout=30)
+    assert "HTTP 503" in state["failure_reason"]
+    assert sandbox.stats()["faults_served"] - served == 6  # the first try and five retries
+    assert chat.bot_texts()[-1].startswith("Sorry, something went wrong")
+
+
+OUTCOMES = [("responses", "failed", "The sandbox failed this response."),
+            ("responses", "cancelled", "cancelled"),
+            ("responses", "incomplete", "max_output_tokens"),
+            ("assistants", "failed", "The sandbox failed this run."),
+            ("assistants", "cancelled", "cancelled"),
+            ("assistants", "expired", "expired"),
+            ("assistants", "incomplete", "max_completion_tokens")]
+
+
+@pytest.mark.parametrize(("backend", "outcome", "reason"), OUTCOMES)
+def test_run_outcomes_other_than_completed_go_to_the_fallback_with_the_reason(
+    client: Any, sandbox: Sandbox, backend: str, outcome: str, reason: str
+) -> None:
+    sandbox.configure(next_outcome=outcome)
+    chat = ask(client, backend)
+    state = chat.wait_for_state("handed_off")
+    assert reason in state["failure_reason"]
+    assert state["handoff_reason"] == f"assistant failure: {state['failure_reason']}"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_poll_honours_openai_poll_after_ms_within_the_schedule(
+    client: Any, sandbox: Sandbox, redis_url: str, backend: str
+) -> None:
+    import redis
+
+    from supportflow.adapters.redis_store import RedisConversationStore
+
+    sandbox.configure(latency_s=2.0, poll_after_ms=300)
+    chat = ask(client, backend, "Where is my order? I want order tracking")
+    chat.wait_for_bot_messages(2)
+    conversation = RedisConversationStore(redis.Redis.from_url(redis_url)).get(chat.id)
+    assert conversation is not None and conversation.thread_id
+    checks = sandbox.stats()["check_times_by_thread"][conversation.thread_id]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(checks)]
+    # Without the hint the gaps would be 0.4, 0.8, 1.0: with it, all near 0.3 s.
+    assert len(checks) >= 6
+    assert all(0.25 <= gap <= 0.7 for gap in gaps), gaps
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_citation_marks_are_removed_from_replies(
+    client: Any, sandbox: Sandbox, backend: str
+) -> None:
+    sandbox.configure(next_reply="Shipping takes 3 days【12:3†source】. Returns are free【4:0†faq.md】.")
+    chat = ask(client, backend)
+    assert chat.wait_for_bot_messages(2)[-1] == "Shipping takes 3 days. Returns are free."
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_empty_reply_is_a_failure_not_a_blank_message(
+    client: Any, sandbox: Sandbox, backend: str
+) -> None:
+    sandbox.configure(next_reply=" 【1:0†source】 ")
+    chat = ask(client, backend)
+    state = chat.wait_for_state("handed_off")
+    assert state["failure_reason"] == "empty reply"
+    assert all(text.strip() for text in chat.bot_texts())
