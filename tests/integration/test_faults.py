@@ -61,6 +61,7 @@ def test_a_read_timeout_is_retried(client: Any, sandbox: Sandbox, backend: str) 
     chat = ask(client, backend)
     assert "we ship within" in chat.wait_for_bot_messages(2, timeout=25)[-1].lower()
     assert chat.state()["state"] == "wait_for_user"
+    assert sandbox.stats()["faults_served"] - served == 1
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
