@@ -8,7 +8,9 @@ from dataclasses import dataclass
 
 import redis
 
+from supportflow.adapters.assistant_directory import AssistantClients
 from supportflow.adapters.redis_store import RedisConversationStore
+from supportflow.adapters.vault import Vault
 from supportflow.flowconfig import FlowDirectory
 from supportflow.services.intake import Intake
 from supportflow.services.ports import AssistantDirectory, FlowCatalog, TaskQueue
@@ -25,6 +27,7 @@ class Services:
     flows: FlowCatalog
     intake: Intake
     engine: TurnEngine
+    vault: Vault
 
 
 def bootstrap(
@@ -39,11 +42,10 @@ def bootstrap(
     """Build the services; pass fakes (queue, assistants, flows, clock) to replace real parts."""
     settings = settings or load_settings()
     flows = flows or FlowDirectory.load(settings.flows_dir, settings.default_flow)
-    if assistants is None:
-        from supportflow.adapters.assistant_directory import AssistantClients
-
-        assistants = AssistantClients(settings)
     client = redis_client or redis.Redis.from_url(settings.redis_url, health_check_interval=30)
+    vault = Vault(client, prefix=settings.key_prefix, key=settings.vault_key)
+    if assistants is None:
+        assistants = AssistantClients(settings, connectors=vault.get)
     store = RedisConversationStore(client, prefix=settings.key_prefix,
                                    lease_ttl_s=settings.lease_ttl_s)
     config = EngineConfig(
@@ -59,4 +61,5 @@ def bootstrap(
         intake=Intake(store=store, flows=flows, queue=queue, clock=clock),
         engine=TurnEngine(store=store, flows=flows, assistants=assistants, queue=queue,
                           clock=clock, config=config),
+        vault=vault,
     )

@@ -36,6 +36,8 @@ class Settings:
     step_retry_base_s: float = 1.0
     step_retry_max_s: float = 60.0
     max_message_chars: int = 4000
+    # Encrypts the connectors in the vault (a Fernet key: `supportflow vault keygen`).
+    vault_key: str | None = None
 
     @property
     def uses_sandbox(self) -> bool:
@@ -49,8 +51,9 @@ class Settings:
     def redacted(self) -> dict[str, Any]:
         """The settings with secrets masked, for logs and `supportflow config`."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
-        if values["openai_api_key"]:
-            values["openai_api_key"] = "***"
+        for secret in ("openai_api_key", "vault_key"):
+            if values[secret]:
+                values[secret] = "***"
         return {key: str(value) if isinstance(value, Path) else value for key, value in values.items()}
 
 

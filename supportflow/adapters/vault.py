@@ -1,0 +1,74 @@
+"""The credentials vault: named connectors in Redis, encrypted at rest with a key from the env."""
+
+from __future__ import annotations
+
+import json
+from typing import cast
+
+import redis
+from cryptography.fernet import Fernet, InvalidToken
+
+from supportflow.domain.connector import CONNECTOR_NAME, Connector
+
+
+class VaultError(Exception):
+    """The vault cannot do what was asked; the message says why (never with a secret)."""
+
+
+def new_vault_key() -> str:
+    """A fresh key for SUPPORTFLOW_VAULT_KEY."""
+    return Fernet.generate_key().decode()
+
+
+class Vault:
+    """Connectors encrypted with Fernet (AES-128-CBC + HMAC-SHA256) under one Redis hash."""
+
+    def __init__(self, client: redis.Redis, *, prefix: str, key: str | None) -> None:
+        self.redis = client
+        self.hash_key = f"{prefix}:vault"
+        self._fernet = _fernet(key) if key else None
+
+    @property
+    def fernet(self) -> Fernet:
+        if self._fernet is None:
+            raise VaultError("the vault is locked: set SUPPORTFLOW_VAULT_KEY "
+                             "(make one with `supportflow vault keygen`)")
+        return self._fernet
+
+    def set(self, connector: Connector) -> None:
+        """Store or replace a connector."""
+        if not CONNECTOR_NAME.match(connector.name):
+            raise VaultError("connector names use lowercase letters, digits, - and _ (max 64)")
+        if not connector.api_key.strip():
+            raise VaultError("a connector needs an API key")
+        payload = json.dumps({**connector.public(), "api_key": connector.api_key}).encode()
+        self.redis.hset(self.hash_key, connector.name, self.fernet.encrypt(payload))
+
+    def get(self, name: str) -> Connector:
+        """The named connector, decrypted; VaultError when missing or unreadable."""
+        raw = cast(bytes | None, self.redis.hget(self.hash_key, name))
+        if raw is None:
+            raise VaultError(f"no connector named {name!r}")
+        try:
+            data = json.loads(self.fernet.decrypt(raw))
+        except InvalidToken as error:
+            raise VaultError(f"connector {name!r} was sealed with another vault key") from error
+        return Connector(**data)
+
+    def names(self) -> list[str]:
+        return sorted(k.decode() for k in cast(list[bytes], self.redis.hkeys(self.hash_key)))
+
+    def listing(self) -> list[dict[str, str | None]]:
+        """Every connector without its key."""
+        return [self.get(name).public() for name in self.names()]
+
+    def delete(self, name: str) -> bool:
+        return bool(self.redis.hdel(self.hash_key, name))
+
+
+def _fernet(key: str) -> Fernet:
+    try:
+        return Fernet(key.encode())
+    except (ValueError, TypeError) as error:
+        raise VaultError("SUPPORTFLOW_VAULT_KEY is not a valid key "
+                         "(make one with `supportflow vault keygen`)") from error
