@@ -17,6 +17,8 @@ import yaml
 from supportflow.settings import PROJECT_ROOT
 from tests.helpers import free_port, wait_until
 
+# A vault key made for the test session only.
+VAULT_KEY = "pGkUy1m8vI3yQk3Uu0k2T1oXkz6a5oKc3mWkz0c7c2E="
 KNOWLEDGE = PROJECT_ROOT / "config" / "sandbox" / "knowledge.yaml"
 FAST_POLL = {"delays": [0.2, 0.4, 0.8, 1.0], "deadline": 8}
 BACKENDS = {
@@ -37,6 +39,7 @@ def write_flows(folder: Path, static_threads: dict[str, str]) -> Path:
         flows[f"{backend}_static"] = {**base, "thread": {"scope": "static",
                                                          "id": static_threads[backend]}}
         flows[f"{backend}_deadline"] = {**base, "poll": {"delays": [0.3], "deadline": 1.5}}
+        flows[f"{backend}_vault"] = {**base, "backend": {**spec, "connector": "acme"}}
         flows[f"{backend}_reply_fallback"] = {
             **base, "poll": {"delays": [0.3], "deadline": 1.5},
             "fallback": {"action": "reply", "message": "Sorry, please try again."},
@@ -107,6 +110,7 @@ def stack_env(redis_url: str, sandbox_url: str, flows_dir: Path) -> dict[str, st
         "SUPPORTFLOW_STEP_RETRY_BASE_S": "0.2",
         "SUPPORTFLOW_STEP_RETRY_MAX_S": "2",
         "SUPPORTFLOW_HTTP_READ_TIMEOUT_S": "1.5",
+        "SUPPORTFLOW_VAULT_KEY": VAULT_KEY,
         "PYTHONUNBUFFERED": "1",
     })
     return env
@@ -172,7 +176,7 @@ def make_app(redis_url: str, sandbox_url: str, flows_dir: Path) -> Any:
 
     return create_app({"TESTING": True, "SUPPORTFLOW_SETTINGS": {
         "redis_url": redis_url, "sandbox_url": sandbox_url, "flows_dir": flows_dir,
-        "lease_ttl_s": 3.0, "openai_api_key": None,
+        "lease_ttl_s": 3.0, "openai_api_key": None, "vault_key": VAULT_KEY,
     }})
 
 

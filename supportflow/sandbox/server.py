@@ -48,6 +48,7 @@ def _fault_injection(app: Flask, store: SandboxStore) -> None:
         if not request.path.startswith("/v1/"):
             return None
         with store.lock:
+            store.note_bearer(request.headers.get("Authorization", ""))
             fault = store.take_fault(request.method, request.path)
         if fault is None:
             return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import threading
 import time
@@ -14,6 +15,11 @@ from supportflow.sandbox.brain import Brain
 ACTIVE = frozenset({"queued", "in_progress", "requires_action"})
 HANDOFF_TOOL = "handoff_to_human"
 AFTER_TOOLS_REPLY = "Done. Is there anything else I can help you with?"
+
+
+def bearer_fingerprint(token: str) -> str:
+    """A short SHA-256 fingerprint of an API key: shows which key came, not the key."""
+    return hashlib.sha256(token.encode()).hexdigest()[:16]
 
 
 def new_id(prefix: str) -> str:
@@ -110,6 +116,8 @@ class SandboxStore:
         # When each check came in (time.time()), so tests can see the poll schedule.
         self.check_times_by_thread: dict[str, list[float]] = {}
         self.tool_outputs_by_thread: dict[str, list[str]] = {}
+        # Fingerprints (never the keys) of the bearer tokens seen, so tests can tell which was used.
+        self.bearer_fingerprints: set[str] = set()
 
     def create_thread(self, api: str, metadata: dict[str, str]) -> Thread:
         """A new, empty thread or conversation."""
@@ -211,6 +219,12 @@ class SandboxStore:
         run.after_tools = True
         self.record_tool_outputs(run.thread_id, outputs)
 
+    def note_bearer(self, authorization: str) -> None:
+        """Remember a fingerprint of the request's bearer token."""
+        token = authorization.removeprefix("Bearer ").strip()
+        if token:
+            self.bearer_fingerprints.add(bearer_fingerprint(token))
+
     def take_fault(self, method: str, path: str) -> dict[str, Any] | None:
         """The first injected fault matching this request, used up once."""
         for fault in self.settings.faults:
@@ -278,5 +292,6 @@ class SandboxStore:
             "runs_by_thread": dict(self.runs_by_thread),
             "checks_by_thread": dict(self.checks_by_thread),
             "check_times_by_thread": {k: list(v) for k, v in self.check_times_by_thread.items()},
+            "bearer_fingerprints": sorted(self.bearer_fingerprints),
             "tool_outputs_by_thread": {k: list(v) for k, v in self.tool_outputs_by_thread.items()},
         }
