@@ -1,8 +1,9 @@
-"""`supportflow dev` end to end: everything starts, answers, and stops on Ctrl-C."""
+"""`supportflow dev` as a new user runs it, the README's curl session against it, then Ctrl-C."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,16 +13,25 @@ from pathlib import Path
 import httpx
 import pytest
 
+from supportflow.settings import PROJECT_ROOT
 from tests.helpers import free_port, wait_until
 
 pytestmark = pytest.mark.slow
 
 
-def test_dev_runs_the_whole_service_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+def readme_curl_session() -> str:
+    """The shell block that follows the `curl-session` marker in the README."""
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"<!-- curl-session -->\s*```bash\n(.*?)```", readme, re.S)
+    assert found, "the README has no curl session"
+    return found.group(1)
+
+
+def test_dev_serves_the_readme_curl_session_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SUPPORTFLOW_"))}
     web_port, sandbox_port = free_port(), free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "supportflow.cli", "dev", "--port", str(web_port),
+        [str(Path(sys.executable).parent / "supportflow"), "dev", "--port", str(web_port),
          "--sandbox-port", str(sandbox_port), "--data", "var"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
@@ -38,9 +48,12 @@ def test_dev_runs_the_whole_service_and_stops_cleanly_on_ctrl_c(tmp_path: Path) 
             assert f"{base}{path}" in output
         assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
         assert httpx.get(f"http://127.0.0.1:{sandbox_port}/_sandbox/stats", timeout=5).is_success
-        started = httpx.post(f"{base}/v1/conversations", json={"contact": {"id": "dev-test"}},
-                             timeout=10)
-        assert started.status_code == 201, started.text
+        session = subprocess.run(["bash", "-euo", "pipefail", "-c", readme_curl_session()],
+                                 env={**env, "BASE": base}, capture_output=True, text=True,
+                                 timeout=90)
+        assert session.returncode == 0, session.stderr
+        assert '"state":"wait_for_user"' in session.stdout, session.stdout
+        assert "We ship within 1-2 business days" in session.stdout
         assert (tmp_path / "var" / "redis" / "redis.log").is_file()
     finally:
         process.send_signal(signal.SIGINT)
