@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 
 from supportflow.cli_vault import add_vault_parser, run_vault
 from supportflow.flowconfig import FlowDirectory, FlowError, load_flow_file
@@ -116,6 +118,7 @@ def run_sandbox(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     print(f"sandbox assistant on http://{args.host}:{args.port}/v1 "
           f"(latency {args.latency} s, knowledge {knowledge})", flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         serve(args.host, args.port, knowledge, args.latency)
     except KeyboardInterrupt:
@@ -125,6 +128,10 @@ def run_sandbox(args: argparse.Namespace, settings: Settings) -> int:
               file=sys.stderr)
         return 1
     return 0
+
+
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def show_config(args: argparse.Namespace, settings: Settings) -> int:

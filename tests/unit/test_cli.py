@@ -138,3 +138,20 @@ def test_dev_refuses_a_web_port_already_in_use(capsys: pytest.CaptureFixture[str
         port = busy.getsockname()[1]
         assert main(["dev", "--port", str(port)]) == 1
     assert "already in use" in capsys.readouterr().err
+
+
+def test_dev_runs_the_sandbox_only_without_an_api_key(tmp_path: Path) -> None:
+    from supportflow.runtime.dev import DevOptions, child_env, process_specs
+    from supportflow.settings import load_settings
+
+    options = DevOptions(web_port=5050, data_dir=tmp_path, sandbox_port=8799)
+    local = load_settings(environ={})
+    env = child_env(local, "redis://127.0.0.1:7000/0", "http://127.0.0.1:8799/v1")
+    specs = {spec.name: list(spec.argv) for spec in process_specs(options, local, env)}
+    assert list(specs) == ["sandbox", "worker", "beat", "web"]
+    assert env["SUPPORTFLOW_REDIS_URL"] == "redis://127.0.0.1:7000/0"
+    assert env["SUPPORTFLOW_SANDBOX_URL"] == "http://127.0.0.1:8799/v1"
+    assert "127.0.0.1:5050" in specs["web"]
+    assert str(tmp_path / "celerybeat-schedule") in specs["beat"]
+    with_key = load_settings(environ={"OPENAI_API_KEY": "sk-x"})
+    assert "sandbox" not in {spec.name for spec in process_specs(options, with_key, env)}
