@@ -10,10 +10,11 @@ import redis
 
 from supportflow.adapters.assistant_directory import AssistantClients
 from supportflow.adapters.redis_store import RedisConversationStore
+from supportflow.adapters.tokens import TokenStore
 from supportflow.adapters.vault import Vault
 from supportflow.flowconfig import FlowDirectory
 from supportflow.services.intake import Intake
-from supportflow.services.ports import AssistantDirectory, FlowCatalog, TaskQueue
+from supportflow.services.ports import AssistantDirectory, EventPublisher, FlowCatalog, TaskQueue
 from supportflow.services.turns import EngineConfig, TurnEngine
 from supportflow.settings import Settings, load_settings
 
@@ -28,6 +29,7 @@ class Services:
     intake: Intake
     engine: TurnEngine
     vault: Vault
+    tokens: TokenStore
 
 
 def bootstrap(
@@ -37,6 +39,7 @@ def bootstrap(
     assistants: AssistantDirectory | None = None,
     flows: FlowCatalog | None = None,
     redis_client: redis.Redis | None = None,
+    publisher: EventPublisher | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Services:
     """Build the services; pass fakes (queue, assistants, flows, clock) to replace real parts."""
@@ -60,6 +63,7 @@ def bootstrap(
         flows=flows,
         intake=Intake(store=store, flows=flows, queue=queue, clock=clock),
         engine=TurnEngine(store=store, flows=flows, assistants=assistants, queue=queue,
-                          clock=clock, config=config),
+                          clock=clock, config=config, publisher=publisher),
         vault=vault,
+        tokens=TokenStore(client, prefix=settings.key_prefix),
     )

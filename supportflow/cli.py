@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
+from supportflow.cli_tokens import add_tokens_parser, run_tokens
 from supportflow.cli_vault import add_vault_parser, run_vault
 from supportflow.flowconfig import FlowDirectory, FlowError, load_flow_file
 from supportflow.settings import Settings, env_name, load_settings
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--concurrency", type=int, default=2, help="Celery worker processes")
 
     add_vault_parser(commands)
+    add_tokens_parser(commands)
 
     config = commands.add_parser("config", help="print the effective settings, secrets masked")
     config.add_argument("--json", action="store_true", help="print JSON")
@@ -60,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(stop.code or 0) if not isinstance(stop.code, str) else 2
     if args.command is None:
         parser.print_usage(sys.stderr)
-        print("supportflow: error: name a command: flows check, sandbox, dev, vault or config",
+        print("supportflow: error: name a command: flows check, sandbox, dev, vault, tokens or config",
               file=sys.stderr)
         return 2
     if args.command == "flows" and args.flows_command is None:
@@ -73,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"supportflow: error: bad setting in the environment: {error}", file=sys.stderr)
         return 2
     handlers = {"flows": flows_check, "sandbox": run_sandbox, "dev": run_dev, "config": show_config,
-                "vault": run_vault}
+                "vault": run_vault, "tokens": run_tokens}
     return handlers[args.command](args, settings)
 
 

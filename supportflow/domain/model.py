@@ -51,6 +51,10 @@ class Conversation:
     contact_id: str
     flow: str
     state: State = State.ASK
+    # Where the customer writes from: "widget", "webhook:<inbox>" or "chatwoot:<inbox>".
+    channel: str = "widget"
+    # The helpdesk's own id of this conversation, for channels that have one.
+    external_id: str | None = None
     version: int = 0
     turn: int = 0
     thread_id: str | None = None

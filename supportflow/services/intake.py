@@ -72,7 +72,12 @@ class Intake:
         self.clock = clock
 
     def start_conversation(
-        self, contact: Contact, flow_name: str | None = None
+        self,
+        contact: Contact,
+        flow_name: str | None = None,
+        *,
+        channel: str = "widget",
+        external_id: str | None = None,
     ) -> tuple[Conversation, TranscriptMessage]:
         """Create a conversation in `ask` and record the flow's welcome question."""
         name = flow_name or self.flows.default
@@ -86,6 +91,8 @@ class Intake:
             contact_id=contact.id,
             flow=flow.name,
             state=State.ASK,
+            channel=channel,
+            external_id=external_id,
             created_at=now,
             updated_at=now,
         )

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
+from supportflow.domain.events import ConversationEvent
 from supportflow.domain.flow import Backend, Flow
 from supportflow.domain.model import Conversation, CustomerMessage, TranscriptMessage
 from supportflow.domain.tools import ToolSpec
@@ -168,6 +169,19 @@ class TaskQueue(Protocol):
     def drain(self, conversation_id: str, delay_s: float = 0.0) -> None: ...
 
     def poll(self, conversation_id: str, poll_id: int, delay_s: float) -> None: ...
+
+
+class EventPublisher(Protocol):
+    """Sends conversation events out (helpdesk callbacks, Chatwoot, streams)."""
+
+    def publish(self, events: Sequence[ConversationEvent]) -> None: ...
+
+
+class NullPublisher:
+    """A publisher for conversations nobody outside listens to."""
+
+    def publish(self, events: Sequence[ConversationEvent]) -> None:
+        return None
 
 
 class FlowCatalog(Protocol):

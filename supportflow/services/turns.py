@@ -6,7 +6,9 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
+from supportflow.domain.events import ConversationEvent, EventType, event_id
 from supportflow.domain.flow import FallbackAction, Flow, ThreadScope
 from supportflow.domain.fsm import WORKING_STATES, ConversationMachine
 from supportflow.domain.model import Author, Conversation, State, TranscriptMessage
@@ -18,7 +20,9 @@ from .ports import (
     AssistantError,
     Commit,
     ConversationStore,
+    EventPublisher,
     FlowCatalog,
+    NullPublisher,
     RunRequest,
     RunState,
     RunStatus,
@@ -71,8 +75,10 @@ class TurnEngine:
         queue: TaskQueue,
         clock: Callable[[], float],
         config: EngineConfig | None = None,
+        publisher: EventPublisher | None = None,
     ) -> None:
         self.store = store
+        self.publisher = publisher or NullPublisher()
         self.flows = flows
         self.assistants = assistants
         self.queue = queue
@@ -315,7 +321,9 @@ class TurnEngine:
         kind = "handoff" if handoff else "reply"
         self._finish_turn(conversation)
         session.machine.fire("reply_decided")
-        self._commit(session, Commit(transcript=[self._bot_message(conversation, kind, text)]))
+        message = self._bot_message(conversation, kind, text)
+        self._commit(session, Commit(transcript=[message]))
+        self._announce(conversation, message)
         return True
 
     def _fail(self, session: Session, reason: str) -> bool:
@@ -329,6 +337,7 @@ class TurnEngine:
         session.machine.fire("failed")
         message = self._bot_message(conversation, "fallback", flow.fallback.message)
         self._commit(session, Commit(transcript=[message]))
+        self._announce(conversation, message)
         return True
 
     def _step_failed(self, session: Session, error: AssistantError) -> bool:
@@ -350,6 +359,16 @@ class TurnEngine:
 
     # ----- helpers -----
 
+    def _announce(self, conversation: Conversation, message: TranscriptMessage) -> None:
+        """Publish the bot's message, and the handoff when the turn ended in one."""
+        events = [conversation_event(conversation, EventType.MESSAGE_CREATED, message.id,
+                                     {"message": message.to_dict()})]
+        if conversation.state is State.HANDED_OFF:
+            events.append(conversation_event(
+                conversation, EventType.HANDED_OFF, f"handoff:{conversation.turn}",
+                {"reason": conversation.handoff_reason, "turn": conversation.turn}))
+        self.publisher.publish(events)
+
     def _run_request(self, session: Session) -> RunRequest:
         flow = session.flow
         return RunRequest(backend=flow.backend, metadata=_metadata(session.conversation),
@@ -369,6 +388,17 @@ class TurnEngine:
             id=f"{conversation.turn}:{kind}", author=Author.BOT, text=text,
             at=self.clock(), turn=conversation.turn,
         )
+
+
+def conversation_event(
+    conversation: Conversation, kind: EventType, what: str, data: dict[str, Any]
+) -> ConversationEvent:
+    """An event of the conversation whose id is stable for the same `what`."""
+    return ConversationEvent(
+        id=event_id(conversation.id, what), type=kind, conversation_id=conversation.id,
+        channel=conversation.channel, external_id=conversation.external_id,
+        at=conversation.updated_at, data=data,
+    )
 
 
 def _metadata(conversation: Conversation) -> dict[str, str]:

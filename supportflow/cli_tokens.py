@@ -1,0 +1,49 @@
+"""`supportflow tokens ...`: API tokens with roles, shown once, stored hashed."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import redis
+
+from supportflow.adapters.tokens import TokenError, TokenStore
+from supportflow.domain.access import Role
+from supportflow.settings import Settings
+
+
+def add_tokens_parser(commands: Any) -> None:
+    """Add `tokens create|list|revoke` to the CLI's subcommands."""
+    tokens = commands.add_parser("tokens", help="API tokens with roles")
+    actions = tokens.add_subparsers(dest="tokens_command", metavar="ACTION")
+    create = actions.add_parser("create", help="make a token; it is printed once")
+    create.add_argument("--name", required=True)
+    create.add_argument("--role", required=True, choices=[role.value for role in Role])
+    actions.add_parser("list", help="list token names and roles")
+    revoke = actions.add_parser("revoke", help="revoke a token by name")
+    revoke.add_argument("name")
+
+
+def run_tokens(args: argparse.Namespace, settings: Settings) -> int:
+    """Run one tokens action; 1 with a message when it cannot be done."""
+    if args.tokens_command is None:
+        print("usage: supportflow tokens {create,list,revoke}", file=sys.stderr)
+        return 2
+    store = TokenStore(redis.Redis.from_url(settings.redis_url), prefix=settings.key_prefix)
+    try:
+        if args.tokens_command == "create":
+            print(store.create(args.name, Role(args.role)))
+        elif args.tokens_command == "list":
+            for record in store.listing():
+                print(f"{record['name']}  {record['role']}")
+        elif not store.revoke(args.name):
+            print(f"supportflow tokens: error: no token named {args.name!r}", file=sys.stderr)
+            return 1
+    except TokenError as error:
+        print(f"supportflow tokens: error: {error}", file=sys.stderr)
+        return 1
+    except redis.RedisError as error:
+        print(f"supportflow tokens: error: Redis at {settings.redis_url}: {error}", file=sys.stderr)
+        return 1
+    return 0
