@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
 
-from supportflow.adapters.openai_http import call_api, clean_reply, poll_after_s, require_str
+from supportflow.adapters.openai_http import (
+    call_api,
+    clean_reply,
+    dicts,
+    failure_reason,
+    poll_after_s,
+    require_str,
+)
 from supportflow.services.ports import AssistantError, RunRequest, RunState, RunStatus, ToolCall
 
 BETA_HEADERS = {"OpenAI-Beta": "assistants=v2"}
@@ -33,7 +40,7 @@ class OpenAIAssistantsClient:
         recent, _ = self._call(
             "GET", f"/threads/{thread_id}/messages", params={"order": "desc", "limit": 20}
         )
-        if any(_metadata(m).get("sf_turn") == turn_key for m in _dicts(recent.get("data"))):
+        if any(_metadata(m).get("sf_turn") == turn_key for m in dicts(recent.get("data"))):
             return
         message = {"role": "user", "content": "\n".join(texts), "metadata": {"sf_turn": turn_key}}
         self._call("POST", f"/threads/{thread_id}/messages", json=message)
@@ -46,7 +53,7 @@ class OpenAIAssistantsClient:
         latest, _ = self._call(
             "GET", f"/threads/{thread_id}/runs", params={"limit": 1, "order": "desc"}
         )
-        for run in _dicts(latest.get("data")):
+        for run in dicts(latest.get("data")):
             if _metadata(run).get("sf_turn") == turn_key:
                 return require_str(run, "id")
         metadata = dict(request.metadata)
@@ -87,7 +94,7 @@ class OpenAIAssistantsClient:
         if status == "requires_action":
             return RunStatus(RunState.REQUIRES_ACTION, tool_calls=_tool_calls(run))
         if status in FAILED_STATUSES:
-            return RunStatus(RunState.FAILED, reason=_failure_reason(run))
+            return RunStatus(RunState.FAILED, reason=failure_reason(run, "last_error"))
         if status != "completed":
             return RunStatus(RunState.FAILED, reason=f"unexpected status {status!r}")
         reply = clean_reply(self._run_reply(thread_id, run_id))
@@ -103,7 +110,7 @@ class OpenAIAssistantsClient:
         )
         texts = [
             _message_text(message)
-            for message in _dicts(body.get("data"))
+            for message in dicts(body.get("data"))
             if message.get("role") == "assistant"
         ]
         return "\n\n".join(text for text in texts if text.strip())
@@ -124,7 +131,7 @@ def _tool_calls(run: Mapping[str, Any]) -> tuple[ToolCall, ...]:
     submit = action.get("submit_tool_outputs") if isinstance(action, dict) else None
     calls = submit.get("tool_calls") if isinstance(submit, dict) else None
     result: list[ToolCall] = []
-    for call in _dicts(calls):
+    for call in dicts(calls):
         function = call.get("function")
         function = function if isinstance(function, dict) else {}
         result.append(
@@ -137,19 +144,10 @@ def _tool_calls(run: Mapping[str, Any]) -> tuple[ToolCall, ...]:
     return tuple(result)
 
 
-def _failure_reason(run: Mapping[str, Any]) -> str:
-    error = run.get("last_error")
-    if isinstance(error, dict) and error.get("message"):
-        return str(error["message"])
-    details = run.get("incomplete_details")
-    if isinstance(details, dict) and details.get("reason"):
-        return str(details["reason"])
-    return str(run.get("status") or "failed")
-
 
 def _message_text(message: Mapping[str, Any]) -> str:
     parts: list[str] = []
-    for part in _dicts(message.get("content")):
+    for part in dicts(message.get("content")):
         text = part.get("text")
         if part.get("type") == "text" and isinstance(text, dict):
             parts.append(str(text.get("value", "")))
@@ -160,7 +158,3 @@ def _metadata(entry: Mapping[str, Any]) -> Mapping[str, Any]:
     value = entry.get("metadata")
     return value if isinstance(value, dict) else {}
 
-
-def _dicts(value: Any) -> Iterable[dict[str, Any]]:
-    if isinstance(value, list):
-        yield from (entry for entry in value if isinstance(entry, dict))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -146,3 +146,20 @@ def require_str(body: Mapping[str, Any], key: str) -> str:
     if not isinstance(value, str) or not value:
         raise AssistantError(f"the API response has no {key!r}", retryable=False)
     return value
+
+
+def failure_reason(body: Mapping[str, Any], error_key: str) -> str:
+    """Why a run or response ended badly: its error message, incomplete reason, or status."""
+    error = body.get(error_key)
+    if isinstance(error, dict) and error.get("message"):
+        return str(error["message"])
+    details = body.get("incomplete_details")
+    if isinstance(details, dict) and details.get("reason"):
+        return str(details["reason"])
+    return str(body.get("status") or "failed")
+
+
+def dicts(value: Any) -> Iterable[dict[str, Any]]:
+    """The dict entries of a JSON list (nothing when it is not a list)."""
+    if isinstance(value, list):
+        yield from (entry for entry in value if isinstance(entry, dict))

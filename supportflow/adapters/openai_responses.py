@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
 
-from supportflow.adapters.openai_http import call_api, clean_reply, poll_after_s, require_str
+from supportflow.adapters.openai_http import (
+    call_api,
+    clean_reply,
+    dicts,
+    failure_reason,
+    poll_after_s,
+    require_str,
+)
 from supportflow.services.ports import AssistantError, RunRequest, RunState, RunStatus, ToolCall
 
 PENDING_STATUSES = frozenset({"queued", "in_progress"})
@@ -84,7 +91,7 @@ class OpenAIResponsesClient:
             params={"order": "desc", "limit": 20},
         )
         texts: list[str] = []
-        for item in _dicts(body.get("data")):
+        for item in dicts(body.get("data")):
             if item.get("type") != "message" or item.get("role") != "user":
                 break
             texts.append(_item_text(item, "input_text"))
@@ -130,10 +137,10 @@ def response_status(body: Mapping[str, Any], poll_after: float | None) -> RunSta
     if status in PENDING_STATUSES:
         return RunStatus(RunState.PENDING, poll_after_s=poll_after)
     if status in FAILED_STATUSES:
-        return RunStatus(RunState.FAILED, reason=_failure_reason(body))
+        return RunStatus(RunState.FAILED, reason=failure_reason(body, "error"))
     if status != "completed":
         return RunStatus(RunState.FAILED, reason=f"unexpected status {status!r}")
-    output = list(_dicts(body.get("output")))
+    output = list(dicts(body.get("output")))
     calls = tuple(
         ToolCall(
             id=str(item.get("call_id", "")),
@@ -157,15 +164,6 @@ def response_status(body: Mapping[str, Any], poll_after: float | None) -> RunSta
     return RunStatus(RunState.COMPLETED, reply=reply)
 
 
-def _failure_reason(body: Mapping[str, Any]) -> str:
-    error = body.get("error")
-    if isinstance(error, dict) and error.get("message"):
-        return str(error["message"])
-    details = body.get("incomplete_details")
-    if isinstance(details, dict) and details.get("reason"):
-        return str(details["reason"])
-    return str(body.get("status") or "failed")
-
 
 def _user_item(text: str) -> dict[str, Any]:
     return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
@@ -176,10 +174,6 @@ def _item_text(item: Mapping[str, Any], part_type: str) -> str:
     if isinstance(content, str):
         return content
     return "".join(
-        str(part.get("text", "")) for part in _dicts(content) if part.get("type") == part_type
+        str(part.get("text", "")) for part in dicts(content) if part.get("type") == part_type
     )
 
-
-def _dicts(value: Any) -> Iterable[dict[str, Any]]:
-    if isinstance(value, list):
-        yield from (entry for entry in value if isinstance(entry, dict))
