@@ -1,4 +1,4 @@
-"""`supportflow dev` as a new user runs it, the README's curl session against it, then Ctrl-C."""
+"""`supportflow dev` as a new user runs it: the README's curl session against it, then Ctrl-C."""
 
 from __future__ import annotations
 
@@ -8,11 +8,15 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
+from supportflow.sandbox.server import start_in_thread
+from supportflow.sandbox.store import bearer_fingerprint
 from supportflow.settings import PROJECT_ROOT
 from tests.helpers import free_port, wait_until
 
@@ -27,8 +31,11 @@ def readme_curl_session() -> str:
     return found.group(1)
 
 
-def test_dev_serves_the_readme_curl_session_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+@contextmanager
+def dev_running(tmp_path: Path, extra_env: dict[str, str]) -> Iterator[tuple[str, list[str]]]:
+    """Start `supportflow dev` from its console script; yield its URL and printed lines."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SUPPORTFLOW_"))}
+    env.update(extra_env)
     web_port, sandbox_port = free_port(), free_port()
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "supportflow"), "dev", "--port", str(web_port),
@@ -36,25 +43,14 @@ def test_dev_serves_the_readme_curl_session_and_stops_on_ctrl_c(tmp_path: Path) 
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, "")),  # type: ignore[union-attr]
+    assert process.stdout is not None
+    reader = threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, "")),
                               daemon=True)
     reader.start()
     try:
         wait_until(lambda: "Press Ctrl-C" in "".join(lines) or process.poll() is not None, 90)
-        output = "".join(lines)
-        assert process.poll() is None, output
-        base = f"http://127.0.0.1:{web_port}"
-        for path in ("/v1", "/demo", "/agent", "/ops"):
-            assert f"{base}{path}" in output
-        assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
-        assert httpx.get(f"http://127.0.0.1:{sandbox_port}/_sandbox/stats", timeout=5).is_success
-        session = subprocess.run(["bash", "-euo", "pipefail", "-c", readme_curl_session()],
-                                 env={**env, "BASE": base}, capture_output=True, text=True,
-                                 timeout=90)
-        assert session.returncode == 0, session.stderr
-        assert '"state":"wait_for_user"' in session.stdout, session.stdout
-        assert "We ship within 1-2 business days" in session.stdout
-        assert (tmp_path / "var" / "redis" / "redis.log").is_file()
+        assert process.poll() is None, "".join(lines)
+        yield f"http://127.0.0.1:{web_port}", lines
     finally:
         process.send_signal(signal.SIGINT)
         code = process.wait(timeout=60)
@@ -63,3 +59,39 @@ def test_dev_serves_the_readme_curl_session_and_stops_on_ctrl_c(tmp_path: Path) 
     assert "embedded Redis stopped" in "".join(lines)
     with pytest.raises(httpx.TransportError):
         httpx.get(f"http://127.0.0.1:{web_port}/healthz", timeout=2)
+
+
+def run_readme_session(base: str) -> str:
+    session = subprocess.run(["bash", "-euo", "pipefail", "-c", readme_curl_session()],
+                             env={**os.environ, "BASE": base}, capture_output=True, text=True,
+                             timeout=90)
+    assert session.returncode == 0, session.stderr
+    assert '"state":"wait_for_user"' in session.stdout, session.stdout
+    return session.stdout
+
+
+def test_dev_serves_the_readme_curl_session_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    with dev_running(tmp_path, {}) as (base, lines):
+        output = "".join(lines)
+        for path in ("/v1", "/demo", "/agent", "/ops"):
+            assert f"{base}{path}" in output
+        assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
+        assert "We ship within 1-2 business days" in run_readme_session(base)
+        assert (tmp_path / "var" / "redis" / "redis.log").is_file()
+        assert "sandbox |" in "".join(lines)
+
+
+def test_dev_with_an_api_key_talks_to_the_api_instead_of_a_sandbox(tmp_path: Path) -> None:
+    # The "API" here is a sandbox of the test's own at OPENAI_BASE_URL: dev must start none.
+    api = start_in_thread("127.0.0.1", free_port(), PROJECT_ROOT / "config/sandbox/knowledge.yaml",
+                          0.2)
+    key = "sk-test-dev-key-0123456789"
+    try:
+        with dev_running(tmp_path, {"OPENAI_API_KEY": key, "OPENAI_BASE_URL": api.url}) as (base, lines):
+            assert "sandbox |" not in "".join(lines)
+            assert "We ship within 1-2 business days" in run_readme_session(base)
+            stats = httpx.get(api.url.removesuffix("/v1") + "/_sandbox/stats", timeout=5).json()
+            assert bearer_fingerprint(key) in stats["bearer_fingerprints"]
+            assert key not in "".join(lines)
+    finally:
+        api.stop()
