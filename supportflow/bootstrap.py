@@ -9,10 +9,12 @@ from dataclasses import dataclass
 import redis
 
 from supportflow.adapters.assistant_directory import AssistantClients
+from supportflow.adapters.redis_agents import RedisAgentBoard
 from supportflow.adapters.redis_store import RedisConversationStore
 from supportflow.adapters.tokens import TokenStore
 from supportflow.adapters.vault import Vault
 from supportflow.flowconfig import FlowDirectory
+from supportflow.services.agents import AgentDesk
 from supportflow.services.intake import Intake
 from supportflow.services.ports import AssistantDirectory, EventPublisher, FlowCatalog, TaskQueue
 from supportflow.services.turns import EngineConfig, TurnEngine
@@ -30,6 +32,7 @@ class Services:
     engine: TurnEngine
     vault: Vault
     tokens: TokenStore
+    agents: AgentDesk
 
 
 def bootstrap(
@@ -57,13 +60,16 @@ def bootstrap(
         retry_max_s=settings.step_retry_max_s,
         watchdog_grace_s=settings.watchdog_grace_s,
     )
+    engine = TurnEngine(store=store, flows=flows, assistants=assistants, queue=queue,
+                        clock=clock, config=config, publisher=publisher)
     return Services(
         settings=settings,
         store=store,
         flows=flows,
         intake=Intake(store=store, flows=flows, queue=queue, clock=clock),
-        engine=TurnEngine(store=store, flows=flows, assistants=assistants, queue=queue,
-                          clock=clock, config=config, publisher=publisher),
+        engine=engine,
         vault=vault,
         tokens=TokenStore(client, prefix=settings.key_prefix),
+        agents=AgentDesk(store=store, board=RedisAgentBoard(client, prefix=settings.key_prefix),
+                         engine=engine, clock=clock),
     )

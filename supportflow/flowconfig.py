@@ -12,12 +12,14 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from supportflow.domain.flow import (
     MAX_POLL_DELAY_S,
+    TIMEOUT_MESSAGES,
     Backend,
     BackendKind,
     Fallback,
     FallbackAction,
     Flow,
     Handoff,
+    HandoffTimeoutAction,
     PollSchedule,
     PromptRef,
     ThreadScope,
@@ -80,10 +82,17 @@ class HandoffSchema(Schema):
     message = fields.String(
         load_default="You're being transferred to a person from our team. They'll answer here."
     )
+    timeout = fields.Float(load_default=300.0, validate=validate.Range(min=0.5, max=7 * 86400))
+    on_timeout = fields.Enum(HandoffTimeoutAction, by_value=True,
+                             load_default=HandoffTimeoutAction.TELL)
+    timeout_message = fields.String(load_default=None, validate=validate.Length(min=1))
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> Handoff:
-        return Handoff(markers=tuple(data["markers"]), message=data["message"])
+        action = data["on_timeout"]
+        return Handoff(markers=tuple(data["markers"]), message=data["message"],
+                       timeout_s=data["timeout"], on_timeout=action,
+                       timeout_message=data["timeout_message"] or TIMEOUT_MESSAGES[action])
 
 
 class PollSchema(Schema):

@@ -38,6 +38,12 @@ class Settings:
     max_message_chars: int = 4000
     # Encrypts the connectors in the vault (a Fernet key: `supportflow vault keygen`).
     vault_key: str | None = None
+    # Server-sent event streams: longest life of one response, keep-alive and poll periods.
+    stream_max_s: float = 60.0
+    stream_keepalive_s: float = 15.0
+    stream_poll_s: float = 0.3
+    # How often beat looks for handoffs nobody claimed within their flow's timeout.
+    handoff_check_interval_s: float = 5.0
 
     @property
     def uses_sandbox(self) -> bool:

@@ -6,7 +6,7 @@ from typing import Any
 
 from celery import Celery
 
-from supportflow.adapters.celery_queue import WATCHDOG_TASK
+from supportflow.adapters.celery_queue import HANDOFF_TIMEOUTS_TASK, WATCHDOG_TASK
 from supportflow.settings import Settings, load_settings
 
 QUEUE = "supportflow"
@@ -34,6 +34,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_transport_options": {"visibility_timeout": 3600},
         "beat_schedule": {
             "watchdog": {"task": WATCHDOG_TASK, "schedule": settings.watchdog_interval_s},
+            "handoff-timeouts": {"task": HANDOFF_TIMEOUTS_TASK,
+                                 "schedule": settings.handoff_check_interval_s},
         },
     }
 

@@ -6,7 +6,12 @@ import logging
 
 from celery import shared_task
 
-from supportflow.adapters.celery_queue import DRAIN_TASK, POLL_TASK, WATCHDOG_TASK
+from supportflow.adapters.celery_queue import (
+    DRAIN_TASK,
+    HANDOFF_TIMEOUTS_TASK,
+    POLL_TASK,
+    WATCHDOG_TASK,
+)
 
 from .base import services
 
@@ -32,3 +37,11 @@ def watchdog() -> None:
             "woke %d overdue polls and %d stranded conversations",
             len(report.polls), len(report.drains),
         )
+
+
+@shared_task(name=HANDOFF_TIMEOUTS_TASK, max_retries=0)
+def handoff_timeouts() -> None:
+    """Give unclaimed handoffs past their flow's timeout the flow's action."""
+    acted = services().agents.expire_unclaimed()
+    if acted:
+        logging.getLogger("supportflow.agents").info("handoff timeouts: %s", acted)

@@ -7,6 +7,7 @@ from typing import Any, Protocol
 DRAIN_TASK = "supportflow.drain"
 POLL_TASK = "supportflow.poll"
 WATCHDOG_TASK = "supportflow.watchdog"
+HANDOFF_TIMEOUTS_TASK = "supportflow.handoff_timeouts"
 
 
 class TaskSender(Protocol):

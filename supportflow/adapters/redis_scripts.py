@@ -39,7 +39,13 @@ for i = 10, #ARGV, 2 do
 end
 if ARGV[6] ~= '' then redis.call('ZADD', KEYS[6], ARGV[6], id) else redis.call('ZREM', KEYS[6], id) end
 if new['state'] == 'handed_off' then
-  redis.call('ZADD', KEYS[7], 'NX', ARGV[7], id)
+  if redis.call('ZADD', KEYS[7], 'NX', ARGV[7], id) == 1 then
+    -- Announce the new handoff on the agents' stream (read by /v1/agent/handoffs/stream).
+    local reason = new['handoff_reason']
+    if type(reason) ~= 'string' then reason = '' end
+    redis.call('XADD', ARGV[9] .. ':handoffs:log', 'MAXLEN', '~', '10000', '*',
+               'conversation', id, 'reason', reason, 'at', ARGV[7])
+  end
 else
   redis.call('ZREM', KEYS[7], id)
 end

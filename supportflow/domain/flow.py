@@ -64,10 +64,28 @@ class PollSchedule:
         return max(self.delays)
 
 
+class HandoffTimeoutAction(StrEnum):
+    TELL = "tell"
+    RETURN = "return"
+
+
+TIMEOUT_MESSAGES = {
+    HandoffTimeoutAction.TELL: "Sorry for the wait: everyone on our team is busy right now. "
+    "Someone will answer here as soon as they can.",
+    HandoffTimeoutAction.RETURN: "Nobody from our team is free right now, so I'll keep helping "
+    "you. What can I do for you?",
+}
+
+
 @dataclass(frozen=True)
 class Handoff:
     markers: tuple[str, ...]
     message: str
+    # An unclaimed handoff gets `on_timeout` after `timeout_s`: tell the customer once, or
+    # give the conversation back to the bot; both post `timeout_message`.
+    timeout_s: float = 300.0
+    on_timeout: HandoffTimeoutAction = HandoffTimeoutAction.TELL
+    timeout_message: str = TIMEOUT_MESSAGES[HandoffTimeoutAction.TELL]
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,8 @@ class Conversation:
     turn_messages: list[CustomerMessage] = field(default_factory=list)
     reply: str | None = None
     handoff_reason: str | None = None
+    # The customer was told once that nobody has claimed the handoff yet.
+    handoff_timeout_told: bool = False
     failure_reason: str | None = None
     poll_attempt: int = 0
     poll_id: int = 0

@@ -1,0 +1,271 @@
+"""Use cases of agents: the handoff queue, claim, answer, resolve, give back, timeouts."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from supportflow.domain.events import EventType
+from supportflow.domain.flow import HandoffTimeoutAction
+from supportflow.domain.model import Author, Conversation, State, TranscriptMessage
+
+from .intake import UnknownConversation
+from .ports import Commit, ConversationStore, StaleWrite
+from .turns import Session, TurnEngine, conversation_event
+
+log = logging.getLogger(__name__)
+
+
+class ClaimOutcome(StrEnum):
+    WON = "won"
+    ALREADY_YOURS = "already_yours"
+    TAKEN = "taken"
+    NOT_HANDED_OFF = "not_handed_off"
+    UNKNOWN = "unknown"
+
+
+class AgentBoard(Protocol):
+    """Who holds which handoff (claimed atomically), and transcript-id checks."""
+
+    def claim(self, conversation_id: str, agent: str) -> tuple[ClaimOutcome, str | None]: ...
+
+    def claimant(self, conversation_id: str) -> str | None: ...
+
+    def claimants(self, conversation_ids: Sequence[str]) -> dict[str, str | None]: ...
+
+    def release(self, conversation_id: str) -> None: ...
+
+    def has_message(self, conversation_id: str, message_id: str) -> bool: ...
+
+
+class NotHandedOff(Exception):
+    """The conversation is not with the agents (the bot has it, or it is closed)."""
+
+
+class ClaimConflict(Exception):
+    """Another agent holds the conversation (or nobody does, when a claim is needed)."""
+
+    def __init__(self, message: str, holder: str | None) -> None:
+        super().__init__(message)
+        self.holder = holder
+
+
+class ConversationBusy(Exception):
+    """A worker holds the conversation's lease; try again in a moment."""
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    conversation: Conversation
+    entered_at: float
+    waiting_s: float
+    attribute: str
+    attribute_value: str | None
+    claimed_by: str | None
+
+
+@dataclass(frozen=True)
+class ConversationView:
+    conversation: Conversation
+    claimed_by: str | None
+    messages: list[tuple[int, TranscriptMessage]]
+    attributes: dict[str, str]
+    notes: list[dict[str, object]]
+
+
+@dataclass(frozen=True)
+class AgentReceipt:
+    conversation_id: str
+    message_id: str
+    duplicate: bool
+
+
+class AgentDesk:
+    """Agents' changes go through the FSM under the conversation's lease, version-checked."""
+
+    def __init__(self, *, store: ConversationStore, board: AgentBoard, engine: TurnEngine,
+                 clock: Callable[[], float], lease_wait_s: float = 3.0) -> None:
+        self.store = store
+        self.board = board
+        self.engine = engine
+        self.clock = clock
+        self.lease_wait_s = lease_wait_s
+
+    # ----- reading -----
+
+    def queue(self) -> list[QueueEntry]:
+        """Handed-off conversations, oldest first, with wait, attribute and claim."""
+        entries = self.store.handoff_queue()
+        claims = self.board.claimants([cid for cid, _ in entries])
+        now, found = self.clock(), []
+        for cid, entered in entries:
+            conversation = self.store.get(cid)
+            if conversation is None or conversation.state is not State.HANDED_OFF:
+                continue
+            attribute = self._flow_attribute(conversation)
+            found.append(QueueEntry(
+                conversation, entered, max(0.0, now - entered), attribute,
+                self.store.attributes(conversation.contact_id).get(attribute), claims.get(cid)))
+        return found
+
+    def view(self, conversation_id: str, limit: int = 500) -> ConversationView:
+        """Any conversation's state, transcript, contact attributes and notes."""
+        conversation = self._get(conversation_id)
+        return ConversationView(
+            conversation, self.board.claimant(conversation_id),
+            self.store.transcript(conversation_id, 0, limit),
+            self.store.attributes(conversation.contact_id), self.store.notes(conversation_id))
+
+    # ----- changes -----
+
+    def claim(self, conversation_id: str, agent: str) -> bool:
+        """Claim a handoff for `agent` (atomic); True when newly won, False when already theirs."""
+        outcome, holder = self.board.claim(conversation_id, agent)
+        if outcome is ClaimOutcome.UNKNOWN:
+            raise UnknownConversation(conversation_id)
+        if outcome is ClaimOutcome.NOT_HANDED_OFF:
+            raise NotHandedOff(conversation_id)
+        if outcome is ClaimOutcome.TAKEN:
+            raise ClaimConflict(f"already claimed by {holder}", holder)
+        return outcome is ClaimOutcome.WON
+
+    def send(self, conversation_id: str, agent: str, text: str,
+             client_message_id: str | None = None) -> AgentReceipt:
+        """The claiming agent's message to the customer, once per client message id."""
+        message_id = f"agent-{client_message_id or uuid.uuid4().hex}"
+        with self._hold(conversation_id) as session:
+            self._check_agent(session.conversation, agent, need_claim=True)
+            if self.board.has_message(conversation_id, message_id):
+                return AgentReceipt(conversation_id, message_id, duplicate=True)
+            message = TranscriptMessage(id=message_id, author=Author.AGENT, text=text,
+                                        at=self.clock(), turn=session.conversation.turn)
+            self._commit(session, [message])
+        self._publish(session.conversation, EventType.MESSAGE_CREATED, message.id,
+                      {"message": message.to_dict(), "agent": agent})
+        return AgentReceipt(conversation_id, message_id, duplicate=False)
+
+    def resolve(self, conversation_id: str, agent: str) -> Conversation:
+        """Close a handed-off conversation and take it out of the queue."""
+        with self._hold(conversation_id) as session:
+            self._check_agent(session.conversation, agent, need_claim=False)
+            session.machine.fire("agent_resolved")
+            self._commit(session)
+        self.board.release(conversation_id)
+        conversation = session.conversation
+        self._publish(conversation, EventType.RESOLVED, f"resolved:{conversation.turn}",
+                      {"agent": agent})
+        return conversation
+
+    def give_back(self, conversation_id: str, agent: str) -> Conversation:
+        """Return a handed-off conversation to the bot, which waits for the customer."""
+        with self._hold(conversation_id) as session:
+            self._check_agent(session.conversation, agent, need_claim=False)
+            self._return(session)
+            self._commit(session)
+        self.board.release(conversation_id)
+        self._publish(session.conversation, EventType.RETURNED_TO_BOT,
+                      f"returned:{session.conversation.turn}", {"agent": agent})
+        return session.conversation
+
+    def expire_unclaimed(self) -> list[str]:
+        """Apply the flow's timeout action to handoffs nobody claimed in time (beat task)."""
+        now, acted = self.clock(), []
+        entries = self.store.handoff_queue()
+        claims = self.board.claimants([cid for cid, _ in entries])
+        for cid, entered in entries:
+            conversation = self.store.get(cid)
+            if claims.get(cid) or conversation is None or conversation.handoff_timeout_told:
+                continue
+            try:
+                if now - entered < self.engine.flows.get(conversation.flow).handoff.timeout_s:
+                    continue
+                if self._time_out(cid):
+                    acted.append(cid)
+            except (ConversationBusy, StaleWrite, KeyError) as error:
+                log.info("handoff timeout of %s postponed: %r", cid, error)
+        return acted
+
+    # ----- helpers -----
+
+    def _time_out(self, conversation_id: str) -> bool:
+        with self._hold(conversation_id, wait_s=0.0) as session:
+            conversation, handoff = session.conversation, session.flow.handoff
+            if (conversation.state is not State.HANDED_OFF or conversation.handoff_timeout_told
+                    or self.board.claimant(conversation_id)):
+                return False
+            returned = handoff.on_timeout is HandoffTimeoutAction.RETURN
+            kind = "handoff-returned" if returned else "handoff-timeout"
+            if returned:
+                self._return(session)
+            else:
+                conversation.handoff_timeout_told = True
+            message = TranscriptMessage(id=f"{conversation.turn}:{kind}", author=Author.BOT,
+                                        text=handoff.timeout_message, at=self.clock(),
+                                        turn=conversation.turn)
+            self._commit(session, [message])
+        self._publish(conversation, EventType.MESSAGE_CREATED, message.id,
+                      {"message": message.to_dict()})
+        if returned:
+            self.board.release(conversation_id)
+            self._publish(conversation, EventType.RETURNED_TO_BOT,
+                          f"returned:{conversation.turn}", {"agent": None})
+        return True
+
+    def _return(self, session: Session) -> None:
+        session.machine.fire("agent_returned")
+        session.conversation.handoff_reason = None
+        session.conversation.handoff_timeout_told = False
+
+    def _check_agent(self, conversation: Conversation, agent: str, *, need_claim: bool) -> None:
+        if conversation.state is not State.HANDED_OFF:
+            raise NotHandedOff(conversation.id)
+        holder = self.board.claimant(conversation.id)
+        if holder is None and need_claim:
+            raise ClaimConflict("claim the conversation first", None)
+        if holder is not None and holder != agent:
+            raise ClaimConflict(f"claimed by {holder}", holder)
+
+    @contextmanager
+    def _hold(self, conversation_id: str, wait_s: float | None = None) -> Iterator[Session]:
+        """The conversation under its lease, like TurnEngine's session; waits briefly."""
+        conversation = self._get(conversation_id)
+        deadline = time.monotonic() + (self.lease_wait_s if wait_s is None else wait_s)
+        ttl = self.engine.config.lease_ttl_s
+        while (lease := self.store.acquire_lease(conversation_id, ttl)) is None:
+            if time.monotonic() >= deadline:
+                raise ConversationBusy(conversation_id)
+            time.sleep(0.05)
+        try:
+            conversation = self._get(conversation_id)
+            yield Session(conversation, self.engine.flows.get(conversation.flow), lease)
+        finally:
+            self.store.release_lease(conversation_id, lease)
+
+    def _commit(self, session: Session, transcript: list[TranscriptMessage] | None = None) -> None:
+        conversation = session.conversation
+        conversation.updated_at = self.clock()
+        conversation.wake_at = None
+        self.store.commit(conversation, session.lease, Commit(transcript=transcript or []))
+
+    def _publish(self, conversation: Conversation, kind: EventType, what: str,
+                 data: dict[str, object]) -> None:
+        event = conversation_event(conversation, kind, what, dict(data))
+        self.engine.publisher.publish([event])
+
+    def _get(self, conversation_id: str) -> Conversation:
+        conversation = self.store.get(conversation_id)
+        if conversation is None:
+            raise UnknownConversation(conversation_id)
+        return conversation
+
+    def _flow_attribute(self, conversation: Conversation) -> str:
+        try:
+            return self.engine.flows.get(conversation.flow).attribute
+        except KeyError:
+            return "gpt_response"
