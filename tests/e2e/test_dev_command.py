@@ -78,7 +78,7 @@ def test_dev_serves_the_readme_curl_session_and_stops_on_ctrl_c(tmp_path: Path) 
         assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
         assert "We ship within 1-2 business days" in run_readme_session(base)
         assert (tmp_path / "var" / "redis" / "redis.log").is_file()
-        assert "sandbox |" in "".join(lines)
+        assert re.search(r"^sandbox\s+\|", "".join(lines), re.M)
 
 
 def test_dev_with_an_api_key_talks_to_the_api_instead_of_a_sandbox(tmp_path: Path) -> None:
@@ -88,7 +88,7 @@ def test_dev_with_an_api_key_talks_to_the_api_instead_of_a_sandbox(tmp_path: Pat
     key = "sk-test-dev-key-0123456789"
     try:
         with dev_running(tmp_path, {"OPENAI_API_KEY": key, "OPENAI_BASE_URL": api.url}) as (base, lines):
-            assert "sandbox |" not in "".join(lines)
+            assert not re.search(r"^sandbox\s+\|", "".join(lines), re.M)
             assert "We ship within 1-2 business days" in run_readme_session(base)
             stats = httpx.get(api.url.removesuffix("/v1") + "/_sandbox/stats", timeout=5).json()
             assert bearer_fingerprint(key) in stats["bearer_fingerprints"]
