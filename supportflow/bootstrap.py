@@ -16,9 +16,16 @@ from supportflow.adapters.vault import Vault
 from supportflow.flowconfig import FlowDirectory
 from supportflow.services.agents import AgentDesk
 from supportflow.services.intake import Intake
-from supportflow.services.ports import AssistantDirectory, EventPublisher, FlowCatalog, TaskQueue
+from supportflow.services.ports import (
+    AssistantDirectory,
+    EventPublisher,
+    FlowCatalog,
+    NullPublisher,
+    TaskQueue,
+)
 from supportflow.services.turns import EngineConfig, TurnEngine
 from supportflow.settings import Settings, load_settings
+from supportflow.webhooks.wiring import Helpdesk, NoDeliveryQueue, build_helpdesk, delivery_queue_for
 
 
 @dataclass
@@ -33,6 +40,7 @@ class Services:
     vault: Vault
     tokens: TokenStore
     agents: AgentDesk
+    helpdesk: Helpdesk
 
 
 def bootstrap(
@@ -60,16 +68,24 @@ def bootstrap(
         retry_max_s=settings.step_retry_max_s,
         watchdog_grace_s=settings.watchdog_grace_s,
     )
+    intake = Intake(store=store, flows=flows, queue=queue, clock=clock)
+    # Deliveries go out as Celery tasks; with a fake queue (tests) nothing is published.
+    deliveries = delivery_queue_for(queue)
+    helpdesk = build_helpdesk(settings, client, vault=vault, intake=intake, clock=clock,
+                              queue=deliveries or NoDeliveryQueue())
+    if publisher is None:
+        publisher = helpdesk.deliveries if deliveries else NullPublisher()
     engine = TurnEngine(store=store, flows=flows, assistants=assistants, queue=queue,
                         clock=clock, config=config, publisher=publisher)
     return Services(
         settings=settings,
         store=store,
         flows=flows,
-        intake=Intake(store=store, flows=flows, queue=queue, clock=clock),
+        intake=intake,
         engine=engine,
         vault=vault,
         tokens=TokenStore(client, prefix=settings.key_prefix),
         agents=AgentDesk(store=store, board=RedisAgentBoard(client, prefix=settings.key_prefix),
                          engine=engine, clock=clock),
+        helpdesk=helpdesk,
     )

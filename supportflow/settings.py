@@ -38,6 +38,12 @@ class Settings:
     max_message_chars: int = 4000
     # Encrypts the connectors in the vault (a Fernet key: `supportflow vault keygen`).
     vault_key: str | None = None
+    # Outbound webhooks: seconds before each delivery attempt (comma-separated in the env).
+    delivery_schedule: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000)
+    delivery_timeout_s: float = 10.0
+    # Handoffs of every conversation are announced to this webhook (signed with the secret).
+    agents_webhook_url: str | None = None
+    agents_webhook_secret: str | None = None
     # Server-sent event streams: longest life of one response, keep-alive and poll periods.
     stream_max_s: float = 60.0
     stream_keepalive_s: float = 15.0
@@ -57,7 +63,7 @@ class Settings:
     def redacted(self) -> dict[str, Any]:
         """The settings with secrets masked, for logs and `supportflow config`."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
-        for secret in ("openai_api_key", "vault_key"):
+        for secret in ("openai_api_key", "vault_key", "agents_webhook_secret"):
             if values[secret]:
                 values[secret] = "***"
         return {key: str(value) if isinstance(value, Path) else value for key, value in values.items()}
@@ -102,4 +108,6 @@ def _coerce(default: Any, annotation: Any, raw: str) -> Any:
         return float(raw)
     if isinstance(default, Path):
         return Path(raw)
+    if isinstance(default, tuple):
+        return tuple(float(part) for part in raw.split(",") if part.strip())
     return raw

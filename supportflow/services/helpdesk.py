@@ -1,0 +1,85 @@
+"""Use cases for helpdesk traffic coming in: map its conversations to ours, take its messages."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+from supportflow.domain.inbox import Inbox
+
+from .intake import Contact, ConversationClosed, Intake, Receipt
+
+
+class ConversationMap(Protocol):
+    """Which SupportFlow conversation stands for a helpdesk conversation of an inbox."""
+
+    def get(self, inbox: str, external_id: str) -> str | None: ...
+
+    def bind(self, inbox: str, external_id: str, conversation_id: str) -> None: ...
+
+    def locked(self, inbox: str, external_id: str) -> AbstractContextManager[None]:
+        """Hold the inbox's lock on this helpdesk conversation (so one creator wins)."""
+        ...
+
+    def first_time(self, inbox: str, message_key: str) -> bool:
+        """True once per inbound message key (a webhook-id); kept longer than the tolerance."""
+        ...
+
+    def forget(self, inbox: str, message_key: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """A customer's message as a helpdesk sends it."""
+
+    external_id: str
+    contact: Contact
+    message_id: str
+    text: str
+
+
+class HelpdeskInbound:
+    """Takes helpdesk messages into the conversation they belong to; never calls the assistant."""
+
+    def __init__(self, *, intake: Intake, conversations: ConversationMap) -> None:
+        self.intake = intake
+        self.map = conversations
+
+    def receive(self, inbox: Inbox, message: InboundMessage, delivery_id: str | None = None
+                ) -> Receipt | None:
+        """Keep the message (once per delivery id and message id); None for a replayed delivery."""
+        if delivery_id is not None and not self.map.first_time(inbox.name, delivery_id):
+            return None
+        try:
+            return self._receive(inbox, message)
+        except BaseException:
+            if delivery_id is not None:
+                self.map.forget(inbox.name, delivery_id)
+            raise
+
+    def _receive(self, inbox: Inbox, message: InboundMessage) -> Receipt:
+        conversation_id = self.conversation_for(inbox, message)
+        try:
+            return self.intake.receive_message(conversation_id, message.message_id, message.text)
+        except ConversationClosed:
+            fresh = self.conversation_for(inbox, message, replacing=conversation_id)
+            return self.intake.receive_message(fresh, message.message_id, message.text)
+
+    def conversation_for(self, inbox: Inbox, message: InboundMessage,
+                         replacing: str | None = None) -> str:
+        """The conversation of this helpdesk conversation; started (once) when there is none."""
+        known = self.map.get(inbox.name, message.external_id)
+        if known and known != replacing:
+            return known
+        with self.map.locked(inbox.name, message.external_id):
+            known = self.map.get(inbox.name, message.external_id)
+            if known and known != replacing:
+                return known
+            contact = Contact(id=f"{inbox.name}:{message.contact.id}", name=message.contact.name,
+                              email=message.contact.email, attributes=message.contact.attributes)
+            conversation, _ = self.intake.start_conversation(
+                contact, inbox.flow, channel=inbox.channel, external_id=message.external_id)
+            self.map.bind(inbox.name, message.external_id, conversation.id)
+            return conversation.id
+

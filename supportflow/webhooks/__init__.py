@@ -1,0 +1,1 @@
+"""Helpdesk webhooks: Standard Webhooks signing, inboxes, inbound and outbound deliveries."""
