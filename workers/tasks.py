@@ -12,6 +12,7 @@ from supportflow.adapters.celery_queue import (
     POLL_TASK,
     WATCHDOG_TASK,
 )
+from supportflow.adapters.delivery_queue import DELIVER_TASK
 
 from .base import services
 
@@ -45,3 +46,9 @@ def handoff_timeouts() -> None:
     acted = services().agents.expire_unclaimed()
     if acted:
         logging.getLogger("supportflow.agents").info("handoff timeouts: %s", acted)
+
+
+@shared_task(name=DELIVER_TASK)
+def deliver(delivery_id: str, attempt: int) -> None:
+    """Make one attempt at an outbound delivery (the next is scheduled with a countdown)."""
+    services().helpdesk.deliveries.deliver(delivery_id, attempt)
