@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from supportflow.domain.events import EventType
 from supportflow.domain.flow import HandoffTimeoutAction
@@ -42,6 +42,12 @@ class AgentBoard(Protocol):
     def release(self, conversation_id: str) -> None: ...
 
     def has_message(self, conversation_id: str, message_id: str) -> bool: ...
+
+    def latest_handoff_id(self) -> str: ...
+
+    def handoffs_after(self, after: str, count: int = 100) -> list[tuple[str, dict[str, Any]]]:
+        """Handoff announcements newer than `after`, oldest first."""
+        ...
 
 
 class NotHandedOff(Exception):

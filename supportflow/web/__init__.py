@@ -27,11 +27,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.extensions["supportflow"] = services
     register_error_handlers(app)
-    from . import health, openapi, widget
+    from . import agents, health, openapi, streams, widget
 
     app.register_blueprint(health.bp)
     app.register_blueprint(widget.bp)
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(agents.bp)
+    app.register_blueprint(streams.bp)
     return app
 
 

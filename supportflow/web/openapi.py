@@ -11,6 +11,7 @@ from flask import Blueprint, Response, jsonify
 from supportflow import __version__
 
 from .schemas import ErrorSchema, MessagesQuerySchema
+from .agent_schemas import AGENT_ROUTES, AGENT_SCHEMAS
 from .widget import SCHEMAS
 
 bp = Blueprint("openapi", __name__)
@@ -54,9 +55,10 @@ ROUTES: dict[str, dict[str, Any]] = {
 def build_spec() -> dict[str, Any]:
     """The OpenAPI 3.0 document of the HTTP API."""
     spec = APISpec("SupportFlow", __version__, "3.0.3", plugins=[MarshmallowPlugin()])
-    for name, schema in {**SCHEMAS, "Error": ErrorSchema}.items():
+    spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
+    for name, schema in {**SCHEMAS, **AGENT_SCHEMAS, "Error": ErrorSchema}.items():
         spec.components.schema(name, schema=schema)
-    for path, operations in ROUTES.items():
+    for path, operations in {**ROUTES, **AGENT_ROUTES}.items():
         parameters = [{"in": "path", "name": "conversation_id", "required": True,
                        "schema": {"type": "string"}}] if "{" in path else []
         spec.path(path=path, operations=operations, parameters=parameters)

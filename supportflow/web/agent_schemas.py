@@ -1,0 +1,142 @@
+"""Schemas of the agents' API: they validate bodies and feed the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, fields, validate
+
+from .schemas import ID, MessageSchema
+
+
+class AgentMessageSchema(Schema):
+    text = fields.String(required=True, validate=validate.Length(min=1, max=4000))
+    client_message_id = fields.String(validate=ID)
+
+
+class AgentReceiptSchema(Schema):
+    conversation_id = fields.String(required=True)
+    message_id = fields.String(required=True)
+    duplicate = fields.Boolean(required=True)
+
+
+class ClaimSchema(Schema):
+    conversation_id = fields.String(required=True)
+    claimed_by = fields.String(required=True)
+    newly_claimed = fields.Boolean(required=True)
+
+
+class StateChangeSchema(Schema):
+    conversation_id = fields.String(required=True)
+    state = fields.String(required=True)
+
+
+class AttributeSchema(Schema):
+    name = fields.String(required=True)
+    value = fields.String(allow_none=True)
+
+
+class HandoffSchema(Schema):
+    conversation_id = fields.String(required=True)
+    contact_id = fields.String(required=True)
+    flow = fields.String(required=True)
+    channel = fields.String(required=True)
+    reason = fields.String(allow_none=True)
+    entered_at = fields.Float(required=True)
+    waiting_s = fields.Float(required=True)
+    attribute = fields.Nested(AttributeSchema, required=True)
+    claimed_by = fields.String(allow_none=True)
+    transcript_url = fields.String(required=True)
+    messages = fields.List(fields.Nested(MessageSchema), required=True)
+
+
+class HandoffQueueSchema(Schema):
+    handoffs = fields.List(fields.Nested(HandoffSchema), required=True)
+
+
+class NoteSchema(Schema):
+    id = fields.String(required=True)
+    text = fields.String(required=True)
+    at = fields.Float(required=True)
+
+
+class AgentConversationSchema(Schema):
+    conversation_id = fields.String(required=True)
+    contact_id = fields.String(required=True)
+    flow = fields.String(required=True)
+    channel = fields.String(required=True)
+    state = fields.String(required=True)
+    turn = fields.Integer(required=True)
+    handoff_reason = fields.String(allow_none=True)
+    failure_reason = fields.String(allow_none=True)
+    claimed_by = fields.String(allow_none=True)
+    messages = fields.List(fields.Nested(MessageSchema), required=True)
+    attributes = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+    notes = fields.List(fields.Nested(NoteSchema), required=True)
+
+
+class StreamQuerySchema(Schema):
+    after = fields.Integer(validate=validate.Range(min=0))
+
+
+AGENT_SCHEMAS = {
+    "Attribute": AttributeSchema,
+    "Note": NoteSchema,
+    "Handoff": HandoffSchema,
+    "HandoffQueue": HandoffQueueSchema,
+    "AgentMessage": AgentMessageSchema,
+    "AgentReceipt": AgentReceiptSchema,
+    "Claim": ClaimSchema,
+    "StateChange": StateChangeSchema,
+    "AgentConversation": AgentConversationSchema,
+}
+
+
+def _json(schema: str) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _ok(description: str, schema: str) -> dict[str, Any]:
+    return {"description": description, **_json(schema)}
+
+
+def _errors(*codes: str) -> dict[str, Any]:
+    texts = {"401": "No or unknown token", "403": "Token without the agent role",
+             "404": "Unknown conversation", "409": "Not handed off, or claimed by another agent",
+             "422": "Invalid fields", "503": "Busy; try again"}
+    return {code: {"description": texts[code], **_json("Error")} for code in ("401", "403", *codes)}
+
+
+_SSE = {"content": {"text/event-stream": {"schema": {"type": "string"}}}}
+_CONV = "/v1/agent/conversations/{conversation_id}"
+_AGENT: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+AGENT_ROUTES: dict[str, dict[str, Any]] = {
+    "/v1/agent/handoffs": {"get": {
+        "summary": "The handoff queue, oldest first", "security": _AGENT,
+        "responses": {"200": _ok("The queue", "HandoffQueue"), **_errors()}}},
+    "/v1/agent/handoffs/stream": {"get": {
+        "summary": "New handoffs as server-sent events (Last-Event-ID resumes)",
+        "security": _AGENT,
+        "responses": {"200": {"description": "handoff events", **_SSE}, **_errors("422")}}},
+    _CONV: {"get": {
+        "summary": "State, transcript, attributes and notes", "security": _AGENT,
+        "responses": {"200": _ok("Found", "AgentConversation"), **_errors("404")}}},
+    f"{_CONV}/claim": {"post": {
+        "summary": "Claim a handoff (exactly one agent wins)", "security": _AGENT,
+        "responses": {"200": _ok("Claimed", "Claim"), **_errors("404", "409")}}},
+    f"{_CONV}/messages": {"post": {
+        "summary": "Send the customer a message (the claiming agent only)", "security": _AGENT,
+        "requestBody": {"required": True, **_json("AgentMessage")},
+        "responses": {"201": _ok("Sent", "AgentReceipt"),
+                      **_errors("404", "409", "422", "503")}}},
+    f"{_CONV}/resolve": {"post": {
+        "summary": "Resolve: close it and take it out of the queue", "security": _AGENT,
+        "responses": {"200": _ok("Closed", "StateChange"), **_errors("404", "409", "503")}}},
+    f"{_CONV}/return": {"post": {
+        "summary": "Give it back to the bot", "security": _AGENT,
+        "responses": {"200": _ok("Returned", "StateChange"), **_errors("404", "409", "503")}}},
+    "/v1/conversations/{conversation_id}/events": {"get": {
+        "summary": "The conversation's new messages as server-sent events (public)",
+        "parameters": [{"in": "query", "name": "after", "schema": {"type": "integer"}}],
+        "responses": {"200": {"description": "message events, id = seq", **_SSE}}}},
+}
