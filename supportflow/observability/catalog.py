@@ -1,0 +1,46 @@
+"""Every metric SupportFlow records, declared once: name, kind, help text, labels, buckets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Kind(StrEnum):
+    COUNTER = "counter"
+    HISTOGRAM = "histogram"
+
+
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0)
+FAST_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    kind: Kind
+    help: str
+    labels: tuple[str, ...] = ()
+    buckets: tuple[float, ...] = LATENCY_BUCKETS
+
+
+METRICS: dict[str, Metric] = {m.name: m for m in (
+    Metric("supportflow_messages_in", Kind.COUNTER, "Customer messages accepted.", ("channel",)),
+    Metric("supportflow_messages_out", Kind.COUNTER, "Messages sent to customers.",
+           ("author",)),
+    Metric("supportflow_runs", Kind.COUNTER, "Assistant runs by outcome.", ("backend", "outcome")),
+    Metric("supportflow_handoffs", Kind.COUNTER, "Conversations handed to a person.", ("cause",)),
+    Metric("supportflow_assistant_errors", Kind.COUNTER, "Assistant API errors by HTTP status.",
+           ("status",)),
+    Metric("supportflow_polls", Kind.COUNTER, "Run checks made.", ("backend",)),
+    Metric("supportflow_poll_lateness_seconds", Kind.HISTOGRAM,
+           "How much later than planned a poll ran.", (), (*FAST_BUCKETS, 5.0, 10.0, 30.0)),
+    Metric("supportflow_reply_latency_seconds", Kind.HISTOGRAM,
+           "From the customer's first message of a turn to the reply's delivery."),
+    Metric("supportflow_webhook_seconds", Kind.HISTOGRAM, "Time to handle an inbound webhook.",
+           ("kind",), FAST_BUCKETS),
+    Metric("supportflow_delivery_retries", Kind.COUNTER, "Outbound deliveries tried again."),
+    Metric("supportflow_dead_letters", Kind.COUNTER, "Outbound deliveries given up."),
+    Metric("supportflow_watchdog_actions", Kind.COUNTER, "Conversations the watchdog woke.",
+           ("action",)),
+)}

@@ -1,0 +1,101 @@
+"""Metrics kept in Redis, so every web and worker process, on any machine, adds to one count."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any, cast
+
+import redis
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+
+from .catalog import METRICS, Kind
+from .catalog import Metric as CatalogMetric
+
+SEPARATOR = "\x1f"
+
+
+class RedisMetrics:
+    """Counters and histograms as Redis hashes: one hash per metric, one field per series."""
+
+    def __init__(self, client: redis.Redis, *, prefix: str) -> None:
+        self.redis = client
+        self.prefix = prefix
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}:metrics:{name}"
+
+    def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
+        """Add to a counter."""
+        self.redis.hincrbyfloat(self.key(name), _series(name, labels), amount)
+
+    def observe(self, name: str, value: float, **labels: str) -> None:
+        """Record one observation in a histogram."""
+        metric = METRICS[name]
+        series = _series(name, labels)
+        pipe = self.redis.pipeline(transaction=False)
+        for bound in (*metric.buckets, math.inf):
+            if value <= bound:
+                pipe.hincrby(self.key(name), f"{series}{SEPARATOR}le={_le(bound)}", 1)
+        pipe.hincrbyfloat(self.key(name), f"{series}{SEPARATOR}sum", value)
+        pipe.execute()
+
+    def counter_values(self, name: str) -> dict[tuple[str, ...], float]:
+        """A counter's value by label values (for the ops overview and tests)."""
+        raw = cast(dict[bytes, bytes], self.redis.hgetall(self.key(name)))
+        return {_labels_of(field.decode()): float(value) for field, value in raw.items()}
+
+    def families(self) -> Iterator[Metric]:
+        """Every declared metric as a Prometheus metric family."""
+        for metric in METRICS.values():
+            raw = cast(dict[bytes, bytes], self.redis.hgetall(self.key(metric.name)))
+            fields = {k.decode(): float(v) for k, v in raw.items()}
+            if metric.kind is Kind.COUNTER:
+                family = CounterMetricFamily(metric.name, metric.help, labels=metric.labels)
+                for series, value in fields.items():
+                    family.add_metric(list(_labels_of(series)), value)
+                yield family
+            else:
+                yield _histogram(metric, fields)
+
+
+def _series(name: str, labels: dict[str, str]) -> str:
+    expected = METRICS[name].labels
+    if set(labels) != set(expected):
+        raise ValueError(f"{name} takes labels {expected}, got {sorted(labels)}")
+    return SEPARATOR.join(str(labels[label]) for label in expected)
+
+
+def _labels_of(series: str) -> tuple[str, ...]:
+    return tuple(series.split(SEPARATOR)) if series else ()
+
+
+def _le(bound: float) -> str:
+    return "+Inf" if math.isinf(bound) else repr(bound)
+
+
+def _histogram(metric: CatalogMetric, fields: dict[str, float]) -> HistogramMetricFamily:
+    grouped: dict[str, dict[str, float]] = defaultdict(dict)
+    for field, value in fields.items():
+        series, _, part = field.rpartition(SEPARATOR)
+        grouped[series][part] = value
+    family = HistogramMetricFamily(metric.name, metric.help, labels=metric.labels)
+    for series, parts in grouped.items():
+        buckets = [(_le(bound), parts.get(f"le={_le(bound)}", 0.0))
+                   for bound in (*metric.buckets, math.inf)]
+        family.add_metric(list(_labels_of(series)), buckets, sum_value=parts.get("sum", 0.0))
+    return family
+
+
+def render(families: Any) -> bytes:
+    """Prometheus text exposition of the given families."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    class _Collector:
+        def collect(self) -> Any:
+            return families()
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Collector())  # type: ignore[arg-type]
+    return bytes(generate_latest(registry))
