@@ -34,6 +34,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(openapi.bp)
     app.register_blueprint(agents.bp)
     app.register_blueprint(streams.bp)
+    from . import webhooks
+
+    app.register_blueprint(webhooks.bp)
     return app
 
 

@@ -1,0 +1,178 @@
+"""Helpdesk endpoints: signed webhooks in, the Chatwoot agent bot, and ops' dead letters."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+
+from supportflow.domain.access import Role
+from supportflow.domain.inbox import Inbox, InboxKind
+from supportflow.services.deliveries import Delivery
+from supportflow.services.helpdesk import InboundMessage
+from supportflow.services.intake import Contact, Receipt, UnknownFlow
+from supportflow.webhooks.signing import SignatureError, verify, verify_chatwoot
+
+from .auth import require_role
+from .errors import ApiError
+from .schemas import ID, ContactSchema
+from .widget import json_body, services
+
+bp = Blueprint("webhooks", __name__, url_prefix="/v1")
+
+
+class ExternalConversationSchema(Schema):
+    id = fields.String(required=True, validate=ID)
+
+
+class InboundTextSchema(Schema):
+    id = fields.String(required=True, validate=ID)
+    text = fields.String(required=True, validate=validate.Length(min=1))
+
+
+class InboundWebhookSchema(Schema):
+    conversation = fields.Nested(ExternalConversationSchema, required=True)
+    contact = fields.Nested(ContactSchema, required=True)
+    message = fields.Nested(InboundTextSchema, required=True)
+
+
+def find_inbox(name: str, kind: InboxKind) -> Inbox:
+    """The named inbox of this kind, or a 404."""
+    inbox = services().helpdesk.inboxes.get(name)
+    if inbox is None or inbox.kind is not kind:
+        raise ApiError(404, "inbox_not_found", f"no {kind.value} inbox named {name!r}")
+    return inbox
+
+
+def check_text(text: str) -> None:
+    limit = services().settings.max_message_chars
+    if len(text) > limit or not text.strip():
+        raise ApiError(422, "invalid_request", "the request has invalid fields",
+                       {"message": {"text": [f"1 to {limit} characters, not blank"]}})
+
+
+def accept(inbox: Inbox, message: InboundMessage, delivery_id: str | None) -> Receipt | None:
+    """Hand the message to the inbound use case; a bad flow name is the inbox's fault (409)."""
+    try:
+        return services().helpdesk.inbound.receive(inbox, message, delivery_id)
+    except UnknownFlow as error:
+        raise ApiError(409, "unknown_flow", f"inbox {inbox.name!r} names no known flow "
+                       f"{error.args[0]!r}") from error
+
+
+@bp.post("/webhooks/<inbox_name>")
+def inbound_webhook(inbox_name: str) -> tuple[Response, int]:
+    """A signed customer message from a helpdesk: 202 accepted, 200 for a replayed webhook-id."""
+    inbox = find_inbox(inbox_name, InboxKind.WEBHOOK)
+    body = request.get_data(cache=True)
+    try:
+        webhook_id = verify(inbox.inbound_secrets, dict(request.headers.items()), body, time.time())
+    except SignatureError as error:
+        raise ApiError(401, "invalid_signature", str(error)) from error
+    data = InboundWebhookSchema().load(json_body())
+    check_text(data["message"]["text"])
+    message = InboundMessage(
+        external_id=data["conversation"]["id"], contact=Contact(**data["contact"]),
+        message_id=data["message"]["id"], text=data["message"]["text"])
+    receipt = accept(inbox, message, webhook_id)
+    if receipt is None:
+        return jsonify({"replayed": True, "webhook_id": webhook_id}), 200
+    return jsonify({"conversation_id": receipt.conversation_id, "message_id": receipt.message_id,
+                    "duplicate": receipt.duplicate}), 202
+
+
+class ChatwootSenderSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    id = fields.Raw(required=True)
+    name = fields.String(allow_none=True)
+    email = fields.String(allow_none=True)
+
+
+class ChatwootConversationSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    id = fields.Integer(required=True)
+    status = fields.String(required=True)
+
+
+class ChatwootEventSchema(Schema):
+    """The parts of Chatwoot's agent-bot `message_created` event SupportFlow reads."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    event = fields.String(required=True)
+    id = fields.Raw(load_default=None)
+    content = fields.String(allow_none=True, load_default=None)
+    message_type = fields.Raw(load_default=None)
+    private = fields.Boolean(load_default=False)
+    sender = fields.Nested(ChatwootSenderSchema, load_default=None, allow_none=True)
+    conversation = fields.Nested(ChatwootConversationSchema, load_default=None, allow_none=True)
+
+
+def chatwoot_message(data: dict[str, Any]) -> InboundMessage | None:
+    """The customer's message of a bot-owned conversation; None for events to ignore."""
+    conversation, sender = data.get("conversation"), data.get("sender") or {}
+    if data["event"] != "message_created" or conversation is None or data["private"]:
+        return None
+    if data["message_type"] not in ("incoming", 0) or conversation["status"] != "pending":
+        return None
+    if not (data.get("content") or "").strip() or data.get("id") is None or "id" not in sender:
+        return None
+    contact = Contact(id=str(sender["id"]), name=sender.get("name") or None)
+    return InboundMessage(external_id=str(conversation["id"]), contact=contact,
+                          message_id=f"chatwoot-{data['id']}", text=data["content"])
+
+
+@bp.post("/integrations/chatwoot/<inbox_name>")
+def chatwoot_event(inbox_name: str) -> tuple[Response, int]:
+    """Chatwoot's agent-bot events: incoming messages of pending conversations go to the bot."""
+    inbox = find_inbox(inbox_name, InboxKind.CHATWOOT)
+    if inbox.hmac_secret:
+        try:
+            verify_chatwoot(inbox.hmac_secret, dict(request.headers.items()), request.get_data(cache=True),
+                            time.time())
+        except SignatureError as error:
+            raise ApiError(401, "invalid_signature", str(error)) from error
+    message = chatwoot_message(ChatwootEventSchema().load(json_body()))
+    if message is None:
+        return jsonify({"ignored": True}), 200
+    check_text(message.text)
+    receipt = accept(inbox, message, None)
+    assert receipt is not None
+    return jsonify({"conversation_id": receipt.conversation_id, "message_id": receipt.message_id,
+                    "duplicate": receipt.duplicate}), 202
+
+
+def dead_letter(delivery: Delivery) -> dict[str, Any]:
+    event = delivery.event
+    return {"id": delivery.id, "target": delivery.target, "webhook_id": event.id,
+            "type": event.type.value, "conversation_id": event.conversation_id,
+            "reason": delivery.last_error, "attempts": delivery.attempts_made,
+            "at": delivery.updated_at}
+
+
+@bp.get("/ops/dead-letters")
+@require_role(Role.OPS)
+def list_dead_letters() -> Response:
+    """Deliveries that were given up on, oldest first."""
+    try:
+        limit = max(1, min(int(request.args.get("limit", "100")), 1000))
+    except ValueError as error:
+        raise ValidationError({"limit": ["an integer"]}) from error
+    letters = services().helpdesk.deliveries.dead_letters(limit)
+    return jsonify({"dead_letters": [dead_letter(d) for d in letters]})
+
+
+@bp.post("/ops/dead-letters/<delivery_id>/replay")
+@require_role(Role.OPS)
+def replay_dead_letter(delivery_id: str) -> tuple[Response, int]:
+    """Send a dead delivery again from its first attempt, with the same webhook-id."""
+    if not services().helpdesk.deliveries.replay(delivery_id):
+        raise ApiError(404, "dead_letter_not_found", f"no dead letter {delivery_id!r}")
+    return jsonify({"replayed": delivery_id}), 202
