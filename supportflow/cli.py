@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
+from supportflow.cli_inboxes import add_inboxes_parser, run_deliveries, run_inboxes
 from supportflow.cli_tokens import add_tokens_parser, run_tokens
 from supportflow.cli_vault import add_vault_parser, run_vault
 from supportflow.flowconfig import FlowDirectory, FlowError, load_flow_file
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_vault_parser(commands)
     add_tokens_parser(commands)
+    add_inboxes_parser(commands)
 
     config = commands.add_parser("config", help="print the effective settings, secrets masked")
     config.add_argument("--json", action="store_true", help="print JSON")
@@ -75,7 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"supportflow: error: bad setting in the environment: {error}", file=sys.stderr)
         return 2
     handlers = {"flows": flows_check, "sandbox": run_sandbox, "dev": run_dev, "config": show_config,
-                "vault": run_vault, "tokens": run_tokens}
+                "vault": run_vault, "tokens": run_tokens,
+                "inboxes": run_inboxes, "deliveries": run_deliveries}
     return handlers[args.command](args, settings)
 
 
