@@ -19,6 +19,10 @@ from tests.helpers import free_port, wait_until
 
 # A vault key made for the test session only.
 VAULT_KEY = "pGkUy1m8vI3yQk3Uu0k2T1oXkz6a5oKc3mWkz0c7c2E="
+# Handoffs are announced here (tests/integration/test_webhooks.py listens on it); short retries.
+AGENTS_WEBHOOK_PORT = free_port()
+AGENTS_WEBHOOK_SECRET = "whsec_" + "c3VwcG9ydGZsb3ctYWdlbnRzLXRlc3Qtc2VjcmV0IQ=="
+DELIVERY_SCHEDULE = "0,0.3,0.3,0.5,0.5"
 KNOWLEDGE = PROJECT_ROOT / "config" / "sandbox" / "knowledge.yaml"
 FAST_POLL = {"delays": [0.2, 0.4, 0.8, 1.0], "deadline": 8}
 BACKENDS = {
@@ -111,6 +115,9 @@ def stack_env(redis_url: str, sandbox_url: str, flows_dir: Path) -> dict[str, st
         "SUPPORTFLOW_STEP_RETRY_MAX_S": "2",
         "SUPPORTFLOW_HTTP_READ_TIMEOUT_S": "1.5",
         "SUPPORTFLOW_VAULT_KEY": VAULT_KEY,
+        "SUPPORTFLOW_DELIVERY_SCHEDULE": DELIVERY_SCHEDULE,
+        "SUPPORTFLOW_AGENTS_WEBHOOK_URL": f"http://127.0.0.1:{AGENTS_WEBHOOK_PORT}/agents",
+        "SUPPORTFLOW_AGENTS_WEBHOOK_SECRET": AGENTS_WEBHOOK_SECRET,
         "PYTHONUNBUFFERED": "1",
     })
     return env
