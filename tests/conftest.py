@@ -49,6 +49,9 @@ def write_flows(folder: Path, static_threads: dict[str, str]) -> Path:
             "fallback": {"action": "reply", "message": "Sorry, please try again."},
         }
     flows["default"] = flows["responses"]
+    for action in ("tell", "return"):  # unclaimed handoffs time out quickly (test_agents.py)
+        flows[f"handoff_{action}"] = {**flows["responses"], "handoff": {
+            "timeout": 1.5, "on_timeout": action, "timeout_message": f"timeout-{action}"}}
     for name, data in flows.items():
         (folder / f"{name}.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
     return folder
@@ -111,6 +114,7 @@ def stack_env(redis_url: str, sandbox_url: str, flows_dir: Path) -> dict[str, st
         "SUPPORTFLOW_LEASE_TTL_S": "3",
         "SUPPORTFLOW_WATCHDOG_INTERVAL_S": "0.5",
         "SUPPORTFLOW_WATCHDOG_GRACE_S": "2",
+        "SUPPORTFLOW_HANDOFF_CHECK_INTERVAL_S": "0.5",
         "SUPPORTFLOW_STEP_RETRY_BASE_S": "0.2",
         "SUPPORTFLOW_STEP_RETRY_MAX_S": "2",
         "SUPPORTFLOW_HTTP_READ_TIMEOUT_S": "1.5",
