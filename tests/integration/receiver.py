@@ -1,0 +1,84 @@
+"""A local HTTP server standing in for a helpdesk's callback or Chatwoot's API: records requests."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+from tests.helpers import free_port
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    status: int
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class Receiver:
+    """Answers each request with the next planned status (then `default`), and records it."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.plan: list[int] = []
+        self.default = 200
+        self.required_headers: dict[str, str] = {}
+        self.requests: list[Received] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: Any, start_response: Any) -> Any:
+        request = Request(environ)
+        body = request.get_data()
+        with self.lock:
+            status = self.plan.pop(0) if self.plan else self.default
+            if any(request.headers.get(k) != v for k, v in self.required_headers.items()):
+                status = 401
+            self.requests.append(Received(request.path, dict(request.headers.items()), body, status))
+        return Response(json.dumps({"ok": status < 300}), status=status,
+                        content_type="application/json")(environ, start_response)
+
+    def on(self, path: str) -> list[Received]:
+        with self.lock:
+            return [r for r in self.requests if r.path == path]
+
+
+@contextmanager
+def running(receiver: Receiver) -> Iterator[Receiver]:
+    """Serve the receiver in a thread for the duration of the block."""
+    server = make_server("127.0.0.1", receiver.port, receiver, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        thread.join(5)
+
+
+def spec_signature(secret: str, msg_id: str, timestamp: str, body: bytes) -> str:
+    """Standard Webhooks v1 signature, written from the spec (independent of SupportFlow's code)."""
+    key = base64.b64decode(secret.split("_", 1)[1])
+    mac = hmac.new(key, msg_id.encode() + b"." + timestamp.encode() + b"." + body, hashlib.sha256)
+    return "v1," + base64.b64encode(mac.digest()).decode()
+
+
+def spec_verifies(secret: str, headers: dict[str, str], body: bytes) -> bool:
+    """True when one of the request's signatures is the spec's signature under `secret`."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    expected = spec_signature(secret, lowered["webhook-id"], lowered["webhook-timestamp"], body)
+    return any(hmac.compare_digest(expected, s) for s in lowered["webhook-signature"].split(" "))
