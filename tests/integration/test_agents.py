@@ -39,20 +39,22 @@ def test_handoff_is_in_the_queue_with_reason_attribute_and_transcript(
     assert waits == sorted(waits)
 
 
+def race(one: Agent, conversation_id: str, barrier: threading.Barrier,
+         results: dict[str, list[tuple[int, Any]]]) -> None:
+    barrier.wait()
+    for _ in range(10):
+        response = one.claim(conversation_id)
+        results[one.name].append((response.status_code, response.get_json()))
+
+
 def test_two_agents_racing_to_claim_exactly_one_wins(client: Any, redis_url: str) -> None:
     for _ in range(3):
         chat = handed_off_chat(client)
         agents = [Agent(client.application.test_client(), redis_url) for _ in range(2)]
         barrier = threading.Barrier(2)
         results: dict[str, list[tuple[int, Any]]] = {a.name: [] for a in agents}
-
-        def race(one: Agent, conversation_id: str = chat.id) -> None:
-            barrier.wait()
-            for _ in range(10):
-                response = one.claim(conversation_id)
-                results[one.name].append((response.status_code, response.get_json()))
-
-        threads = [threading.Thread(target=race, args=(a,)) for a in agents]
+        threads = [threading.Thread(target=race, args=(a, chat.id, barrier, results))
+                   for a in agents]
         for thread in threads:
             thread.start()
         for thread in threads:
