@@ -10,8 +10,8 @@ from flask import Blueprint, Response, jsonify
 
 from supportflow import __version__
 
-from .schemas import ErrorSchema, MessagesQuerySchema
 from .agent_schemas import AGENT_ROUTES, AGENT_SCHEMAS
+from .schemas import ErrorSchema, MessagesQuerySchema
 from .widget import SCHEMAS
 
 bp = Blueprint("openapi", __name__)
