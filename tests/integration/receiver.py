@@ -10,10 +10,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-
-from werkzeug.serving import make_server
-from werkzeug.wrappers import Request, Response
 
 from tests.helpers import free_port
 
@@ -30,7 +28,11 @@ class Received:
 
 
 class Receiver:
-    """Answers each request with the next planned status (then `default`), and records it."""
+    """Answers each request with the next planned status (then `default`), and records it.
+
+    It is served by the standard library's HTTP server, which keeps header names as sent
+    (Chatwoot's `api_access_token` has underscores, which werkzeug's server drops).
+    """
 
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
@@ -41,32 +43,51 @@ class Receiver:
         self.requests: list[Received] = []
         self.lock = threading.Lock()
 
-    def __call__(self, environ: Any, start_response: Any) -> Any:
-        request = Request(environ)
-        body = request.get_data()
+    def answer(self, path: str, headers: dict[str, str], body: bytes) -> int:
+        """Record one request and pick its status."""
         with self.lock:
             status = self.plan.pop(0) if self.plan else self.default
-            if any(request.headers.get(k) != v for k, v in self.required_headers.items()):
+            if any(headers.get(k) != v for k, v in self.required_headers.items()):
                 status = 401
-            self.requests.append(Received(request.path, dict(request.headers.items()), body, status))
-        return Response(json.dumps({"ok": status < 300}), status=status,
-                        content_type="application/json")(environ, start_response)
+            self.requests.append(Received(path, headers, body, status))
+        return status
 
     def on(self, path: str) -> list[Received]:
         with self.lock:
             return [r for r in self.requests if r.path == path]
 
 
+class _Handler(BaseHTTPRequestHandler):
+    receiver: Receiver
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        headers = {**{k: v for k, v in self.headers.items()},
+                   **{k.title(): v for k, v in self.headers.items()}}
+        status = self.receiver.answer(self.path, headers, body)
+        payload = json.dumps({"ok": status < 300}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+
 @contextmanager
 def running(receiver: Receiver) -> Iterator[Receiver]:
     """Serve the receiver in a thread for the duration of the block."""
-    server = make_server("127.0.0.1", receiver.port, receiver, threaded=True)
+    handler = type("Handler", (_Handler,), {"receiver": receiver})
+    server = ThreadingHTTPServer(("127.0.0.1", receiver.port), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         yield receiver
     finally:
         server.shutdown()
+        server.server_close()
         thread.join(5)
 
 
