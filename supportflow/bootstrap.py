@@ -23,7 +23,9 @@ from supportflow.services.ports import (
     NullPublisher,
     TaskQueue,
 )
-from supportflow.services.turns import EngineConfig, TurnEngine
+from supportflow.services.session import EngineConfig
+from supportflow.services.turns import TurnEngine
+from supportflow.services.watchdog import Watchdog
 from supportflow.settings import Settings, load_settings
 from supportflow.webhooks.wiring import Helpdesk, NoDeliveryQueue, build_helpdesk, delivery_queue_for
 
@@ -37,6 +39,7 @@ class Services:
     flows: FlowCatalog
     intake: Intake
     engine: TurnEngine
+    watchdog: Watchdog
     vault: Vault
     tokens: TokenStore
     agents: AgentDesk
@@ -66,7 +69,6 @@ def bootstrap(
         lease_ttl_s=settings.lease_ttl_s,
         retry_base_s=settings.step_retry_base_s,
         retry_max_s=settings.step_retry_max_s,
-        watchdog_grace_s=settings.watchdog_grace_s,
     )
     intake = Intake(store=store, flows=flows, queue=queue, clock=clock)
     # Deliveries go out as Celery tasks; with a fake queue (tests) nothing is published.
@@ -83,6 +85,8 @@ def bootstrap(
         flows=flows,
         intake=intake,
         engine=engine,
+        watchdog=Watchdog(store=store, queue=queue, clock=clock,
+                          grace_s=settings.watchdog_grace_s),
         vault=vault,
         tokens=TokenStore(client, prefix=settings.key_prefix),
         agents=AgentDesk(store=store, board=RedisAgentBoard(client, prefix=settings.key_prefix),

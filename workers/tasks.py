@@ -32,7 +32,7 @@ def poll(conversation_id: str, poll_id: int) -> None:
 @shared_task(name=WATCHDOG_TASK, max_retries=0)
 def watchdog() -> None:
     """Re-schedule overdue polls and mailboxes that no worker owns."""
-    report = services().engine.watchdog()
+    report = services().watchdog.run()
     if report.polls or report.drains:
         logging.getLogger("supportflow.watchdog").warning(
             "woke %d overdue polls and %d stranded conversations",

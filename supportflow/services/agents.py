@@ -17,7 +17,8 @@ from supportflow.domain.model import Author, Conversation, State, TranscriptMess
 
 from .intake import UnknownConversation
 from .ports import Commit, ConversationStore, StaleWrite
-from .turns import Session, TurnEngine, conversation_event
+from .session import Session, conversation_event
+from .turns import TurnEngine
 
 log = logging.getLogger(__name__)
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any
 
-from supportflow.domain.events import ConversationEvent, EventType, event_id
+from supportflow.domain.events import EventType
 from supportflow.domain.flow import FallbackAction, Flow, ThreadScope
-from supportflow.domain.fsm import WORKING_STATES, ConversationMachine
+from supportflow.domain.fsm import WORKING_STATES
 from supportflow.domain.model import Author, Conversation, State, TranscriptMessage
 from supportflow.domain.tools import TOOLS
 
@@ -29,38 +27,12 @@ from .ports import (
     StaleWrite,
     TaskQueue,
 )
+from .session import EngineConfig, Session, conversation_event
 from .tools import ToolRunner
 
 log = logging.getLogger(__name__)
 
 TAKES_TURNS = frozenset({State.ASK, State.WAIT_FOR_USER})
-
-
-@dataclass(frozen=True)
-class EngineConfig:
-    lease_ttl_s: float = 45.0
-    retry_base_s: float = 1.0
-    retry_max_s: float = 60.0
-    watchdog_grace_s: float = 15.0
-
-
-@dataclass
-class Session:
-    """One worker's hold on one conversation: the record, its flow, its machine, the lease."""
-
-    conversation: Conversation
-    flow: Flow
-    lease: str
-    machine: ConversationMachine = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.machine = ConversationMachine(self.conversation, self.flow)
-
-
-@dataclass
-class WatchdogReport:
-    polls: list[str] = field(default_factory=list)
-    drains: list[str] = field(default_factory=list)
 
 
 class TurnEngine:
@@ -112,26 +84,6 @@ class TurnEngine:
                 return
             if self._guarded(session, self._check_run):
                 self._advance(session)
-
-    def watchdog(self) -> WatchdogReport:
-        """Wake conversations whose poll or step is overdue, or whose mailbox has no owner."""
-        now, grace = self.clock(), self.config.watchdog_grace_s
-        report = WatchdogReport()
-        for conversation_id in self.store.due_wakeups(now, grace):
-            conversation = self.store.get(conversation_id)
-            if conversation is None or self.store.lease_held(conversation_id):
-                continue
-            if conversation.state is State.POLL:
-                self.queue.poll(conversation_id, conversation.poll_id, 0.0)
-                report.polls.append(conversation_id)
-            else:
-                self.queue.drain(conversation_id)
-                report.drains.append(conversation_id)
-        for conversation_id in self.store.stranded_mailboxes(now, grace):
-            if conversation_id not in report.drains and not self.store.lease_held(conversation_id):
-                self.queue.drain(conversation_id)
-                report.drains.append(conversation_id)
-        return report
 
     # ----- the loop -----
 
@@ -388,17 +340,6 @@ class TurnEngine:
             id=f"{conversation.turn}:{kind}", author=Author.BOT, text=text,
             at=self.clock(), turn=conversation.turn,
         )
-
-
-def conversation_event(
-    conversation: Conversation, kind: EventType, what: str, data: dict[str, Any]
-) -> ConversationEvent:
-    """An event of the conversation whose id is stable for the same `what`."""
-    return ConversationEvent(
-        id=event_id(conversation.id, what), type=kind, conversation_id=conversation.id,
-        channel=conversation.channel, external_id=conversation.external_id,
-        at=conversation.updated_at, data=data,
-    )
 
 
 def _metadata(conversation: Conversation) -> dict[str, str]:

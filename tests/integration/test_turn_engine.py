@@ -205,9 +205,9 @@ def test_watchdog_wakes_an_overdue_poll_and_a_stranded_mailbox(
     stranded = begin(services, "anyone?")
     queue.polls.clear()
     queue.drains.clear()
-    assert services.engine.watchdog().polls == []
+    assert services.watchdog.run().polls == []
     clock.now += 10
-    report = services.engine.watchdog()
+    report = services.watchdog.run()
     conversation = services.store.get(polling)
     assert conversation is not None
     assert polling in report.polls and (polling, conversation.poll_id, 0.0) in queue.polls
