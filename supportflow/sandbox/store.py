@@ -118,6 +118,8 @@ class SandboxStore:
         self.tool_outputs_by_thread: dict[str, list[str]] = {}
         # Fingerprints (never the keys) of the bearer tokens seen, so tests can tell which was used.
         self.bearer_fingerprints: set[str] = set()
+        # Metadata of the objects made in each thread: (kind, metadata), in order.
+        self.metadata_by_thread: dict[str, list[tuple[str, dict[str, Any]]]] = {}
 
     def create_thread(self, api: str, metadata: dict[str, str]) -> Thread:
         """A new, empty thread or conversation."""
@@ -125,6 +127,7 @@ class SandboxStore:
         thread = Thread(new_id(prefix), api, int(time.time()), metadata)
         self.threads[thread.id] = thread
         self.counts["threads_total" if api == "assistants" else "conversations_total"] += 1
+        self.metadata_by_thread[thread.id] = [("thread", dict(metadata))]
         return thread
 
     def thread(self, thread_id: str, api: str) -> Thread:
@@ -148,6 +151,8 @@ class SandboxStore:
         message = Message(new_id("msg"), role, text, int(time.time()), metadata=metadata)
         thread.messages.append(message)
         self.counts["user_messages_total"] += role == "user"
+        if thread.api == "assistants":
+            self.metadata_by_thread[thread.id].append(("message", dict(metadata)))
         return message
 
     def add_function_outputs(self, thread: Thread, outputs: list[tuple[str, str]]) -> None:
@@ -183,6 +188,7 @@ class SandboxStore:
         thread.runs.append(run.id)
         self.counts["runs_total"] += 1
         self.runs_by_thread[thread.id] += 1
+        self.metadata_by_thread[thread.id].append(("run", dict(request.get("metadata") or {})))
         return run
 
     def run(self, run_id: str, thread_id: str | None = None) -> Run:
@@ -293,5 +299,6 @@ class SandboxStore:
             "checks_by_thread": dict(self.checks_by_thread),
             "check_times_by_thread": {k: list(v) for k, v in self.check_times_by_thread.items()},
             "bearer_fingerprints": sorted(self.bearer_fingerprints),
+            "metadata_by_thread": {k: list(v) for k, v in self.metadata_by_thread.items()},
             "tool_outputs_by_thread": {k: list(v) for k, v in self.tool_outputs_by_thread.items()},
         }

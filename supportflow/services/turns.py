@@ -343,4 +343,5 @@ class TurnEngine:
 
 
 def _metadata(conversation: Conversation) -> dict[str, str]:
-    return {"sf_conversation": conversation.id, "sf_turn": str(conversation.turn)}
+    # sf_turn is the turn key (conversation:turn) the clients also use to recognise their runs.
+    return {"sf_conversation": conversation.id, "sf_turn": conversation.turn_key}

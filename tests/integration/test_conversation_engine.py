@@ -191,3 +191,25 @@ def test_repeated_client_message_id_is_processed_once(
     assert conversation is not None and conversation.thread_id
     assert runs_on(sandbox, conversation.thread_id) == 1
     assert wait_until(lambda: chat.state()["turn"] == 1)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_request_that_takes_metadata_names_the_conversation_and_turn(
+    client: Any, store: RedisConversationStore, sandbox: Sandbox, backend: str
+) -> None:
+    chat = Chat(client, backend)
+    for turn, question in enumerate(["How long does shipping take?", "Can I return it?"], 1):
+        chat.say(question)
+        chat.wait_for_bot_messages(turn + 1)
+    conversation = store.get(chat.id)
+    assert conversation is not None and conversation.thread_id
+    seen = sandbox.stats()["metadata_by_thread"][conversation.thread_id]
+    assert seen[0] == ["thread", {"sf_conversation": chat.id, "sf_turn": f"{chat.id}:1"}]
+    kinds = ["message", "run"] if backend == "assistants" else ["run"]
+    assert [kind for kind, _ in seen[1:]] == kinds * 2
+    for index, (kind, metadata) in enumerate(seen[1:]):
+        turn = index // len(kinds) + 1
+        # The turn key names the conversation too; runs also carry it on its own.
+        assert metadata["sf_turn"] == f"{chat.id}:{turn}"
+        if kind == "run":
+            assert metadata["sf_conversation"] == chat.id
