@@ -14,12 +14,16 @@ from supportflow.adapters.redis_store import RedisConversationStore
 from supportflow.adapters.tokens import TokenStore
 from supportflow.adapters.vault import Vault
 from supportflow.flowconfig import FlowDirectory
+from supportflow.observability.ops import OpsStore
+from supportflow.observability.overview import OpsView
+from supportflow.observability.redis_metrics import RedisMetrics
 from supportflow.services.agents import AgentDesk
 from supportflow.services.intake import Intake
 from supportflow.services.ports import (
     AssistantDirectory,
     EventPublisher,
     FlowCatalog,
+    Metrics,
     NullPublisher,
     TaskQueue,
 )
@@ -44,6 +48,11 @@ class Services:
     tokens: TokenStore
     agents: AgentDesk
     helpdesk: Helpdesk
+    metrics: Metrics
+    ops: OpsStore
+    ops_view: OpsView
+    # True when tasks go to Celery workers (readiness then needs a worker seen recently).
+    uses_workers: bool = False
 
 
 def bootstrap(
@@ -55,6 +64,7 @@ def bootstrap(
     redis_client: redis.Redis | None = None,
     publisher: EventPublisher | None = None,
     clock: Callable[[], float] = time.time,
+    metrics: Metrics | None = None,
 ) -> Services:
     """Build the services; pass fakes (queue, assistants, flows, clock) to replace real parts."""
     settings = settings or load_settings()
@@ -70,15 +80,19 @@ def bootstrap(
         retry_base_s=settings.step_retry_base_s,
         retry_max_s=settings.step_retry_max_s,
     )
-    intake = Intake(store=store, flows=flows, queue=queue, clock=clock)
+    counts = RedisMetrics(client, prefix=settings.key_prefix)
+    metrics = metrics or counts
+    ops = OpsStore(client, prefix=settings.key_prefix, metrics=counts)
+    intake = Intake(store=store, flows=flows, queue=queue, clock=clock, metrics=metrics)
     # Deliveries go out as Celery tasks; with a fake queue (tests) nothing is published.
     deliveries = delivery_queue_for(queue)
     helpdesk = build_helpdesk(settings, client, vault=vault, intake=intake, clock=clock,
-                              queue=deliveries or NoDeliveryQueue())
+                              queue=deliveries or NoDeliveryQueue(), metrics=metrics)
     if publisher is None:
         publisher = helpdesk.deliveries if deliveries else NullPublisher()
     engine = TurnEngine(store=store, flows=flows, assistants=assistants, queue=queue,
-                        clock=clock, config=config, publisher=publisher)
+                        clock=clock, config=config, publisher=publisher,
+                        metrics=metrics, failures=ops)
     return Services(
         settings=settings,
         store=store,
@@ -86,10 +100,15 @@ def bootstrap(
         intake=intake,
         engine=engine,
         watchdog=Watchdog(store=store, queue=queue, clock=clock,
-                          grace_s=settings.watchdog_grace_s),
+                          grace_s=settings.watchdog_grace_s, metrics=metrics),
         vault=vault,
         tokens=TokenStore(client, prefix=settings.key_prefix),
         agents=AgentDesk(store=store, board=RedisAgentBoard(client, prefix=settings.key_prefix),
-                         engine=engine, clock=clock),
+                         engine=engine, clock=clock, metrics=metrics),
         helpdesk=helpdesk,
+        metrics=metrics,
+        ops=ops,
+        ops_view=OpsView(store=store, ops=ops, metrics=counts, clock=clock,
+                         grace_s=settings.watchdog_grace_s, worker_online_s=settings.worker_online_s),
+        uses_workers=deliveries is not None,
     )

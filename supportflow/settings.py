@@ -50,6 +50,11 @@ class Settings:
     stream_poll_s: float = 0.3
     # How often beat looks for handoffs nobody claimed within their flow's timeout.
     handoff_check_interval_s: float = 5.0
+    # Ops: how often beat samples the time series; how recently a worker must have been seen.
+    ops_sample_interval_s: float = 60.0
+    worker_online_s: float = 60.0
+    # Level of the web app's JSON logs (workers take Celery's --loglevel).
+    log_level: str = "INFO"
 
     @property
     def uses_sandbox(self) -> bool:

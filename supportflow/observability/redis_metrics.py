@@ -99,3 +99,29 @@ def render(families: Any) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Collector())  # type: ignore[arg-type]
     return bytes(generate_latest(registry))
+
+
+def histogram_buckets(metrics: RedisMetrics, name: str) -> list[tuple[float, float]]:
+    """A histogram's cumulative bucket counts, all series summed: [(upper bound, count)]."""
+    raw = cast(dict[bytes, bytes], metrics.redis.hgetall(metrics.key(name)))
+    totals: dict[str, float] = defaultdict(float)
+    for field, value in raw.items():
+        part = field.decode().rpartition(SEPARATOR)[2]
+        if part.startswith("le="):
+            totals[part[3:]] += float(value)
+    return [(bound, totals.get(_le(bound), 0.0)) for bound in (*METRICS[name].buckets, math.inf)]
+
+
+def quantile(buckets: list[tuple[float, float]], q: float) -> float | None:
+    """Estimate a quantile from cumulative buckets (as Prometheus' histogram_quantile); None if empty."""
+    total = buckets[-1][1] if buckets else 0.0
+    if total <= 0:
+        return None
+    rank, lower, below = q * total, 0.0, 0.0
+    for bound, count in buckets:
+        if count >= rank and count > below:
+            if math.isinf(bound):
+                return lower
+            return lower + (bound - lower) * (rank - below) / (count - below)
+        lower, below = bound, count
+    return lower

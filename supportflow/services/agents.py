@@ -16,7 +16,7 @@ from supportflow.domain.flow import HandoffTimeoutAction
 from supportflow.domain.model import Author, Conversation, State, TranscriptMessage
 
 from .intake import UnknownConversation
-from .ports import Commit, ConversationStore, StaleWrite
+from .ports import Commit, ConversationStore, Metrics, NullMetrics, StaleWrite
 from .session import Session, conversation_event
 from .turns import TurnEngine
 
@@ -97,7 +97,9 @@ class AgentDesk:
     """Agents' changes go through the FSM under the conversation's lease, version-checked."""
 
     def __init__(self, *, store: ConversationStore, board: AgentBoard, engine: TurnEngine,
-                 clock: Callable[[], float], lease_wait_s: float = 3.0) -> None:
+                 clock: Callable[[], float], lease_wait_s: float = 3.0,
+                 metrics: Metrics | None = None) -> None:
+        self.metrics = metrics or NullMetrics()
         self.store = store
         self.board = board
         self.engine = engine
@@ -153,6 +155,7 @@ class AgentDesk:
             message = TranscriptMessage(id=message_id, author=Author.AGENT, text=text,
                                         at=self.clock(), turn=session.conversation.turn)
             self._commit(session, [message])
+        self.metrics.inc("supportflow_messages_out", author="agent")
         self._publish(session.conversation, EventType.MESSAGE_CREATED, message.id,
                       {"message": message.to_dict(), "agent": agent})
         return AgentReceipt(conversation_id, message_id, duplicate=False)
@@ -216,6 +219,7 @@ class AgentDesk:
                                         text=handoff.timeout_message, at=self.clock(),
                                         turn=conversation.turn)
             self._commit(session, [message])
+        self.metrics.inc("supportflow_messages_out", author="bot")
         self._publish(conversation, EventType.MESSAGE_CREATED, message.id,
                       {"message": message.to_dict()})
         if returned:

@@ -11,6 +11,8 @@ from typing import Any, Protocol
 from supportflow.domain.events import ConversationEvent, EventType
 from supportflow.domain.inbox import Inbox, InboxKind
 
+from .ports import Metrics, NullMetrics
+
 log = logging.getLogger("supportflow.deliveries")
 AGENTS = "agents"
 
@@ -97,8 +99,9 @@ class Deliveries:
 
     def __init__(self, *, store: DeliveryStore, queue: DeliveryQueue, inboxes: InboxDirectory,
                  transport: Transport, schedule: Sequence[float], agents: AgentsWebhook,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], metrics: Metrics | None = None) -> None:
         self.store, self.queue, self.inboxes, self.transport = store, queue, inboxes, transport
+        self.metrics = metrics or NullMetrics()
         self.schedule = list(schedule) or [0.0]
         self.agents, self.clock = agents, clock
 
@@ -140,6 +143,7 @@ class Deliveries:
             delivery.attempt, delivery.last_error = attempt + 1, result.detail
             self.store.save(delivery)
             self.queue.schedule(delivery.id, attempt + 1, self.schedule[attempt + 1])
+            self.metrics.inc("supportflow_delivery_retries")
 
     def _attempt(self, delivery: Delivery) -> Result:
         if delivery.target == AGENTS:
@@ -166,6 +170,7 @@ class Deliveries:
         log.warning("delivery %s dead: %s", delivery.id, reason)
         delivery.status, delivery.last_error = "dead", reason
         self.store.bury(delivery)
+        self.metrics.inc("supportflow_dead_letters")
 
     def dead_letters(self, limit: int = 100) -> list[Delivery]:
         """Deliveries that were given up on, oldest first."""

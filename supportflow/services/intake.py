@@ -14,7 +14,7 @@ from supportflow.domain.model import (
     TranscriptMessage,
 )
 
-from .ports import ConversationStore, FlowCatalog, TaskQueue
+from .ports import ConversationStore, FlowCatalog, Metrics, NullMetrics, TaskQueue
 
 
 class UnknownConversation(LookupError):
@@ -65,11 +65,13 @@ class Intake:
         flows: FlowCatalog,
         queue: TaskQueue,
         clock: Callable[[], float],
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.flows = flows
         self.queue = queue
         self.clock = clock
+        self.metrics = metrics or NullMetrics()
 
     def start_conversation(
         self,
@@ -115,4 +117,5 @@ class Intake:
         accepted = self.store.accept_customer_message(conversation_id, message)
         if accepted:
             self.queue.drain(conversation_id)
+            self.metrics.inc("supportflow_messages_in", channel=conversation.channel.partition(":")[0])
         return Receipt(conversation_id, message.id, duplicate=not accepted)

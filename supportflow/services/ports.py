@@ -194,3 +194,34 @@ class FlowCatalog(Protocol):
         ...
 
     def names(self) -> list[str]: ...
+
+
+class Metrics(Protocol):
+    """Counters and histograms of the metric catalog (supportflow/observability/catalog.py)."""
+
+    def inc(self, name: str, amount: float = 1.0, **labels: str) -> None: ...
+
+    def observe(self, name: str, value: float, **labels: str) -> None: ...
+
+
+class NullMetrics:
+    """Metrics for fakes: records nothing."""
+
+    def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
+        return None
+
+    def observe(self, name: str, value: float, **labels: str) -> None:
+        return None
+
+
+class FailureLog(Protocol):
+    """The latest failed turns, for operators."""
+
+    def record_failure(self, conversation_id: str, reason: str, at: float) -> None: ...
+
+
+class NullFailureLog:
+    """A failure log for fakes: keeps nothing."""
+
+    def record_failure(self, conversation_id: str, reason: str, at: float) -> None:
+        return None

@@ -11,6 +11,7 @@ from supportflow.domain.flow import FallbackAction, Flow, ThreadScope
 from supportflow.domain.fsm import WORKING_STATES
 from supportflow.domain.model import Author, Conversation, State, TranscriptMessage
 from supportflow.domain.tools import TOOLS
+from supportflow.observability.logs import bind
 
 from .ports import (
     AssistantClient,
@@ -19,7 +20,11 @@ from .ports import (
     Commit,
     ConversationStore,
     EventPublisher,
+    FailureLog,
     FlowCatalog,
+    Metrics,
+    NullFailureLog,
+    NullMetrics,
     NullPublisher,
     RunRequest,
     RunState,
@@ -48,7 +53,11 @@ class TurnEngine:
         clock: Callable[[], float],
         config: EngineConfig | None = None,
         publisher: EventPublisher | None = None,
+        metrics: Metrics | None = None,
+        failures: FailureLog | None = None,
     ) -> None:
+        self.metrics = metrics or NullMetrics()
+        self.failures = failures or NullFailureLog()
         self.store = store
         self.publisher = publisher or NullPublisher()
         self.flows = flows
@@ -82,6 +91,9 @@ class TurnEngine:
             if conversation.state is not State.POLL or conversation.poll_id != poll_id:
                 log.info("stale poll %s of %s ignored", poll_id, conversation_id)
                 return
+            self.metrics.inc("supportflow_polls", backend=session.flow.backend.kind.value)
+            self.metrics.observe("supportflow_poll_lateness_seconds",
+                                 max(0.0, self.clock() - (conversation.wake_at or self.clock())))
             if self._guarded(session, self._check_run):
                 self._advance(session)
 
@@ -99,6 +111,7 @@ class TurnEngine:
             if conversation is None:
                 yield None
                 return
+            bind(turn=conversation.turn)
             yield Session(conversation, self.flows.get(conversation.flow), lease)
         except StaleWrite as error:
             log.warning("stopped: %s", error)
@@ -153,6 +166,7 @@ class TurnEngine:
             return False
         conversation = session.conversation
         conversation.turn += 1
+        bind(turn=conversation.turn)
         conversation.turn_messages = pending
         conversation.step_attempt = 0
         conversation.handoff_reason = None
@@ -225,10 +239,15 @@ class TurnEngine:
             return self._answer_tool_calls(session, status)
         if status.state is RunState.COMPLETED and status.reply:
             conversation.reply = status.reply
+            cause = "tool" if conversation.handoff_reason is not None else "marker"
             if conversation.handoff_reason is None and flow.is_handoff(status.reply):
                 conversation.handoff_reason = "the assistant handed the conversation to a person"
             session.machine.fire("run_completed")
             self._commit(session)
+            outcome = "completed" if conversation.handoff_reason is None else "handoff"
+            self.metrics.inc("supportflow_runs", backend=flow.backend.kind.value, outcome=outcome)
+            if conversation.handoff_reason is not None:
+                self.metrics.inc("supportflow_handoffs", cause=cause)
             return True
         reason = status.reason or f"the run ended as {status.state.value}"
         return self._fail(session, reason)
@@ -239,7 +258,8 @@ class TurnEngine:
         elapsed = self.clock() - conversation.run_started_at
         if elapsed >= schedule.deadline_s:
             return self._fail(
-                session, f"the assistant did not answer within {schedule.deadline_s:g} s"
+                session, f"the assistant did not answer within {schedule.deadline_s:g} s",
+                outcome="deadline",
             )
         conversation.poll_attempt += 1
         delay = schedule.delay(conversation.poll_attempt, status.poll_after_s)
@@ -271,32 +291,39 @@ class TurnEngine:
         handoff = conversation.handoff_reason is not None
         text = flow.handoff.message if handoff else (conversation.reply or "")
         kind = "handoff" if handoff else "reply"
-        self._finish_turn(conversation)
+        started = self._finish_turn(conversation)
         session.machine.fire("reply_decided")
         message = self._bot_message(conversation, kind, text)
         self._commit(session, Commit(transcript=[message]))
+        self._replied(started)
         self._announce(conversation, message)
         return True
 
-    def _fail(self, session: Session, reason: str) -> bool:
+    def _fail(self, session: Session, reason: str, outcome: str = "failed") -> bool:
         """Run the flow's fallback: tell the customer, then hand off (default) or wait."""
         conversation, flow = session.conversation, session.flow
         log.warning("conversation %s turn %s failed: %s", conversation.id, conversation.turn, reason)
         conversation.failure_reason = reason
         if flow.fallback.action is FallbackAction.HANDOFF:
             conversation.handoff_reason = f"assistant failure: {reason}"
-        self._finish_turn(conversation)
+        started = self._finish_turn(conversation)
         session.machine.fire("failed")
         message = self._bot_message(conversation, "fallback", flow.fallback.message)
         self._commit(session, Commit(transcript=[message]))
+        self._replied(started)
+        self.metrics.inc("supportflow_runs", backend=flow.backend.kind.value, outcome=outcome)
+        self.failures.record_failure(conversation.id, reason, self.clock())
+        if conversation.state is State.HANDED_OFF:
+            self.metrics.inc("supportflow_handoffs", cause="failure")
         self._announce(conversation, message)
         return True
 
     def _step_failed(self, session: Session, error: AssistantError) -> bool:
         conversation = session.conversation
+        self.metrics.inc("supportflow_assistant_errors", status=_error_status(error))
         if not error.retryable or conversation.step_attempt >= session.flow.max_step_retries:
             detail = f" (HTTP {error.status})" if error.status else ""
-            return self._fail(session, f"{error.message}{detail}")
+            return self._fail(session, f"{error.message}{detail}", outcome="error")
         conversation.step_attempt += 1
         backoff = self.config.retry_base_s * 2 ** (conversation.step_attempt - 1)
         delay = min(max(backoff, error.retry_after_s or 0.0), self.config.retry_max_s)
@@ -329,17 +356,35 @@ class TurnEngine:
     def _client(self, flow: Flow) -> AssistantClient:
         return self.assistants.client_for(flow.backend)
 
-    def _finish_turn(self, conversation: Conversation) -> None:
+    def _finish_turn(self, conversation: Conversation) -> float | None:
+        """Clear the turn; when its first customer message arrived (None if there was none)."""
+        started = conversation.turn_messages[0].received_at if conversation.turn_messages else None
         conversation.turn_messages = []
         conversation.run_id = None
         conversation.reply = None
         conversation.run_started_at = None
+        return started
+
+    def _replied(self, started: float | None) -> None:
+        """Count the bot's message of a turn, and the customer's wait for it."""
+        self.metrics.inc("supportflow_messages_out", author="bot")
+        if started is not None:
+            self.metrics.observe("supportflow_reply_latency_seconds", max(0.0, self.clock() - started))
 
     def _bot_message(self, conversation: Conversation, kind: str, text: str) -> TranscriptMessage:
         return TranscriptMessage(
             id=f"{conversation.turn}:{kind}", author=Author.BOT, text=text,
             at=self.clock(), turn=conversation.turn,
         )
+
+
+def _error_status(error: AssistantError) -> str:
+    """The HTTP status of a failed call; "timeout", "network" or "other" when there was none."""
+    if error.status is not None:
+        return str(error.status)
+    if error.message.startswith("timeout"):
+        return "timeout"
+    return "network" if error.message.startswith("transport") else "other"
 
 
 def _metadata(conversation: Conversation) -> dict[str, str]:

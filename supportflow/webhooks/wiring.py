@@ -16,6 +16,7 @@ from supportflow.adapters.vault import Vault
 from supportflow.services.deliveries import AgentsWebhook, Deliveries, DeliveryQueue
 from supportflow.services.helpdesk import HelpdeskInbound
 from supportflow.services.intake import Intake
+from supportflow.services.ports import Metrics
 from supportflow.settings import Settings
 
 
@@ -29,7 +30,8 @@ class Helpdesk:
 
 
 def build_helpdesk(settings: Settings, client: redis.Redis, *, vault: Vault, intake: Intake,
-                   queue: DeliveryQueue, clock: Callable[[], float]) -> Helpdesk:
+                   queue: DeliveryQueue, clock: Callable[[], float],
+                   metrics: Metrics | None = None) -> Helpdesk:
     """Wire the helpdesk parts on Redis, httpx and the given delivery queue."""
     inboxes = InboxStore(client, prefix=settings.key_prefix, vault=vault)
     transport = HttpTransport(
@@ -38,7 +40,7 @@ def build_helpdesk(settings: Settings, client: redis.Redis, *, vault: Vault, int
         store=RedisDeliveryStore(client, prefix=settings.key_prefix), queue=queue,
         inboxes=inboxes, transport=transport, schedule=settings.delivery_schedule,
         agents=AgentsWebhook(settings.agents_webhook_url, settings.agents_webhook_secret),
-        clock=clock,
+        clock=clock, metrics=metrics,
     )
     inbound = HelpdeskInbound(
         intake=intake, conversations=RedisConversationMap(client, prefix=settings.key_prefix))
