@@ -37,6 +37,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from . import webhooks
 
     app.register_blueprint(webhooks.bp)
+    from . import ops
+
+    app.register_blueprint(ops.bp)
+    ops.install_request_ids(app)
+    # JSON log lines, unless the config says otherwise (tests keep pytest's log capture).
+    if app.config.get("SUPPORTFLOW_JSON_LOGS", not app.testing):
+        from supportflow.observability.logs import configure_logging
+
+        configure_logging(services.settings.log_level)
     return app
 
 

@@ -17,11 +17,19 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
-    """Redis answers, keeps data across restarts and does not evict."""
-    store = current_app.extensions["supportflow"].store
+    """Redis answers, keeps data across restarts and does not evict; a worker was seen recently."""
+    services = current_app.extensions["supportflow"]
+    store = services.store
     try:
         store.ping()
         warnings = check_redis_durability(store.redis)
+        workers = services.ops_view.workers()
     except Exception as error:  # any Redis failure means not ready
-        return jsonify({"status": "unavailable", "redis": str(error)}), 503
-    return jsonify({"status": "ready", "warnings": warnings}), 200
+        return jsonify({"status": "unavailable", "redis": str(error),
+                        "reasons": [f"redis: {error}"]}), 503
+    reasons = [f"redis: {warning}" for warning in warnings]
+    if services.uses_workers and not workers:
+        reasons.append(f"no worker seen in the last {services.settings.worker_online_s:g} s")
+    status, code = ("unavailable", 503) if reasons else ("ready", 200)
+    return jsonify({"status": status, "reasons": reasons, "warnings": warnings,
+                    "workers": workers}), code

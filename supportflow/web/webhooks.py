@@ -17,6 +17,7 @@ from supportflow.webhooks.signing import SignatureError, verify, verify_chatwoot
 
 from .auth import require_role
 from .errors import ApiError
+from .ops import timed
 from .schemas import ID, ContactSchema
 from .widget import json_body, services
 
@@ -63,6 +64,7 @@ def accept(inbox: Inbox, message: InboundMessage, delivery_id: str | None) -> Re
 
 
 @bp.post("/webhooks/<inbox_name>")
+@timed("webhook")
 def inbound_webhook(inbox_name: str) -> tuple[Response, int]:
     """A signed customer message from a helpdesk: 202 accepted, 200 for a replayed webhook-id."""
     inbox = find_inbox(inbox_name, InboxKind.WEBHOOK)
@@ -130,6 +132,7 @@ def chatwoot_message(data: dict[str, Any]) -> InboundMessage | None:
 
 
 @bp.post("/integrations/chatwoot/<inbox_name>")
+@timed("chatwoot")
 def chatwoot_event(inbox_name: str) -> tuple[Response, int]:
     """Chatwoot's agent-bot events: incoming messages of pending conversations go to the bot."""
     inbox = find_inbox(inbox_name, InboxKind.CHATWOOT)

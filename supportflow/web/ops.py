@@ -1,0 +1,92 @@
+"""Ops endpoints: Prometheus /metrics, the overview and the time series (ops token)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar, cast
+
+from flask import Blueprint, Flask, Response, g, jsonify, request
+from marshmallow import ValidationError
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from supportflow.domain.access import Role
+from supportflow.observability.logs import CONTEXT
+from supportflow.observability.redis_metrics import render
+
+from .auth import require_role
+from .widget import services
+
+bp = Blueprint("ops", __name__)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@bp.get("/metrics")
+@require_role(Role.OPS)
+def metrics() -> Response:
+    """Prometheus text: counters and histograms of every process, gauges read now."""
+    body = render(services().ops_view.families)
+    return Response(body, mimetype=None, content_type=CONTENT_TYPE_LATEST)
+
+
+@bp.get("/v1/ops/overview")
+@require_role(Role.OPS)
+def overview() -> Response:
+    """Conversations by state, queues, workers, counters, reply latency and recent failures."""
+    return jsonify(services().ops_view.overview())
+
+
+@bp.get("/v1/ops/timeseries")
+@require_role(Role.OPS)
+def timeseries() -> Response:
+    """Points sampled by beat over the last `minutes` (default 60, at most 1440), oldest first."""
+    try:
+        minutes = float(request.args.get("minutes", "60"))
+    except ValueError as error:
+        raise ValidationError({"minutes": ["a number"]}) from error
+    if not 0 < minutes <= 1440:
+        raise ValidationError({"minutes": ["between 0 and 1440"]})
+    return jsonify({"points": services().ops_view.timeseries(minutes)})
+
+
+def timed(kind: str) -> Callable[[F], F]:
+    """Record how long the view took in supportflow_webhook_seconds{kind}."""
+
+    def decorate(view: F) -> F:
+        @wraps(view)
+        def measured(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return view(*args, **kwargs)
+            finally:
+                services().metrics.observe("supportflow_webhook_seconds",
+                                           time.perf_counter() - started, kind=kind)
+
+        return cast(F, measured)
+
+    return decorate
+
+
+def install_request_ids(app: Flask) -> None:
+    """Give every request an id (X-Request-Id, or a new one) on its log lines and its response."""
+
+    @app.before_request
+    def bind_request_id() -> None:
+        g.request_id = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+        g.log_token = CONTEXT.set({"request_id": g.request_id})
+
+    @app.after_request
+    def echo_request_id(response: Response) -> Response:
+        if "request_id" in g:
+            response.headers["X-Request-Id"] = g.request_id
+        return response
+
+    @app.teardown_request
+    def unbind_request_id(_: BaseException | None) -> None:
+        token = g.pop("log_token", None)
+        if token is not None:
+            with contextlib.suppress(ValueError):  # set in another context: nothing to undo
+                CONTEXT.reset(token)
