@@ -115,6 +115,7 @@ def stack_env(redis_url: str, sandbox_url: str, flows_dir: Path) -> dict[str, st
         "SUPPORTFLOW_WATCHDOG_INTERVAL_S": "0.5",
         "SUPPORTFLOW_WATCHDOG_GRACE_S": "2",
         "SUPPORTFLOW_HANDOFF_CHECK_INTERVAL_S": "0.5",
+        "SUPPORTFLOW_OPS_SAMPLE_INTERVAL_S": "0.5",
         "SUPPORTFLOW_STEP_RETRY_BASE_S": "0.2",
         "SUPPORTFLOW_STEP_RETRY_MAX_S": "2",
         "SUPPORTFLOW_HTTP_READ_TIMEOUT_S": "1.5",

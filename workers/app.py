@@ -6,7 +6,7 @@ from typing import Any
 
 from celery import Celery
 
-from supportflow.adapters.celery_queue import HANDOFF_TIMEOUTS_TASK, WATCHDOG_TASK
+from supportflow.adapters.celery_queue import HANDOFF_TIMEOUTS_TASK, OPS_SAMPLE_TASK, WATCHDOG_TASK
 from supportflow.settings import Settings, load_settings
 
 QUEUE = "supportflow"
@@ -36,6 +36,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "watchdog": {"task": WATCHDOG_TASK, "schedule": settings.watchdog_interval_s},
             "handoff-timeouts": {"task": HANDOFF_TIMEOUTS_TASK,
                                  "schedule": settings.handoff_check_interval_s},
+            "ops-sample": {"task": OPS_SAMPLE_TASK, "schedule": settings.ops_sample_interval_s},
         },
     }
 
@@ -46,6 +47,9 @@ def create_celery(settings: Settings | None = None) -> Celery:
     celery = Celery("supportflow", task_cls="workers.base:SupportFlowTask")
     celery.conf.update(celery_config(settings))
     celery.conf.include = ["workers.tasks"]
+    from .signals import Heartbeat  # also connects JSON logging to Celery's setup_logging
+
+    celery.steps["worker"].add(Heartbeat)
     return celery
 
 

@@ -13,10 +13,13 @@ from celery.signals import worker_ready
 
 from supportflow.adapters.celery_queue import CeleryTaskQueue
 from supportflow.bootstrap import Services, bootstrap
+from supportflow.observability.logs import log_context
 from supportflow.runtime.redis_server import check_redis_durability
 from supportflow.settings import load_settings
 
 log = logging.getLogger("supportflow.tasks")
+HEARTBEAT_EVERY_S = 5.0
+_last_heartbeat = [0.0]
 
 
 @worker_ready.connect
@@ -51,10 +54,25 @@ class SupportFlowTask(Task):  # type: ignore[misc]
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         started = time.monotonic()
         conversation = args[0] if args else "-"
+        self._heartbeat()
         try:
-            return super().__call__(*args, **kwargs)
+            owned = isinstance(conversation, str) and conversation.startswith("conv-")
+            with log_context(task_id=self.request.id, task=self.name,
+                             conversation_id=conversation if owned else None):
+                return super().__call__(*args, **kwargs)
         finally:
             log.debug(
                 "task %s [%s] conversation=%s took %.3f s",
                 self.name, self.request.id, conversation, time.monotonic() - started,
             )
+
+    def _heartbeat(self) -> None:
+        """Say this worker is alive, at most every few seconds per process."""
+        hostname = self.request.hostname
+        now = time.time()
+        if hostname and now - _last_heartbeat[0] >= HEARTBEAT_EVERY_S:
+            _last_heartbeat[0] = now
+            try:
+                services().ops.heartbeat(hostname, now)
+            except redis.RedisError as error:
+                log.warning("heartbeat not recorded: %s", error)

@@ -9,6 +9,7 @@ from celery import shared_task
 from supportflow.adapters.celery_queue import (
     DRAIN_TASK,
     HANDOFF_TIMEOUTS_TASK,
+    OPS_SAMPLE_TASK,
     POLL_TASK,
     WATCHDOG_TASK,
 )
@@ -52,3 +53,9 @@ def handoff_timeouts() -> None:
 def deliver(delivery_id: str, attempt: int) -> None:
     """Make one attempt at an outbound delivery (the next is scheduled with a countdown)."""
     services().helpdesk.deliveries.deliver(delivery_id, attempt)
+
+
+@shared_task(name=OPS_SAMPLE_TASK, max_retries=0)
+def ops_sample() -> None:
+    """Record one point of the ops time series (reply latency, queue depths)."""
+    services().ops_view.sample()

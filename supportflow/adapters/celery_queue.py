@@ -8,6 +8,7 @@ DRAIN_TASK = "supportflow.drain"
 POLL_TASK = "supportflow.poll"
 WATCHDOG_TASK = "supportflow.watchdog"
 HANDOFF_TIMEOUTS_TASK = "supportflow.handoff_timeouts"
+OPS_SAMPLE_TASK = "supportflow.ops_sample"
 
 
 class TaskSender(Protocol):

@@ -1,0 +1,61 @@
+"""Worker process hooks: JSON logs (Celery's setup_logging) and a heartbeat from the main process."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis
+from celery import bootsteps
+from celery.signals import setup_logging
+
+from supportflow.observability.logs import configure_logging
+from supportflow.observability.ops import OpsStore
+from supportflow.observability.redis_metrics import RedisMetrics
+from supportflow.settings import load_settings
+
+log = logging.getLogger("supportflow.worker")
+HEARTBEAT_S = 5.0
+
+
+@setup_logging.connect
+def json_logs(loglevel: int | str | None = None, **_: Any) -> None:
+    """Workers and beat write JSON lines (with conversation, turn and task) at their --loglevel."""
+    configure_logging(loglevel or "INFO")
+
+
+class Heartbeat(bootsteps.StartStopStep):  # type: ignore[misc]
+    """Records `hostname -> last seen` in Redis every few seconds while the worker runs."""
+
+    requires = {"celery.worker.components:Timer"}
+
+    def __init__(self, worker: Any, **kwargs: Any) -> None:
+        super().__init__(worker, **kwargs)
+        self.tref: Any = None
+        self.ops: OpsStore | None = None
+
+    def start(self, worker: Any) -> None:
+        settings = load_settings()
+        client = redis.Redis.from_url(settings.redis_url)
+        self.ops = OpsStore(client, prefix=settings.key_prefix,
+                            metrics=RedisMetrics(client, prefix=settings.key_prefix))
+        self.beat(worker.hostname)
+        self.tref = worker.timer.call_repeatedly(HEARTBEAT_S, self.beat, (worker.hostname,),
+                                                 priority=10)
+
+    def beat(self, hostname: str) -> None:
+        """One heartbeat; a Redis outage only costs a warning."""
+        try:
+            if self.ops is not None:
+                self.ops.heartbeat(hostname)
+        except redis.RedisError as error:
+            log.warning("heartbeat not recorded: %s", error)
+
+    def stop(self, worker: Any) -> None:
+        if self.tref is not None:
+            self.tref.cancel()
+        try:
+            if self.ops is not None:
+                self.ops.forget_worker(worker.hostname)
+        except redis.RedisError:
+            pass
