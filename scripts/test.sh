@@ -16,6 +16,14 @@ fi
 echo "==> installing supportflow with test extras"
 "$PY" -m pip install --quiet --disable-pip-version-check -e '.[test]'
 
+# The browser tests (tests/e2e/test_pages.py) drive Debian's Chromium with Playwright.
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "==> installing Chromium for the browser tests (apt-get install chromium)"
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null; then
+        echo "could not install chromium; the browser tests will fail" >&2
+    fi
+fi
+
 echo "==> ruff"
 "$PY" -m ruff check supportflow workers tests
 

@@ -40,6 +40,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from . import ops
 
     app.register_blueprint(ops.bp)
+    from . import pages
+
+    app.register_blueprint(pages.bp)
     ops.install_request_ids(app)
     # JSON log lines, unless the config says otherwise (tests keep pytest's log capture).
     if app.config.get("SUPPORTFLOW_JSON_LOGS", not app.testing):

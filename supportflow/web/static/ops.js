@@ -1,0 +1,224 @@
+// The ops dashboard: GET /v1/ops/overview every 5 s, GET /v1/ops/timeseries?minutes=60 every 15 s,
+// drawn as tiles, tables and two inline SVG charts.
+import { ApiError, Session, clock, duration, explain, h, signIn } from "./common.js";
+
+const session = new Session("supportflow.ops.token");
+const $ = (id) => document.getElementById(id);
+const el = {
+  signin: $("signin"), form: $("signin-form"), token: $("token"), signinMessage: $("signin-message"),
+  dashboard: $("dashboard"), updated: $("updated"), signout: $("signout"), alert: $("alert"),
+  tiles: $("tiles"), states: $("states"), counters: $("counters"), workers: $("workers"),
+  failures: $("failures"), latency: $("latency-chart"), queue: $("queue-chart"),
+};
+const OVERVIEW_MS = 5000;
+const SERIES_MS = 15000;
+let overviewTimer = null;
+let seriesTimer = null;
+let failing = 0;
+
+function problem(error, what) {
+  if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
+    signOut(explain(error, "ops"));
+    return;
+  }
+  let text = explain(error, "ops");
+  if (error.status === 404) text = `The ${what} isn't available on this server yet (404) — retrying`;
+  else if (error.status >= 500) text = `The server failed to give the ${what} (${error.status}) — retrying`;
+  el.alert.textContent = text;
+  el.updated.classList.add("off");
+  el.updated.textContent = "Not up to date";
+}
+
+// ---- overview -------------------------------------------------------------------------------------
+const num = (value) => (value === null || value === undefined ? "—" : String(value));
+
+function tile(label, value, sub, bad) {
+  return h("div", { class: `tile${bad ? " bad" : ""}` }, [
+    h("span", { class: "label", text: label }), h("span", { class: "value", text: value }),
+    sub ? h("span", { class: "sub", text: sub }) : ""]);
+}
+
+function table(node, head, rows, empty) {
+  const thead = h("thead", {}, [h("tr", {}, head.map((text, i) =>
+    h("th", { scope: "col", class: i ? "num" : "", text })))]);
+  const body = rows.length
+    ? rows.map((cells) => h("tr", {}, cells.map((text, i) => h("td", { class: i ? "num" : "", text: String(text) }))))
+    : [h("tr", {}, [h("td", { colspan: String(head.length), class: "muted", text: empty })])];
+  node.replaceChildren(thead, h("tbody", {}, body));
+}
+
+function renderOverview(data) {
+  const handoff = data.handoff_queue || {};
+  const polls = data.polls || {};
+  const queues = data.queues || {};
+  const celery = queues.supportflow || Object.values(queues)[0] || {};
+  const latency = data.reply_latency || {};
+  const counters = data.counters || {};
+  const dead = (data.deliveries || {}).dead_letters || 0;
+  const workers = data.workers || [];
+  el.tiles.replaceChildren(
+    tile("Waiting for an agent", num(handoff.length),
+      handoff.oldest_wait_s == null ? "nobody waiting" : `oldest ${duration(handoff.oldest_wait_s)}`),
+    tile("Pending polls", num(polls.pending), `${num(polls.overdue)} overdue`, polls.overdue > 0),
+    tile("Task queue", num(celery.ready), `${num(celery.reserved)} reserved by workers`),
+    tile("Reply latency p50", duration(latency.p50_s), `p95 ${duration(latency.p95_s)}`),
+    tile("Workers", String(workers.length), workers.length ? "" : "no worker seen", workers.length === 0),
+    tile("Dead letters", num(dead), "undelivered webhooks", dead > 0),
+  );
+  const states = Object.entries(data.conversations_by_state || {});
+  table(el.states, ["State", "Conversations"], states.map(([state, n]) => [state.replace(/_/g, " "), n]),
+    "No conversations yet");
+  const rows = [
+    ["Customer messages in", num(counters.messages_in)],
+    ["Messages out", num(counters.messages_out)],
+    ["Handoffs", num(counters.handoffs)],
+    ...Object.entries(counters.runs || {}).map(([outcome, n]) => [`Runs ${outcome}`, n]),
+    ...Object.entries(counters.assistant_errors || {}).map(([status, n]) => [`Assistant errors ${status}`, n]),
+  ];
+  table(el.counters, ["Counter", "Total"], rows, "Nothing counted yet");
+  table(el.workers, ["Worker", "Last seen"], workers.map((w) => [w.name, `${duration(w.last_seen_s_ago)} ago`]),
+    "No worker has reported");
+  table(el.failures, ["Conversation", "Reason", "At"],
+    (data.failures || []).slice(0, 20).map((f) => [f.conversation_id, f.reason, f.at ? clock(f.at) : "—"]),
+    "No failures");
+  el.failures.querySelectorAll("td:nth-child(2)").forEach((td) => { td.className = ""; });
+}
+
+async function refreshOverview() {
+  clearTimeout(overviewTimer);
+  try {
+    const data = await session.api("GET", "/v1/ops/overview");
+    renderOverview(data);
+    failing = 0;
+    el.alert.textContent = "";
+    el.updated.classList.remove("off");
+    el.updated.textContent = `Updated ${new Date().toLocaleTimeString()}`;
+  } catch (error) {
+    failing += 1;
+    problem(error, "overview");
+    if (!session.token) return;
+  }
+  overviewTimer = setTimeout(refreshOverview, failing ? Math.min(OVERVIEW_MS * (failing + 1), 30000) : OVERVIEW_MS);
+}
+
+// ---- charts -----------------------------------------------------------------------------------------
+const SVG = "http://www.w3.org/2000/svg";
+function s(tag, attrs = {}, text) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function niceMax(value) {
+  if (!(value > 0)) return 1;
+  const power = 10 ** Math.floor(Math.log10(value));
+  for (const step of [1, 2, 2.5, 5, 10]) if (value <= step * power) return step * power;
+  return 10 * power;
+}
+
+/** A line chart of series [{key, label, values: [[at, y|null]]}] over the last hour. */
+function chart(figure, series, unit, format) {
+  const width = 600;
+  const height = 200;
+  const pad = { left: 48, right: 12, top: 10, bottom: 24 };
+  const now = Date.now() / 1000;
+  const from = now - 3600;
+  const all = series.flatMap((line) => line.values.map(([, y]) => y)).filter((y) => y !== null && y !== undefined);
+  const top = niceMax(Math.max(0, ...all));
+  const x = (at) => pad.left + ((at - from) / 3600) * (width - pad.left - pad.right);
+  const y = (v) => height - pad.bottom - (v / top) * (height - pad.top - pad.bottom);
+  const summary = series.map((line) => {
+    const values = line.values.map(([, v]) => v).filter((v) => v !== null && v !== undefined);
+    const latest = values.length ? format(values[values.length - 1]) : "no data";
+    const max = values.length ? format(Math.max(...values)) : "no data";
+    return `${line.label}: latest ${latest}, highest ${max}`;
+  }).join("; ");
+  const svg = s("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": `Last hour. ${summary}` });
+  for (let i = 0; i <= 4; i += 1) {
+    const value = (top * i) / 4;
+    svg.append(s("line", { class: i ? "grid" : "axis", x1: pad.left, x2: width - pad.right, y1: y(value), y2: y(value) }));
+    svg.append(s("text", { x: pad.left - 6, y: y(value) + 4, "text-anchor": "end" }, format(value)));
+  }
+  for (let minutes = 60; minutes >= 0; minutes -= 15) {
+    const at = now - minutes * 60;
+    svg.append(s("text", { x: x(at), y: height - 6, "text-anchor": "middle" }, minutes ? `-${minutes} min` : "now"));
+  }
+  series.forEach((line, index) => {
+    let d = "";
+    let pen = false;
+    for (const [at, v] of line.values) {
+      if (v === null || v === undefined || at < from) { pen = false; continue; }
+      d += `${pen ? "L" : "M"}${x(at).toFixed(1)},${y(v).toFixed(1)}`;
+      pen = true;
+    }
+    if (d) svg.append(s("path", { class: `line${index ? " second" : ""}`, d }));
+  });
+  if (!all.length) {
+    svg.append(s("text", { x: width / 2, y: height / 2, "text-anchor": "middle" }, "No data in the last hour"));
+  }
+  figure.querySelector(".plot").replaceChildren(svg);
+  const legend = figure.querySelector(".legend");
+  legend.replaceChildren(...series.flatMap((line, index) => [
+    h("span", { class: index ? "k2" : "k1", text: "— " }), `${line.label} (${unit}) `]));
+}
+
+function renderSeries(points) {
+  const at = (p) => p.at;
+  chart(el.latency, [{ label: "p50 reply latency", values: points.map((p) => [at(p), p.reply_latency_p50_s]) }],
+    "seconds", (v) => (v < 10 ? v.toFixed(1) : String(Math.round(v))));
+  chart(el.queue, [
+    { label: "task queue", values: points.map((p) => [at(p), p.queue_depth]) },
+    { label: "waiting for an agent", values: points.map((p) => [at(p), p.handoff_queue]) },
+  ], "count", (v) => String(Math.round(v * 10) / 10));
+}
+
+async function refreshSeries() {
+  clearTimeout(seriesTimer);
+  try {
+    const data = await session.api("GET", "/v1/ops/timeseries?minutes=60");
+    renderSeries(data.points || []);
+  } catch (error) {
+    problem(error, "time series");
+    if (!session.token) return;
+    renderSeries([]);
+  }
+  seriesTimer = setTimeout(refreshSeries, SERIES_MS);
+}
+
+// ---- signing in and out ------------------------------------------------------------------------------
+async function check() {
+  // The dead-letter list needs the ops role too, and is there even when the overview is not:
+  // 401/403 refuse the token; anything else (the server failing, say) lets the dashboard show it.
+  try {
+    await session.api("GET", "/v1/ops/dead-letters?limit=1");
+  } catch (error) {
+    if (error.status === 401 || error.status === 403) throw error;
+  }
+}
+
+async function enter() {
+  await check();
+  el.signin.hidden = true;
+  el.dashboard.hidden = false;
+  el.alert.textContent = "";
+  $("dashboard-title").focus();
+  renderSeries([]);
+  refreshOverview();
+  refreshSeries();
+}
+
+function signOut(message) {
+  clearTimeout(overviewTimer);
+  clearTimeout(seriesTimer);
+  session.token = null;
+  el.dashboard.hidden = true;
+  el.signin.hidden = false;
+  el.signinMessage.textContent = message || "";
+  el.token.focus();
+}
+
+el.signout.addEventListener("click", () => signOut());
+signIn({ session, role: "ops", form: el.form, input: el.token, message: el.signinMessage, onSignedIn: enter });
+if (session.token) enter().catch((error) => signOut(explain(error, "ops")));
+else el.token.focus();
