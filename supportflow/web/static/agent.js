@@ -202,8 +202,9 @@ async function act(button, path, done) {
   button.disabled = true;
   try {
     const data = await session.api("POST", `/v1/agent/conversations/${encodeURIComponent(id)}/${path}`);
-    if (done) done(data);
+    if (path === "claim") sessionStorage.setItem("supportflow.agent.name", data.claimed_by);
     await loadDetail();
+    if (done) done(data);
     await loadQueue();
   } catch (error) {
     detailError(error);
@@ -213,10 +214,9 @@ async function act(button, path, done) {
   }
 }
 
-el.claim.addEventListener("click", () => act(el.claim, "claim", (data) => {
-  sessionStorage.setItem("supportflow.agent.name", data.claimed_by);
+el.claim.addEventListener("click", () => act(el.claim, "claim", () => {
   setDetailAlert("You claimed this conversation. Reply below.", "ok");
-  setTimeout(() => el.replyText.focus(), 0);
+  el.replyText.focus();
 }));
 el.resolve.addEventListener("click", () => act(el.resolve, "resolve", () => setDetailAlert("Resolved.", "ok")));
 el.giveback.addEventListener("click", () => act(el.giveback, "return",

@@ -1,0 +1,290 @@
+"""The pages in headless Chromium against the real stack: widget, agent console, ops dashboard.
+
+Debian's Chromium (/usr/bin/chromium; scripts/test.sh installs it) driven by Playwright. The app
+runs on a real port in a thread; Redis, the Celery worker and beat and the sandbox are the
+session's real ones. Each test saves screenshots under tests/e2e/screenshots/ (ignored by git).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from werkzeug.serving import make_server
+
+from supportflow.domain.access import Role
+from tests.conftest import VAULT_KEY, Sandbox
+from tests.helpers import free_port
+from tests.integration.agent_helpers import HANDOFF_REQUEST, handed_off_chat
+
+pytestmark = pytest.mark.slow
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# What this machine's Chromium needs: no sandbox as root, no GPU, and no background networking
+# (its connections to Google's hosts are refused by the closed network).
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SHOTS = Path(__file__).parent / "screenshots"
+SHIPPING = "How long does shipping take?"
+SHIPPING_ANSWER = "We ship within 1-2 business days"
+TIMEOUT_MS = 25_000
+expect.set_options(timeout=TIMEOUT_MS)
+
+
+@pytest.fixture(scope="module")
+def site(stack: dict[str, Any], redis_url: str, sandbox: Sandbox,
+         flows_dir: Path) -> Iterator[tuple[str, Any]]:
+    """The real app on a real port (threaded), with short SSE responses; its URL and the app."""
+    from supportflow.web import create_app
+
+    app = create_app({"TESTING": True, "SUPPORTFLOW_SETTINGS": {
+        "redis_url": redis_url, "sandbox_url": sandbox.url, "flows_dir": flows_dir,
+        "lease_ttl_s": 3.0, "openai_api_key": None, "vault_key": VAULT_KEY,
+        "stream_max_s": 8.0, "stream_keepalive_s": 1.0, "stream_poll_s": 0.1,
+    }})
+    http = make_server("127.0.0.1", free_port(), app, threaded=True)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{http.server_port}", app
+    http.shutdown()
+    thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is missing: apt-get install chromium (scripts/test.sh does)")
+    with playwright_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def context(browser: Any, sandbox: Sandbox) -> Iterator[Any]:
+    sandbox.reset()
+    made = browser.new_context(viewport={"width": 1280, "height": 860})
+    made.set_default_timeout(TIMEOUT_MS)
+    yield made
+    made.close()
+
+
+def token(app: Any, role: Role, name: str) -> str:
+    created: str = app.extensions["supportflow"].tokens.create(f"{name}-{free_port()}", role)
+    return created
+
+
+def shot(page: Any, name: str) -> None:
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
+
+
+def open_widget(page: Any, base: str) -> Any:
+    """The demo page with the chat open; returns the message box."""
+    page.goto(f"{base}/demo")
+    page.get_by_role("button", name="Chat with us").click()
+    expect(page.get_by_role("log", name="Messages")).to_contain_text("Hello! How can I help?")
+    box = page.get_by_label("Your message")
+    expect(box).to_be_focused()
+    return box
+
+
+def conversation_id(page: Any) -> str:
+    found: str = page.evaluate("sessionStorage.getItem('supportflow.widget.default.conversation')")
+    assert found and found.startswith("conv"), found
+    return found
+
+
+def sign_in(page: Any, label: str, secret: str) -> None:
+    page.get_by_label(label).fill(secret)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def test_a_conversation_in_the_widget_handed_off_and_answered_in_the_agent_console(
+    site: tuple[str, Any], context: Any
+) -> None:
+    base, app = site
+    customer = context.new_page()
+    box = open_widget(customer, base)
+    log = customer.get_by_role("log", name="Messages")
+    box.fill(SHIPPING)
+    box.press("Enter")
+    expect(log).to_contain_text(SHIPPING_ANSWER)
+    shot(customer, "demo-answer")
+    conversation = conversation_id(customer)
+
+    box.fill(HANDOFF_REQUEST)
+    customer.get_by_role("button", name="Send").click()
+    expect(customer.get_by_text("You've been handed to a person")).to_be_visible()
+    expect(customer.get_by_text("The assistant is typing")).to_be_hidden()
+    shot(customer, "demo-handed-off")
+
+    # Reloading keeps the conversation (sessionStorage) and its transcript.
+    customer.reload()
+    expect(log).to_contain_text(SHIPPING_ANSWER)
+    assert conversation_id(customer) == conversation
+
+    agent = context.new_page()
+    agent.goto(f"{base}/agent")
+    sign_in(agent, "Agent token", token(app, Role.AGENT, "sam"))
+    entry = agent.locator(f'[data-conversation="{conversation}"]')
+    expect(entry).to_contain_text(HANDOFF_REQUEST)
+    expect(agent.get_by_role("status").filter(has_text="Live")).to_be_visible()
+    entry.click()
+    transcript = agent.get_by_role("log", name="Transcript")
+    expect(transcript).to_contain_text(SHIPPING_ANSWER)
+    expect(agent.locator("#attributes")).to_contain_text("gpt_response")
+    agent.get_by_role("button", name="Claim").click()
+    reply = agent.get_by_label("Reply to the customer")
+    expect(reply).to_be_focused()
+    reply.fill("Hi, Sam here. How can I help?")
+    reply.press("Enter")
+    expect(transcript).to_contain_text("Hi, Sam here.")
+    expect(entry).to_contain_text("claimed by sam")
+    shot(agent, "agent-claimed")
+
+    expect(log).to_contain_text("Hi, Sam here. How can I help?")
+    expect(customer.locator(".supportflow-widget .message.agent")).to_have_count(1)
+    customer.get_by_label("Your message").fill("Thanks Sam, where is my parcel?")
+    customer.get_by_label("Your message").press("Enter")
+    expect(transcript).to_contain_text("where is my parcel?")
+    shot(customer, "demo-agent-reply")
+
+    agent.get_by_role("button", name="Resolve").click()
+    expect(agent.get_by_text("Resolved.")).to_be_visible()
+    expect(entry).to_have_count(0)
+    expect(customer.get_by_text("This conversation is closed.")).to_be_visible()
+    expect(customer.get_by_label("Your message")).to_be_disabled()
+    expect(customer.get_by_role("button", name="Start a new conversation")).to_be_visible()
+    shot(customer, "demo-closed")
+
+
+def test_agent_console_refuses_bad_tokens_and_shows_empty_and_error_states(
+    site: tuple[str, Any], context: Any
+) -> None:
+    base, app = site
+    page = context.new_page()
+    page.goto(f"{base}/agent")
+    expect(page.get_by_label("Agent token")).to_be_focused()
+    sign_in(page, "Agent token", "sft_not-a-real-token")
+    expect(page.get_by_role("alert")).to_contain_text("Token refused")
+    sign_in(page, "Agent token", token(app, Role.WIDGET, "widget"))
+    expect(page.get_by_role("alert")).to_contain_text("Token refused: it doesn't have the agent role")
+    shot(page, "agent-token-refused")
+
+    page.route("**/v1/agent/handoffs", lambda route: route.fulfill(json={"handoffs": []}))
+    sign_in(page, "Agent token", token(app, Role.AGENT, "kim"))
+    expect(page.get_by_text("No handoffs waiting")).to_be_visible()
+    shot(page, "agent-empty")
+    page.unroute("**/v1/agent/handoffs")
+    page.route("**/v1/agent/handoffs", lambda route: route.abort())
+    expect(page.get_by_text("Can't reach the server — retrying")).to_be_visible()
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_label("Agent token")).to_be_visible()
+    assert page.evaluate("sessionStorage.getItem('supportflow.agent.token')") is None
+
+
+def tile_value(page: Any, label: str) -> int:
+    text = page.locator(".tile", has_text=label).locator(".value").inner_text()
+    return int(text)
+
+
+def test_ops_dashboard_shows_the_counts_move(site: tuple[str, Any], context: Any) -> None:
+    base, app = site
+    page = context.new_page()
+    page.goto(f"{base}/ops")
+    sign_in(page, "Ops token", token(app, Role.AGENT, "agent"))
+    expect(page.get_by_role("alert")).to_contain_text("Token refused: it doesn't have the ops role")
+    sign_in(page, "Ops token", token(app, Role.OPS, "olga"))
+    expect(page.get_by_role("status").filter(has_text="Updated")).to_be_visible()
+    waiting = page.locator(".tile", has_text="Waiting for an agent").locator(".value")
+    expect(waiting).to_have_text(re.compile(r"^\d+$"))
+    before = int(waiting.inner_text())
+    counters = page.locator("#counters")
+    expect(counters).to_contain_text("Handoffs")
+
+    handed_off_chat(app.test_client())
+    expect(waiting).to_have_text(str(before + 1), timeout=20_000)
+    expect(page.locator("#states")).to_contain_text("handed off")
+    expect(page.locator("#latency-chart svg")).to_have_attribute("aria-label", re.compile("p50 reply latency"))
+    expect(page.locator("#queue-chart svg")).to_be_visible()
+    shot(page, "ops-overview")
+
+
+def test_ops_dashboard_says_so_when_the_endpoints_fail(site: tuple[str, Any], context: Any) -> None:
+    base, app = site
+    page = context.new_page()
+    not_found = {"error": {"code": "not_found", "message": "no such endpoint"}}
+    page.route("**/v1/ops/overview", lambda route: route.fulfill(status=404, json=not_found))
+    page.route("**/v1/ops/timeseries*", lambda route: route.fulfill(status=500, json={}))
+    page.goto(f"{base}/ops")
+    sign_in(page, "Ops token", token(app, Role.OPS, "omar"))
+    expect(page.get_by_role("alert")).to_contain_text(re.compile("isn't available on this server|failed"))
+    expect(page.get_by_text("Not up to date")).to_be_visible()
+    expect(page.locator("#latency-chart")).to_contain_text("No data in the last hour")
+    shot(page, "ops-error")
+
+
+def test_widget_at_phone_width_is_usable(site: tuple[str, Any], browser: Any, sandbox: Sandbox) -> None:
+    base, _ = site
+    sandbox.reset()
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    phone.set_default_timeout(TIMEOUT_MS)
+    try:
+        page = phone.new_page()
+        page.goto(f"{base}/demo")
+        launcher = page.get_by_role("button", name="Chat with us")
+        box = launcher.bounding_box()
+        assert box and box["x"] + box["width"] <= 390 and box["y"] + box["height"] <= 844
+        shot(page, "phone-closed")
+        launcher.tap()
+        panel = page.get_by_role("dialog", name="Chat with us")
+        expect(panel).to_be_visible()
+        area = panel.bounding_box()
+        assert area and area["x"] >= 0 and area["x"] + area["width"] <= 390, area
+        assert area["y"] >= 0 and area["y"] + area["height"] <= 844, area
+        message = page.get_by_label("Your message")
+        send = page.get_by_role("button", name="Send")
+        expect(message).to_be_in_viewport()
+        expect(send).to_be_in_viewport()
+        send_box = send.bounding_box()
+        assert send_box and send_box["height"] >= 44  # a finger-sized target
+        message.fill(SHIPPING)
+        send.tap()
+        expect(page.get_by_role("log", name="Messages")).to_contain_text(SHIPPING_ANSWER)
+        shot(page, "phone-answer")
+        page.get_by_role("button", name="Close chat").tap()
+        expect(panel).to_be_hidden()
+        expect(launcher).to_be_visible()
+    finally:
+        phone.close()
+
+
+def test_widget_polls_when_the_stream_fails_and_works_by_keyboard(
+    site: tuple[str, Any], context: Any
+) -> None:
+    base, _ = site
+    page = context.new_page()
+    page.route("**/events*", lambda route: route.abort())
+    page.goto(f"{base}/demo")
+    for _ in range(12):  # skip link, nav links, then the widget's launcher
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.className") == "supportflow-widget":
+            break
+    page.keyboard.press("Enter")
+    box = page.get_by_label("Your message")
+    expect(box).to_be_focused()
+    page.keyboard.type(SHIPPING)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("log", name="Messages")).to_contain_text(SHIPPING_ANSWER)
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog", name="Chat with us")).to_be_hidden()
+    expect(page.get_by_role("button", name="Chat with us")).to_be_focused()
+    shot(page, "demo-polling")
