@@ -191,11 +191,6 @@ def test_agent_console_refuses_bad_tokens_and_shows_empty_and_error_states(
     assert page.evaluate("sessionStorage.getItem('supportflow.agent.token')") is None
 
 
-def tile_value(page: Any, label: str) -> int:
-    text = page.locator(".tile", has_text=label).locator(".value").inner_text()
-    return int(text)
-
-
 def test_ops_dashboard_shows_the_counts_move(site: tuple[str, Any], context: Any) -> None:
     base, app = site
     page = context.new_page()
@@ -207,13 +202,16 @@ def test_ops_dashboard_shows_the_counts_move(site: tuple[str, Any], context: Any
     waiting = page.locator(".tile", has_text="Waiting for an agent").locator(".value")
     expect(waiting).to_have_text(re.compile(r"^\d+$"))
     before = int(waiting.inner_text())
-    counters = page.locator("#counters")
-    expect(counters).to_contain_text("Handoffs")
+    handoffs = page.locator("#counters tr", has_text="Handoffs").locator("td").nth(1)
+    expect(handoffs).to_have_text(re.compile(r"^(\d+|—)$"))
+    counted = int(handoffs.inner_text().replace("—", "0"))
 
     handed_off_chat(app.test_client())
-    expect(waiting).to_have_text(str(before + 1), timeout=20_000)
+    expect(waiting).to_have_text(str(before + 1))
+    expect(handoffs).to_have_text(str(counted + 1))
     expect(page.locator("#states")).to_contain_text("handed off")
-    expect(page.locator("#latency-chart svg")).to_have_attribute("aria-label", re.compile("p50 reply latency"))
+    latency = page.locator("#latency-chart svg")
+    expect(latency).to_have_attribute("aria-label", re.compile("p50 reply latency"))
     expect(page.locator("#queue-chart svg")).to_be_visible()
     shot(page, "ops-overview")
 

@@ -15,6 +15,15 @@ const SERIES_MS = 15000;
 let overviewTimer = null;
 let seriesTimer = null;
 let failing = 0;
+let loaded = false;
+const problems = {};  // what failed, by source: shown together, cleared when that source works
+
+function showProblems() {
+  const texts = Object.values(problems);
+  el.alert.replaceChildren(...texts.flatMap((text, i) => (i ? [h("br"), text] : [text])));
+  el.updated.classList.toggle("off", texts.length > 0);
+  if (texts.length) el.updated.textContent = "Not up to date";
+}
 
 function problem(error, what) {
   if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
@@ -24,9 +33,14 @@ function problem(error, what) {
   let text = explain(error, "ops");
   if (error.status === 404) text = `The ${what} isn't available on this server yet (404) — retrying`;
   else if (error.status >= 500) text = `The server failed to give the ${what} (${error.status}) — retrying`;
-  el.alert.textContent = text;
-  el.updated.classList.add("off");
-  el.updated.textContent = "Not up to date";
+  problems[what] = text;
+  showProblems();
+  if (what === "overview" && !loaded) {
+    table(el.states, ["State", "Conversations"], [], "Not available");
+    table(el.counters, ["Counter", "Total"], [], "Not available");
+    table(el.workers, ["Worker", "Last seen"], [], "Not available");
+    table(el.failures, ["Conversation", "Reason", "At"], [], "Not available");
+  }
 }
 
 // ---- overview -------------------------------------------------------------------------------------
@@ -89,10 +103,11 @@ async function refreshOverview() {
   try {
     const data = await session.api("GET", "/v1/ops/overview");
     renderOverview(data);
+    loaded = true;
     failing = 0;
-    el.alert.textContent = "";
-    el.updated.classList.remove("off");
+    delete problems.overview;
     el.updated.textContent = `Updated ${new Date().toLocaleTimeString()}`;
+    showProblems();
   } catch (error) {
     failing += 1;
     problem(error, "overview");
@@ -118,14 +133,14 @@ function niceMax(value) {
 }
 
 /** A line chart of series [{key, label, values: [[at, y|null]]}] over the last hour. */
-function chart(figure, series, unit, format) {
-  const width = 600;
-  const height = 200;
-  const pad = { left: 48, right: 12, top: 10, bottom: 24 };
+function chart(figure, series, unit, format, integers = false) {
+  const width = 480;
+  const height = 190;
+  const pad = { left: 44, right: 14, top: 10, bottom: 24 };
   const now = Date.now() / 1000;
   const from = now - 3600;
   const all = series.flatMap((line) => line.values.map(([, y]) => y)).filter((y) => y !== null && y !== undefined);
-  const top = niceMax(Math.max(0, ...all));
+  const top = integers ? Math.max(4, Math.ceil(Math.max(0, ...all) / 4) * 4) : niceMax(Math.max(0, ...all));
   const x = (at) => pad.left + ((at - from) / 3600) * (width - pad.left - pad.right);
   const y = (v) => height - pad.bottom - (v / top) * (height - pad.top - pad.bottom);
   const summary = series.map((line) => {
@@ -153,6 +168,8 @@ function chart(figure, series, unit, format) {
       pen = true;
     }
     if (d) svg.append(s("path", { class: `line${index ? " second" : ""}`, d }));
+    const last = line.values.filter(([at, v]) => v !== null && v !== undefined && at >= from).pop();
+    if (last) svg.append(s("circle", { class: `dot${index ? " second" : ""}`, cx: x(last[0]), cy: y(last[1]), r: 3.5 }));
   });
   if (!all.length) {
     svg.append(s("text", { x: width / 2, y: height / 2, "text-anchor": "middle" }, "No data in the last hour"));
@@ -166,11 +183,11 @@ function chart(figure, series, unit, format) {
 function renderSeries(points) {
   const at = (p) => p.at;
   chart(el.latency, [{ label: "p50 reply latency", values: points.map((p) => [at(p), p.reply_latency_p50_s]) }],
-    "seconds", (v) => (v < 10 ? v.toFixed(1) : String(Math.round(v))));
+    "seconds", (v) => (v === 0 ? "0" : v < 1 ? v.toFixed(2) : v < 10 ? v.toFixed(1) : String(Math.round(v))));
   chart(el.queue, [
     { label: "task queue", values: points.map((p) => [at(p), p.queue_depth]) },
     { label: "waiting for an agent", values: points.map((p) => [at(p), p.handoff_queue]) },
-  ], "count", (v) => String(Math.round(v * 10) / 10));
+  ], "count", (v) => String(Math.round(v)), true);
 }
 
 async function refreshSeries() {
@@ -178,6 +195,8 @@ async function refreshSeries() {
   try {
     const data = await session.api("GET", "/v1/ops/timeseries?minutes=60");
     renderSeries(data.points || []);
+    delete problems["time series"];
+    showProblems();
   } catch (error) {
     problem(error, "time series");
     if (!session.token) return;
@@ -203,7 +222,12 @@ async function enter() {
   el.dashboard.hidden = false;
   el.alert.textContent = "";
   $("dashboard-title").focus();
+  loaded = false;
   renderSeries([]);
+  table(el.states, ["State", "Conversations"], [], "Loading…");
+  table(el.counters, ["Counter", "Total"], [], "Loading…");
+  table(el.workers, ["Worker", "Last seen"], [], "Loading…");
+  table(el.failures, ["Conversation", "Reason", "At"], [], "Loading…");
   refreshOverview();
   refreshSeries();
 }

@@ -154,6 +154,7 @@
     input.disabled = send.disabled = closed;
     newButton.hidden = !closed;
     if (closed) stopLive();
+    scrollDown();
   }
 
   function refreshState() {
