@@ -81,6 +81,14 @@ def token(app: Any, role: Role, name: str) -> str:
     return created
 
 
+PHONE = {"width": 390, "height": 844}
+
+
+def fits_width(page: Any) -> bool:
+    """Nothing sticks out sideways (no horizontal scrolling)."""
+    return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
+
+
 def shot(page: Any, name: str) -> None:
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"))
@@ -183,6 +191,9 @@ def test_agent_console_refuses_bad_tokens_and_shows_empty_and_error_states(
     sign_in(page, "Agent token", token(app, Role.AGENT, "kim"))
     expect(page.get_by_text("No handoffs waiting")).to_be_visible()
     shot(page, "agent-empty")
+    page.set_viewport_size(PHONE)
+    assert fits_width(page)
+    shot(page, "agent-phone-empty")
     page.unroute("**/v1/agent/handoffs")
     page.route("**/v1/agent/handoffs", lambda route: route.abort())
     expect(page.get_by_text("Can't reach the server — retrying")).to_be_visible()
@@ -214,6 +225,10 @@ def test_ops_dashboard_shows_the_counts_move(site: tuple[str, Any], context: Any
     expect(latency).to_have_attribute("aria-label", re.compile("p50 reply latency"))
     expect(page.locator("#queue-chart svg")).to_be_visible()
     shot(page, "ops-overview")
+    page.set_viewport_size(PHONE)
+    expect(latency).to_have_attribute("viewBox", re.compile(r"^0 0 [23]\d\d "))  # redrawn to fit
+    assert fits_width(page)
+    shot(page, "ops-phone")
 
 
 def test_ops_dashboard_says_so_when_the_endpoints_fail(site: tuple[str, Any], context: Any) -> None:
@@ -233,7 +248,7 @@ def test_ops_dashboard_says_so_when_the_endpoints_fail(site: tuple[str, Any], co
 def test_widget_at_phone_width_is_usable(site: tuple[str, Any], browser: Any, sandbox: Sandbox) -> None:
     base, _ = site
     sandbox.reset()
-    phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    phone = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
     phone.set_default_timeout(TIMEOUT_MS)
     try:
         page = phone.new_page()

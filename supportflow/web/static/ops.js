@@ -134,8 +134,9 @@ function niceMax(value) {
 
 /** A line chart of series [{key, label, values: [[at, y|null]]}] over the last hour. */
 function chart(figure, series, unit, format, integers = false) {
-  const width = 480;
-  const height = 190;
+  // Drawn at the box's own width, so the labels keep their size on a phone.
+  const width = Math.max(280, Math.round(figure.querySelector(".plot").clientWidth || 480));
+  const height = width < 420 ? 170 : 190;
   const pad = { left: 44, right: 14, top: 10, bottom: 24 };
   const now = Date.now() / 1000;
   const from = now - 3600;
@@ -180,7 +181,15 @@ function chart(figure, series, unit, format, integers = false) {
     h("span", { class: index ? "k2" : "k1", text: "— " }), `${line.label} (${unit}) `]));
 }
 
+let lastPoints = [];
+let resizing = null;
+window.addEventListener("resize", () => {
+  clearTimeout(resizing);
+  resizing = setTimeout(() => { if (!el.dashboard.hidden) renderSeries(lastPoints); }, 150);
+});
+
 function renderSeries(points) {
+  lastPoints = points;
   const at = (p) => p.at;
   chart(el.latency, [{ label: "p50 reply latency", values: points.map((p) => [at(p), p.reply_latency_p50_s]) }],
     "seconds", (v) => (v === 0 ? "0" : v < 1 ? v.toFixed(2) : v < 10 ? v.toFixed(1) : String(Math.round(v))));
