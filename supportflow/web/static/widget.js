@@ -162,7 +162,7 @@
     return api("GET", "/v1/conversations/" + encodeURIComponent(conversationId)).then(function (data) {
       showState(data.state);
     }).catch(function (error) {
-      if (error.status === 404) forget();
+      if (error.status === 404) lost();
     });
   }
 
@@ -205,7 +205,7 @@
         })
         .catch(function (error) {
           failures += 1;
-          if (error.status === 404) { forget(); return; }
+          if (error.status === 404) { lost(); return; }
           setStatus("Can't reach the server — retrying", true);
         })
         .then(function () {
@@ -224,6 +224,15 @@
     stopLive();
     conversationId = null;
     store("conversation", null);
+  }
+
+  function lost() {
+    // The server no longer knows this conversation (expired or deleted): offer a new one.
+    reset();
+    started = false;
+    setStatus("This conversation is no longer available.", true);
+    newButton.hidden = false;
+    input.disabled = send.disabled = true;
   }
 
   function reset() {
@@ -341,7 +350,11 @@
   launcher.addEventListener("click", function () { panel.hidden ? open() : close(); });
   closeButton.addEventListener("click", close);
   panel.addEventListener("keydown", function (event) { if (event.key === "Escape") close(); });
-  newButton.addEventListener("click", function () { reset(); started = false; start().then(function () { input.focus(); }); });
+  newButton.addEventListener("click", function () {
+    reset();
+    started = false;
+    start().then(function () { input.focus(); });
+  });
 
   if (script.dataset.open === "true" || stored("open") === "1") open();
   window.addEventListener("pagehide", function () { store("open", panel.hidden ? null : "1"); });
