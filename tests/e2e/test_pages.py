@@ -166,7 +166,7 @@ def test_a_conversation_in_the_widget_handed_off_and_answered_in_the_agent_conso
     shot(customer, "demo-agent-reply")
 
     agent.get_by_role("button", name="Resolve").click()
-    expect(agent.get_by_text("Resolved.")).to_be_visible()
+    expect(agent.get_by_text("This conversation is resolved.")).to_be_visible()
     expect(entry).to_have_count(0)
     expect(customer.get_by_text("This conversation is closed.")).to_be_visible()
     expect(customer.get_by_label("Your message")).to_be_disabled()
@@ -301,3 +301,32 @@ def test_widget_polls_when_the_stream_fails_and_works_by_keyboard(
     expect(page.get_by_role("dialog", name="Chat with us")).to_be_hidden()
     expect(page.get_by_role("button", name="Chat with us")).to_be_focused()
     shot(page, "demo-polling")
+
+
+def test_agent_gives_a_conversation_back_and_the_bot_answers_again(
+    site: tuple[str, Any], context: Any
+) -> None:
+    base, app = site
+    customer = context.new_page()
+    box = open_widget(customer, base)
+    box.fill(HANDOFF_REQUEST)
+    box.press("Enter")
+    banner = customer.get_by_text("You've been handed to a person")
+    expect(banner).to_be_visible()
+    conversation = conversation_id(customer)
+
+    agent = context.new_page()
+    agent.goto(f"{base}/agent")
+    sign_in(agent, "Agent token", token(app, Role.AGENT, "lee"))
+    agent.locator(f'[data-conversation="{conversation}"]').click()
+    expect(agent.get_by_role("log", name="Transcript")).to_contain_text(HANDOFF_REQUEST)
+    agent.get_by_role("button", name="Give back to the bot").click()
+    expect(agent.get_by_text("The bot has this conversation.")).to_be_visible()
+    expect(agent.get_by_role("button", name="Give back to the bot")).to_be_disabled()
+    expect(agent.locator(f'[data-conversation="{conversation}"]')).to_have_count(0)
+    shot(agent, "agent-given-back")
+
+    expect(banner).to_be_hidden()
+    box.fill(SHIPPING)
+    box.press("Enter")
+    expect(customer.get_by_role("log", name="Messages")).to_contain_text(SHIPPING_ANSWER)

@@ -218,9 +218,9 @@ el.claim.addEventListener("click", () => act(el.claim, "claim", () => {
   setDetailAlert("You claimed this conversation. Reply below.", "ok");
   el.replyText.focus();
 }));
-el.resolve.addEventListener("click", () => act(el.resolve, "resolve", () => setDetailAlert("Resolved.", "ok")));
-el.giveback.addEventListener("click", () => act(el.giveback, "return",
-  () => setDetailAlert("Given back to the bot.", "ok")));
+// After these, the refreshed detail says so ("This conversation is resolved.", "The bot has ...").
+el.resolve.addEventListener("click", () => act(el.resolve, "resolve"));
+el.giveback.addEventListener("click", () => act(el.giveback, "return"));
 
 el.reply.addEventListener("submit", async (event) => {
   event.preventDefault();
