@@ -133,7 +133,7 @@ async function loadDetail() {
 
 function renderDetail(data) {
   el.title.textContent = `Conversation with ${data.contact_id}`;
-  el.state.textContent = data.state.replace("_", " ");
+  el.state.textContent = data.state.replace(/_/g, " ");
   el.state.className = `badge state-${data.state}`;
   const parts = [`flow ${data.flow}`, `channel ${data.channel}`];
   if (data.handoff_reason) parts.push(`reason: ${data.handoff_reason}`);
