@@ -183,12 +183,13 @@ def stack(redis_url: str, sandbox: Sandbox, flows_dir: Path,
     processes.stop_all()
 
 
-def make_app(redis_url: str, sandbox_url: str, flows_dir: Path) -> Any:
+def make_app(redis_url: str, sandbox_url: str, flows_dir: Path, **settings: Any) -> Any:
+    """The web app wired to a test stack; `settings` override Settings fields."""
     from supportflow.web import create_app
 
     return create_app({"TESTING": True, "SUPPORTFLOW_SETTINGS": {
         "redis_url": redis_url, "sandbox_url": sandbox_url, "flows_dir": flows_dir,
-        "lease_ttl_s": 3.0, "openai_api_key": None, "vault_key": VAULT_KEY,
+        "lease_ttl_s": 3.0, "openai_api_key": None, "vault_key": VAULT_KEY, **settings,
     }})
 
 

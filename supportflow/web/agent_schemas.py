@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
-from .schemas import ID, MessageSchema
+from .schemas import ID, ConversationSchema, MessageSchema
 
 
 class AgentMessageSchema(Schema):
@@ -60,15 +60,10 @@ class NoteSchema(Schema):
     at = fields.Float(required=True)
 
 
-class AgentConversationSchema(Schema):
-    conversation_id = fields.String(required=True)
-    contact_id = fields.String(required=True)
-    flow = fields.String(required=True)
+class AgentConversationSchema(ConversationSchema):
+    """What the widget sees of a conversation, and what only agents see."""
+
     channel = fields.String(required=True)
-    state = fields.String(required=True)
-    turn = fields.Integer(required=True)
-    handoff_reason = fields.String(allow_none=True)
-    failure_reason = fields.String(allow_none=True)
     claimed_by = fields.String(allow_none=True)
     messages = fields.List(fields.Nested(MessageSchema), required=True)
     attributes = fields.Dict(keys=fields.String(), values=fields.String(), required=True)

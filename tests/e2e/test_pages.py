@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import re
 import shutil
-import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from werkzeug.serving import make_server
 
 from supportflow.domain.access import Role
-from tests.conftest import VAULT_KEY, Sandbox
-from tests.helpers import free_port
+from tests.conftest import Sandbox, make_app
+from tests.helpers import serving
 from tests.integration.agent_helpers import HANDOFF_REQUEST, handed_off_chat
 
 pytestmark = pytest.mark.slow
@@ -42,19 +41,10 @@ expect.set_options(timeout=TIMEOUT_MS)
 def site(stack: dict[str, Any], redis_url: str, sandbox: Sandbox,
          flows_dir: Path) -> Iterator[tuple[str, Any]]:
     """The real app on a real port (threaded), with short SSE responses; its URL and the app."""
-    from supportflow.web import create_app
-
-    app = create_app({"TESTING": True, "SUPPORTFLOW_SETTINGS": {
-        "redis_url": redis_url, "sandbox_url": sandbox.url, "flows_dir": flows_dir,
-        "lease_ttl_s": 3.0, "openai_api_key": None, "vault_key": VAULT_KEY,
-        "stream_max_s": 8.0, "stream_keepalive_s": 1.0, "stream_poll_s": 0.1,
-    }})
-    http = make_server("127.0.0.1", free_port(), app, threaded=True)
-    thread = threading.Thread(target=http.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{http.server_port}", app
-    http.shutdown()
-    thread.join(timeout=5)
+    app = make_app(redis_url, sandbox.url, flows_dir, stream_max_s=8.0, stream_keepalive_s=1.0,
+                   stream_poll_s=0.1)
+    with serving(app) as base:
+        yield base, app
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +67,7 @@ def context(browser: Any, sandbox: Sandbox) -> Iterator[Any]:
 
 
 def token(app: Any, role: Role, name: str) -> str:
-    created: str = app.extensions["supportflow"].tokens.create(f"{name}-{free_port()}", role)
+    created: str = app.extensions["supportflow"].tokens.create(f"{name}-{uuid.uuid4().hex[:8]}", role)
     return created
 
 
@@ -97,7 +87,7 @@ def shot(page: Any, name: str) -> None:
 def open_widget(page: Any, base: str) -> Any:
     """The demo page with the chat open; returns the message box."""
     page.goto(f"{base}/demo")
-    page.get_by_role("button", name="Chat with us").click()
+    page.get_by_role("button", name="Chat with us", exact=True).click()
     expect(page.get_by_role("log", name="Messages")).to_contain_text("Hello! How can I help?")
     box = page.get_by_label("Your message")
     expect(box).to_be_focused()
@@ -112,7 +102,7 @@ def conversation_id(page: Any) -> str:
 
 def sign_in(page: Any, label: str, secret: str) -> None:
     page.get_by_label(label).fill(secret)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
 
 
 def test_a_conversation_in_the_widget_handed_off_and_answered_in_the_agent_console(
@@ -129,7 +119,7 @@ def test_a_conversation_in_the_widget_handed_off_and_answered_in_the_agent_conso
     conversation = conversation_id(customer)
 
     box.fill(HANDOFF_REQUEST)
-    customer.get_by_role("button", name="Send").click()
+    customer.get_by_role("button", name="Send", exact=True).click()
     expect(customer.get_by_text("You've been handed to a person")).to_be_visible()
     expect(customer.get_by_text("The assistant is typing")).to_be_hidden()
     shot(customer, "demo-handed-off")
@@ -149,7 +139,7 @@ def test_a_conversation_in_the_widget_handed_off_and_answered_in_the_agent_conso
     transcript = agent.get_by_role("log", name="Transcript")
     expect(transcript).to_contain_text(SHIPPING_ANSWER)
     expect(agent.locator("#attributes")).to_contain_text("gpt_response")
-    agent.get_by_role("button", name="Claim").click()
+    agent.get_by_role("button", name="Claim", exact=True).click()
     reply = agent.get_by_label("Reply to the customer")
     expect(reply).to_be_focused()
     reply.fill("Hi, Sam here. How can I help?")
@@ -165,12 +155,12 @@ def test_a_conversation_in_the_widget_handed_off_and_answered_in_the_agent_conso
     expect(transcript).to_contain_text("where is my parcel?")
     shot(customer, "demo-agent-reply")
 
-    agent.get_by_role("button", name="Resolve").click()
+    agent.get_by_role("button", name="Resolve", exact=True).click()
     expect(agent.get_by_text("This conversation is resolved.")).to_be_visible()
     expect(entry).to_have_count(0)
     expect(customer.get_by_text("This conversation is closed.")).to_be_visible()
     expect(customer.get_by_label("Your message")).to_be_disabled()
-    expect(customer.get_by_role("button", name="Start a new conversation")).to_be_visible()
+    expect(customer.get_by_role("button", name="Start a new conversation", exact=True)).to_be_visible()
     shot(customer, "demo-closed")
 
 
@@ -197,7 +187,7 @@ def test_agent_console_refuses_bad_tokens_and_shows_empty_and_error_states(
     page.unroute("**/v1/agent/handoffs")
     page.route("**/v1/agent/handoffs", lambda route: route.abort())
     expect(page.get_by_text("Can't reach the server — retrying")).to_be_visible()
-    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Sign out", exact=True).click()
     expect(page.get_by_label("Agent token")).to_be_visible()
     assert page.evaluate("sessionStorage.getItem('supportflow.agent.token')") is None
 
@@ -253,7 +243,7 @@ def test_widget_at_phone_width_is_usable(site: tuple[str, Any], browser: Any, sa
     try:
         page = phone.new_page()
         page.goto(f"{base}/demo")
-        launcher = page.get_by_role("button", name="Chat with us")
+        launcher = page.get_by_role("button", name="Chat with us", exact=True)
         box = launcher.bounding_box()
         assert box and box["x"] + box["width"] <= 390 and box["y"] + box["height"] <= 844
         shot(page, "phone-closed")
@@ -264,7 +254,7 @@ def test_widget_at_phone_width_is_usable(site: tuple[str, Any], browser: Any, sa
         assert area and area["x"] >= 0 and area["x"] + area["width"] <= 390, area
         assert area["y"] >= 0 and area["y"] + area["height"] <= 844, area
         message = page.get_by_label("Your message")
-        send = page.get_by_role("button", name="Send")
+        send = page.get_by_role("button", name="Send", exact=True)
         expect(message).to_be_in_viewport()
         expect(send).to_be_in_viewport()
         send_box = send.bounding_box()
@@ -273,7 +263,7 @@ def test_widget_at_phone_width_is_usable(site: tuple[str, Any], browser: Any, sa
         send.tap()
         expect(page.get_by_role("log", name="Messages")).to_contain_text(SHIPPING_ANSWER)
         shot(page, "phone-answer")
-        page.get_by_role("button", name="Close chat").tap()
+        page.get_by_role("button", name="Close chat", exact=True).tap()
         expect(panel).to_be_hidden()
         expect(launcher).to_be_visible()
     finally:
@@ -299,7 +289,7 @@ def test_widget_polls_when_the_stream_fails_and_works_by_keyboard(
     expect(page.get_by_role("log", name="Messages")).to_contain_text(SHIPPING_ANSWER)
     page.keyboard.press("Escape")
     expect(page.get_by_role("dialog", name="Chat with us")).to_be_hidden()
-    expect(page.get_by_role("button", name="Chat with us")).to_be_focused()
+    expect(page.get_by_role("button", name="Chat with us", exact=True)).to_be_focused()
     shot(page, "demo-polling")
 
 
@@ -320,9 +310,9 @@ def test_agent_gives_a_conversation_back_and_the_bot_answers_again(
     sign_in(agent, "Agent token", token(app, Role.AGENT, "lee"))
     agent.locator(f'[data-conversation="{conversation}"]').click()
     expect(agent.get_by_role("log", name="Transcript")).to_contain_text(HANDOFF_REQUEST)
-    agent.get_by_role("button", name="Give back to the bot").click()
+    agent.get_by_role("button", name="Give back to the bot", exact=True).click()
     expect(agent.get_by_text("The bot has this conversation.")).to_be_visible()
-    expect(agent.get_by_role("button", name="Give back to the bot")).to_be_disabled()
+    expect(agent.get_by_role("button", name="Give back to the bot", exact=True)).to_be_disabled()
     expect(agent.locator(f'[data-conversation="{conversation}"]')).to_have_count(0)
     shot(agent, "agent-given-back")
 

@@ -11,11 +11,10 @@ from typing import Any
 
 import httpx
 import pytest
-from werkzeug.serving import make_server
 
 from supportflow.domain.access import Role
-from tests.conftest import VAULT_KEY, Sandbox
-from tests.helpers import free_port, wait_until
+from tests.conftest import Sandbox, make_app
+from tests.helpers import serving, wait_until
 
 from .agent_helpers import HANDOFF_REQUEST, Agent, handed_off_chat, make_token
 from .chat import Chat
@@ -27,20 +26,11 @@ pytestmark = pytest.mark.slow
 def server(stack: dict[str, Any], redis_url: str, sandbox: Sandbox,
            flows_dir: Path) -> Iterator[tuple[str, Any]]:
     """A real threaded server with short streams; yields its base URL and a test client."""
-    from supportflow.web import create_app
-
     sandbox.reset()
-    app = create_app({"TESTING": True, "SUPPORTFLOW_SETTINGS": {
-        "redis_url": redis_url, "sandbox_url": sandbox.url, "flows_dir": flows_dir,
-        "lease_ttl_s": 3.0, "openai_api_key": None, "vault_key": VAULT_KEY,
-        "stream_max_s": 6.0, "stream_keepalive_s": 0.5, "stream_poll_s": 0.1,
-    }})
-    http = make_server("127.0.0.1", free_port(), app, threaded=True)
-    thread = threading.Thread(target=http.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{http.server_port}", app.test_client()
-    http.shutdown()
-    thread.join(timeout=5)
+    app = make_app(redis_url, sandbox.url, flows_dir, stream_max_s=6.0, stream_keepalive_s=0.5,
+                   stream_poll_s=0.1)
+    with serving(app) as base:
+        yield base, app.test_client()
 
 
 class Reader:
