@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from apispec import APISpec
@@ -12,6 +13,7 @@ from supportflow import __version__
 
 from .agent_schemas import AGENT_ROUTES, AGENT_SCHEMAS
 from .schemas import ErrorSchema, MessagesQuerySchema
+from .webhooks import InboundWebhookSchema
 from .widget import SCHEMAS
 
 bp = Blueprint("openapi", __name__)
@@ -52,16 +54,66 @@ ROUTES: dict[str, dict[str, Any]] = {
 }
 
 
+_OPS: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+_SIGNED = "Signed per Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature)."
+
+# Helpdesk, ops and health routes: their bodies are documented where the API defines them.
+MORE_ROUTES: dict[str, dict[str, Any]] = {
+    "/v1/webhooks/{inbox_name}": {"post": {
+        "summary": "A helpdesk posts a customer message", "description": _SIGNED,
+        "requestBody": {"required": True, **_json("InboundWebhook")},
+        "responses": {"202": {"description": "Accepted"},
+                      "200": {"description": "A replayed webhook-id: no effect"},
+                      "401": _error("Forged, tampered or stale signature"),
+                      "404": _error("Unknown inbox"), "422": _error("Invalid fields")}}},
+    "/v1/integrations/chatwoot/{inbox_name}": {"post": {
+        "summary": "Chatwoot's agent-bot events (message_created)",
+        "responses": {"202": {"description": "Taken"}, "200": {"description": "Ignored"},
+                      "401": _error("Bad X-Chatwoot-Signature"),
+                      "404": _error("Unknown inbox")}}},
+    "/v1/ops/dead-letters": {"get": {
+        "summary": "Deliveries given up on", "security": _OPS,
+        "responses": {"200": {"description": "Dead letters"}, "401": _error("No token"),
+                      "403": _error("Not an ops token")}}},
+    "/v1/ops/dead-letters/{delivery_id}/replay": {"post": {
+        "summary": "Send a dead delivery again, same webhook-id", "security": _OPS,
+        "responses": {"202": {"description": "Scheduled"}, "404": _error("No such dead letter"),
+                      "401": _error("No token"), "403": _error("Not an ops token")}}},
+    "/v1/ops/overview": {"get": {
+        "summary": "What waits on what: states, queues, polls, workers, failures",
+        "security": _OPS, "responses": {"200": {"description": "The overview"},
+                                        "401": _error("No token"),
+                                        "403": _error("Not an ops token")}}},
+    "/v1/ops/timeseries": {"get": {
+        "summary": "Reply latency and queue depth samples (?minutes=60)", "security": _OPS,
+        "responses": {"200": {"description": "Points, oldest first"},
+                      "401": _error("No token"), "403": _error("Not an ops token")}}},
+    "/metrics": {"get": {
+        "summary": "Prometheus metrics", "security": _OPS,
+        "responses": {"200": {"description": "Prometheus text format"},
+                      "401": _error("No token"), "403": _error("Not an ops token")}}},
+    "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "Up"}}}},
+    "/readyz": {"get": {"summary": "Redis durable and reachable, a worker seen recently",
+                        "responses": {"200": {"description": "Ready"},
+                                      "503": {"description": "Not ready, with the reasons"}}}},
+}
+
+
+def _path_parameters(path: str) -> list[dict[str, Any]]:
+    return [{"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
+            for name in re.findall(r"{(\w+)}", path)]
+
+
 def build_spec() -> dict[str, Any]:
     """The OpenAPI 3.0 document of the HTTP API."""
     spec = APISpec("SupportFlow", __version__, "3.0.3", plugins=[MarshmallowPlugin()])
     spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
-    for name, schema in {**SCHEMAS, **AGENT_SCHEMAS, "Error": ErrorSchema}.items():
+    schemas = {**SCHEMAS, **AGENT_SCHEMAS, "Error": ErrorSchema,
+               "InboundWebhook": InboundWebhookSchema}
+    for name, schema in schemas.items():
         spec.components.schema(name, schema=schema)
-    for path, operations in {**ROUTES, **AGENT_ROUTES}.items():
-        parameters = [{"in": "path", "name": "conversation_id", "required": True,
-                       "schema": {"type": "string"}}] if "{" in path else []
-        spec.path(path=path, operations=operations, parameters=parameters)
+    for path, operations in {**ROUTES, **AGENT_ROUTES, **MORE_ROUTES}.items():
+        spec.path(path=path, operations=operations, parameters=_path_parameters(path))
     return spec.to_dict()
 
 
