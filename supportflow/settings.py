@@ -96,7 +96,7 @@ def load_settings(
     for f in fields(Settings):
         raw = environ.get(env_name(f.name))
         if raw is not None and raw != "":
-            values[f.name] = _coerce(getattr(base, f.name), f.type, raw)
+            values[f.name] = _coerce(getattr(base, f.name), raw)
     for key, value in (overrides or {}).items():
         if key not in {f.name for f in fields(Settings)}:
             raise KeyError(f"unknown setting {key!r}")
@@ -104,7 +104,7 @@ def load_settings(
     return replace(base, **values)
 
 
-def _coerce(default: Any, annotation: Any, raw: str) -> Any:
+def _coerce(default: Any, raw: str) -> Any:
     if isinstance(default, bool):
         return raw.lower() in {"1", "true", "yes", "on"}
     if isinstance(default, int):

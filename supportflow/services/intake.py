@@ -99,8 +99,7 @@ class Intake:
             updated_at=now,
         )
         welcome = TranscriptMessage(id="welcome", author=Author.BOT, text=flow.welcome, at=now, turn=0)
-        for attribute, value in contact.profile().items():
-            self.store.set_attribute(contact.id, attribute, value)
+        self.store.set_attributes(contact.id, contact.profile())
         self.store.create(conversation, welcome)
         return conversation, welcome
 

@@ -132,6 +132,10 @@ class ConversationStore(Protocol):
 
     def set_attribute(self, contact_id: str, name: str, value: str) -> None: ...
 
+    def set_attributes(self, contact_id: str, values: dict[str, str]) -> None:
+        """Store several contact attributes in one write."""
+        ...
+
     def attributes(self, contact_id: str) -> dict[str, str]: ...
 
     def add_note(self, conversation_id: str, note_id: str, text: str, at: float) -> None:
