@@ -27,8 +27,8 @@ from .agent_schemas import (
     StateChangeSchema,
 )
 from .auth import current_principal, require_role
+from .deps import json_body, message_dict, services
 from .errors import ApiError
-from .widget import json_body, message_dict, services
 
 bp = Blueprint("agents", __name__, url_prefix="/v1/agent")
 

@@ -6,10 +6,11 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
 
-from flask import current_app, g, request
+from flask import g, request
 
 from supportflow.domain.access import Principal, Role
 
+from .deps import services
 from .errors import ApiError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -27,10 +28,10 @@ def authenticate() -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "unauthenticated", "send an API token: Authorization: Bearer <token>")
-    principal = current_app.extensions["supportflow"].tokens.principal(token.strip())
+    principal = services().tokens.principal(token.strip())
     if principal is None:
         raise ApiError(401, "unauthenticated", "the API token is unknown or revoked")
-    return cast(Principal, principal)
+    return principal
 
 
 def require_role(*roles: Role) -> Callable[[F], F]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 
 from supportflow.runtime.redis_server import check_redis_durability
+
+from .deps import services as current_services
 
 bp = Blueprint("health", __name__)
 
@@ -18,7 +20,7 @@ def healthz() -> Response:
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
     """Redis answers, keeps data across restarts and does not evict; a worker was seen recently."""
-    services = current_app.extensions["supportflow"]
+    services = current_services()
     store = services.store
     try:
         store.ping()

@@ -18,7 +18,7 @@ from supportflow.observability.logs import CONTEXT
 from supportflow.observability.redis_metrics import render
 
 from .auth import require_role
-from .widget import services
+from .deps import services
 
 bp = Blueprint("ops", __name__)
 F = TypeVar("F", bound=Callable[..., Any])

@@ -15,8 +15,8 @@ from supportflow.settings import Settings
 
 from .agent_schemas import StreamQuerySchema
 from .auth import require_role
+from .deps import find_conversation, message_dict, services
 from .errors import ApiError
-from .widget import find_conversation, message_dict, services
 
 bp = Blueprint("streams", __name__, url_prefix="/v1")
 

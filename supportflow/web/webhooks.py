@@ -16,10 +16,10 @@ from supportflow.services.intake import Contact, Receipt, UnknownFlow
 from supportflow.webhooks.signing import SignatureError, verify, verify_chatwoot
 
 from .auth import require_role
+from .deps import json_body, services
 from .errors import ApiError
 from .ops import timed
 from .schemas import ID, ContactSchema
-from .widget import json_body, services
 
 bp = Blueprint("webhooks", __name__, url_prefix="/v1")
 

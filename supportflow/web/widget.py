@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from flask import Blueprint, Response, jsonify, request, url_for
 
-from flask import Blueprint, Response, current_app, jsonify, request, url_for
-
-from supportflow.bootstrap import Services
-from supportflow.domain.model import Conversation, TranscriptMessage
 from supportflow.services.intake import (
     Contact,
     ConversationClosed,
@@ -15,6 +11,7 @@ from supportflow.services.intake import (
     UnknownFlow,
 )
 
+from .deps import find_conversation, json_body, message_dict, services
 from .errors import ApiError
 from .schemas import (
     ConversationSchema,
@@ -28,31 +25,6 @@ from .schemas import (
 )
 
 bp = Blueprint("widget", __name__, url_prefix="/v1")
-
-
-def services() -> Services:
-    found: Services = current_app.extensions["supportflow"]
-    return found
-
-
-def json_body() -> dict[str, Any]:
-    """The request's JSON object, or a 400 saying what is wrong with it."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_json", "the body must be a JSON object "
-                       "(Content-Type: application/json)")
-    return body
-
-
-def message_dict(seq: int, message: TranscriptMessage) -> dict[str, Any]:
-    return {"seq": seq, **message.to_dict()}
-
-
-def find_conversation(conversation_id: str) -> Conversation:
-    conversation = services().store.get(conversation_id)
-    if conversation is None:
-        raise ApiError(404, "conversation_not_found", f"no conversation {conversation_id!r}")
-    return conversation
 
 
 @bp.post("/conversations")

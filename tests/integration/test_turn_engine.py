@@ -2,68 +2,22 @@
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from supportflow.bootstrap import Services, bootstrap
-from supportflow.domain.flow import Backend
 from supportflow.domain.model import State
 from supportflow.services.intake import Contact
 from supportflow.services.ports import (
     AssistantError,
     Commit,
-    RunRequest,
     RunState,
     RunStatus,
     StaleWrite,
 )
 from supportflow.settings import load_settings
-from tests.integration.test_widget_api import RecordingQueue
-
-
-@dataclass
-class FakeAssistant:
-    """An assistant whose next answers and failures the test sets."""
-
-    statuses: list[RunStatus] = field(default_factory=list)
-    failures: dict[str, list[AssistantError]] = field(default_factory=dict)
-    posted: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
-    ids: itertools.count[int] = field(default_factory=itertools.count)
-
-    def _maybe_fail(self, operation: str) -> None:
-        if self.failures.get(operation):
-            raise self.failures[operation].pop(0)
-
-    def open_thread(self, *, metadata: Mapping[str, str]) -> str:
-        self._maybe_fail("open_thread")
-        return f"thread-{next(self.ids)}"
-
-    def post_messages(self, thread_id: str, texts: Sequence[str], *, turn_key: str) -> None:
-        self._maybe_fail("post_messages")
-        self.posted.append((thread_id, tuple(texts)))
-
-    def start_run(self, thread_id: str, request: RunRequest, *, turn_key: str) -> str:
-        self._maybe_fail("start_run")
-        return f"run-{next(self.ids)}"
-
-    def check_run(self, thread_id: str, run_id: str) -> RunStatus:
-        self._maybe_fail("check_run")
-        return self.statuses.pop(0) if self.statuses else RunStatus(RunState.PENDING)
-
-    def client_for(self, backend: Backend) -> FakeAssistant:
-        return self
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.fakes import Clock, FakeAssistant, RecordingQueue
 
 
 @pytest.fixture

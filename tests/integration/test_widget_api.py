@@ -12,20 +12,7 @@ import redis
 from supportflow.bootstrap import Services, bootstrap
 from supportflow.settings import load_settings
 from supportflow.web import create_app
-
-
-class RecordingQueue:
-    """A TaskQueue fake that only records what would have been scheduled."""
-
-    def __init__(self) -> None:
-        self.drains: list[str] = []
-        self.polls: list[tuple[str, int, float]] = []
-
-    def drain(self, conversation_id: str, delay_s: float = 0.0) -> None:
-        self.drains.append(conversation_id)
-
-    def poll(self, conversation_id: str, poll_id: int, delay_s: float) -> None:
-        self.polls.append((conversation_id, poll_id, delay_s))
+from tests.fakes import RecordingQueue
 
 
 @pytest.fixture

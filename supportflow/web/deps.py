@@ -1,0 +1,40 @@
+"""What the blueprints share: this app's services, the JSON body, common lookups."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, request
+
+from supportflow.bootstrap import Services
+from supportflow.domain.model import Conversation, TranscriptMessage
+
+from .errors import ApiError
+
+
+def services() -> Services:
+    """The services the app was built with (create_app puts them in app.extensions)."""
+    found: Services = current_app.extensions["supportflow"]
+    return found
+
+
+def json_body() -> dict[str, Any]:
+    """The request's JSON object, or a 400 saying what is wrong with it."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_json", "the body must be a JSON object "
+                       "(Content-Type: application/json)")
+    return body
+
+
+def message_dict(seq: int, message: TranscriptMessage) -> dict[str, Any]:
+    """A transcript message as the API shows it, with its sequence number."""
+    return {"seq": seq, **message.to_dict()}
+
+
+def find_conversation(conversation_id: str) -> Conversation:
+    """The conversation, or a 404."""
+    conversation = services().store.get(conversation_id)
+    if conversation is None:
+        raise ApiError(404, "conversation_not_found", f"no conversation {conversation_id!r}")
+    return conversation

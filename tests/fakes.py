@@ -1,0 +1,81 @@
+"""Fakes of the ports, in one place: a recording task queue, a scripted assistant, a clock."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from supportflow.domain.flow import Backend
+from supportflow.services.ports import RunRequest, RunState, RunStatus
+
+
+class RecordingQueue:
+    """A TaskQueue fake that only records what would have been scheduled."""
+
+    needs_workers = False
+
+    def __init__(self) -> None:
+        self.drains: list[str] = []
+        self.polls: list[tuple[str, int, float]] = []
+        self.deliveries: list[tuple[str, int, float]] = []
+
+    def drain(self, conversation_id: str, delay_s: float = 0.0) -> None:
+        self.drains.append(conversation_id)
+
+    def poll(self, conversation_id: str, poll_id: int, delay_s: float) -> None:
+        self.polls.append((conversation_id, poll_id, delay_s))
+
+    def deliver(self, delivery_id: str, attempt: int, delay_s: float) -> None:
+        self.deliveries.append((delivery_id, attempt, delay_s))
+
+
+@dataclass
+class FakeAssistant:
+    """An assistant (and its directory) whose next answers and failures the test sets."""
+
+    statuses: list[RunStatus] = field(default_factory=list)
+    # Exceptions raised by the next calls of an operation, in order (any exception type).
+    failures: dict[str, list[Exception]] = field(default_factory=dict)
+    posted: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    calls: list[str] = field(default_factory=list)
+    ids: itertools.count[int] = field(default_factory=itertools.count)
+
+    def _call(self, operation: str) -> None:
+        self.calls.append(operation)
+        if self.failures.get(operation):
+            raise self.failures[operation].pop(0)
+
+    def open_thread(self, *, metadata: Mapping[str, str]) -> str:
+        self._call("open_thread")
+        return f"thread-{next(self.ids)}"
+
+    def post_messages(self, thread_id: str, texts: Sequence[str], *, turn_key: str) -> None:
+        self._call("post_messages")
+        self.posted.append((thread_id, tuple(texts)))
+
+    def start_run(self, thread_id: str, request: RunRequest, *, turn_key: str) -> str:
+        self._call("start_run")
+        return f"run-{next(self.ids)}"
+
+    def check_run(self, thread_id: str, run_id: str) -> RunStatus:
+        self._call("check_run")
+        return self.statuses.pop(0) if self.statuses else RunStatus(RunState.PENDING)
+
+    def submit_tool_outputs(self, thread_id: str, run_id: str,
+                            outputs: Sequence[tuple[str, str]], request: RunRequest) -> str:
+        self._call("submit_tool_outputs")
+        return f"run-{next(self.ids)}"
+
+    def client_for(self, backend: Backend) -> FakeAssistant:
+        return self
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
