@@ -25,6 +25,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from supportflow import defaults  # noqa: E402
 from supportflow.runtime.redis_server import EmbeddedRedis  # noqa: E402
 from supportflow.sandbox.server import start_in_thread  # noqa: E402
 
@@ -99,7 +100,7 @@ def main() -> None:
     (flows / "default.yaml").write_text(yaml.safe_dump({
         "welcome": "Hi", "backend": {"kind": "responses", "model": "sandbox-model"},
         "poll": {"delays": [0.1, 0.2, 0.4, 1.0], "deadline": 60}}))
-    sandbox = start_in_thread("127.0.0.1", free_port(), ROOT / "config/sandbox/knowledge.yaml",
+    sandbox = start_in_thread("127.0.0.1", free_port(), defaults.KNOWLEDGE,
                               args.latency)
     port = free_port()
     with EmbeddedRedis(work / "redis") as redis_server:

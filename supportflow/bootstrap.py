@@ -1,4 +1,8 @@
-"""The composition root: wires adapters to the use cases, for the web app, workers and tests."""
+"""The composition root: wires adapters to the use cases, for the web app, workers, CLI and tests.
+
+Every dependency is a parameter: tests pass fakes (queue, assistants, flows, clock) or the
+sandbox through this same wiring; what is not passed is built from the settings.
+"""
 
 from __future__ import annotations
 
@@ -6,32 +10,44 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import httpx
 import redis
 
 from supportflow.adapters.assistant_directory import AssistantClients
+from supportflow.adapters.celery_queue import CeleryTaskQueue
+from supportflow.adapters.delivery_store import RedisDeliveryStore
+from supportflow.adapters.flow_files import FlowDirectory
+from supportflow.adapters.http_delivery import HttpTransport, make_client
+from supportflow.adapters.inbox_store import InboxStore, RedisConversationMap
 from supportflow.adapters.redis_agents import RedisAgentBoard
 from supportflow.adapters.redis_store import RedisConversationStore
 from supportflow.adapters.tokens import TokenStore
 from supportflow.adapters.vault import Vault
-from supportflow.flowconfig import FlowDirectory
 from supportflow.observability.ops import OpsStore
 from supportflow.observability.overview import OpsView
 from supportflow.observability.redis_metrics import RedisMetrics
 from supportflow.services.agents import AgentDesk
+from supportflow.services.deliveries import AgentsWebhook, Deliveries
+from supportflow.services.helpdesk import HelpdeskInbound
 from supportflow.services.intake import Intake
-from supportflow.services.ports import (
-    AssistantDirectory,
-    EventPublisher,
-    FlowCatalog,
-    Metrics,
-    NullPublisher,
-    TaskQueue,
-)
+from supportflow.services.ports import AssistantDirectory, FlowCatalog, TaskQueue
 from supportflow.services.session import EngineConfig
 from supportflow.services.turns import TurnEngine
 from supportflow.services.watchdog import Watchdog
 from supportflow.settings import Settings, load_settings
-from supportflow.webhooks.wiring import Helpdesk, NoDeliveryQueue, build_helpdesk, delivery_queue_for
+
+
+@dataclass
+class Stores:
+    """The Redis-backed parts that need neither flows nor a queue (what most CLI commands use)."""
+
+    settings: Settings
+    redis: redis.Redis
+    vault: Vault
+    tokens: TokenStore
+    inboxes: InboxStore
+    metrics: RedisMetrics
+    ops: OpsStore
 
 
 @dataclass
@@ -47,68 +63,87 @@ class Services:
     vault: Vault
     tokens: TokenStore
     agents: AgentDesk
-    helpdesk: Helpdesk
-    metrics: Metrics
+    inboxes: InboxStore
+    inbound: HelpdeskInbound
+    deliveries: Deliveries
+    metrics: RedisMetrics
     ops: OpsStore
     ops_view: OpsView
-    # True when tasks go to Celery workers (readiness then needs a worker seen recently).
+    # True when tasks go to workers (readiness then needs a worker seen recently).
     uses_workers: bool = False
+
+
+def connect(settings: Settings) -> redis.Redis:
+    """The process's Redis client: one connection pool, reused by every part."""
+    return redis.Redis.from_url(settings.redis_url, health_check_interval=30)
+
+
+def stores(settings: Settings | None = None, *, redis_client: redis.Redis | None = None) -> Stores:
+    """The Redis-backed stores on one client."""
+    settings = settings or load_settings()
+    client = redis_client or connect(settings)
+    prefix = settings.key_prefix
+    vault = Vault(client, prefix=prefix, key=settings.vault_key)
+    metrics = RedisMetrics(client, prefix=prefix)
+    return Stores(settings=settings, redis=client, vault=vault,
+                  tokens=TokenStore(client, prefix=prefix),
+                  inboxes=InboxStore(client, prefix=prefix, vault=vault),
+                  metrics=metrics, ops=OpsStore(client, prefix=prefix, metrics=metrics))
+
+
+def celery_queue(settings: Settings) -> TaskQueue:
+    """Tasks sent to Celery workers through the broker the settings name."""
+    from workers.app import create_celery
+
+    return CeleryTaskQueue(create_celery(settings))
 
 
 def bootstrap(
     settings: Settings | None = None,
     *,
-    queue: TaskQueue,
+    queue: TaskQueue | None = None,
     assistants: AssistantDirectory | None = None,
     flows: FlowCatalog | None = None,
     redis_client: redis.Redis | None = None,
-    publisher: EventPublisher | None = None,
+    delivery_http: httpx.Client | None = None,
     clock: Callable[[], float] = time.time,
-    metrics: Metrics | None = None,
 ) -> Services:
-    """Build the services; pass fakes (queue, assistants, flows, clock) to replace real parts."""
+    """Build the services; what is not passed is built from the settings (Celery, OpenAI...)."""
     settings = settings or load_settings()
+    base = stores(settings, redis_client=redis_client)
+    client, prefix = base.redis, settings.key_prefix
     flows = flows or FlowDirectory.load(settings.flows_dir, settings.default_flow)
-    client = redis_client or redis.Redis.from_url(settings.redis_url, health_check_interval=30)
-    vault = Vault(client, prefix=settings.key_prefix, key=settings.vault_key)
-    if assistants is None:
-        assistants = AssistantClients(settings, connectors=vault.get)
-    store = RedisConversationStore(client, prefix=settings.key_prefix,
-                                   lease_ttl_s=settings.lease_ttl_s)
-    config = EngineConfig(
-        lease_ttl_s=settings.lease_ttl_s,
-        retry_base_s=settings.step_retry_base_s,
-        retry_max_s=settings.step_retry_max_s,
-    )
-    counts = RedisMetrics(client, prefix=settings.key_prefix)
-    metrics = metrics or counts
-    ops = OpsStore(client, prefix=settings.key_prefix, metrics=counts)
+    queue = queue or celery_queue(settings)
+    assistants = assistants or AssistantClients(settings, connectors=base.vault.get)
+    store = RedisConversationStore(client, prefix=prefix, lease_ttl_s=settings.lease_ttl_s)
+    metrics = base.metrics
     intake = Intake(store=store, flows=flows, queue=queue, clock=clock, metrics=metrics)
-    # Deliveries go out as Celery tasks; with a fake queue (tests) nothing is published.
-    deliveries = delivery_queue_for(queue)
-    helpdesk = build_helpdesk(settings, client, vault=vault, intake=intake, clock=clock,
-                              queue=deliveries or NoDeliveryQueue(), metrics=metrics)
-    if publisher is None:
-        publisher = helpdesk.deliveries if deliveries else NullPublisher()
-    engine = TurnEngine(store=store, flows=flows, assistants=assistants, queue=queue,
-                        clock=clock, config=config, publisher=publisher,
-                        metrics=metrics, failures=ops)
+    deliveries = Deliveries(
+        store=RedisDeliveryStore(client, prefix=prefix), queue=queue, inboxes=base.inboxes,
+        transport=HttpTransport(delivery_http or make_client(
+            settings.http_connect_timeout_s, settings.delivery_timeout_s), clock),
+        schedule=settings.delivery_schedule,
+        agents=AgentsWebhook(settings.agents_webhook_url, settings.agents_webhook_secret),
+        clock=clock, metrics=metrics,
+    )
+    engine = TurnEngine(
+        store=store, flows=flows, assistants=assistants, queue=queue, clock=clock,
+        config=EngineConfig(lease_ttl_s=settings.lease_ttl_s,
+                            retry_base_s=settings.step_retry_base_s,
+                            retry_max_s=settings.step_retry_max_s),
+        publisher=deliveries, metrics=metrics, failures=base.ops)
     return Services(
-        settings=settings,
-        store=store,
-        flows=flows,
-        intake=intake,
-        engine=engine,
+        settings=settings, store=store, flows=flows, intake=intake, engine=engine,
         watchdog=Watchdog(store=store, queue=queue, clock=clock,
                           grace_s=settings.watchdog_grace_s, metrics=metrics),
-        vault=vault,
-        tokens=TokenStore(client, prefix=settings.key_prefix),
-        agents=AgentDesk(store=store, board=RedisAgentBoard(client, prefix=settings.key_prefix),
+        vault=base.vault, tokens=base.tokens,
+        agents=AgentDesk(store=store, board=RedisAgentBoard(client, prefix=prefix),
                          engine=engine, clock=clock, metrics=metrics),
-        helpdesk=helpdesk,
-        metrics=metrics,
-        ops=ops,
-        ops_view=OpsView(store=store, ops=ops, metrics=counts, clock=clock,
+        inboxes=base.inboxes,
+        inbound=HelpdeskInbound(intake=intake,
+                                conversations=RedisConversationMap(client, prefix=prefix)),
+        deliveries=deliveries, metrics=metrics, ops=base.ops,
+        ops_view=OpsView(store=store, ops=base.ops, metrics=metrics, clock=clock,
                          grace_s=settings.watchdog_grace_s, worker_online_s=settings.worker_online_s),
-        uses_workers=deliveries is not None,
+        uses_workers=queue.needs_workers,
     )

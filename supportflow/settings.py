@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from supportflow import defaults
+
+# The source checkout (or site-packages, when installed from a wheel).
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SANDBOX_URL = "http://127.0.0.1:8765/v1"
 
@@ -18,7 +21,8 @@ class Settings:
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     key_prefix: str = "sf"
-    flows_dir: Path = PROJECT_ROOT / "config" / "flows"
+    # ./config/flows when the working folder has one (`supportflow init`), else the packaged flows.
+    flows_dir: Path = field(default_factory=defaults.flows_dir)
     default_flow: str = "default"
     # OPENAI_API_KEY / OPENAI_BASE_URL / OPENAI_ORGANIZATION / OPENAI_PROJECT (OpenAI's own names).
     openai_api_key: str | None = None
@@ -27,7 +31,7 @@ class Settings:
     openai_project: str | None = None
     # Used instead of OpenAI when no API key is set.
     sandbox_url: str = DEFAULT_SANDBOX_URL
-    sandbox_knowledge: Path = PROJECT_ROOT / "config" / "sandbox" / "knowledge.yaml"
+    sandbox_knowledge: Path = field(default_factory=defaults.knowledge_file)
     http_connect_timeout_s: float = 5.0
     http_read_timeout_s: float = 30.0
     lease_ttl_s: float = 45.0

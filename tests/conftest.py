@@ -14,6 +14,7 @@ import httpx
 import pytest
 import yaml
 
+from supportflow import defaults
 from supportflow.settings import PROJECT_ROOT
 from tests.helpers import free_port, wait_until
 
@@ -23,7 +24,7 @@ VAULT_KEY = "pGkUy1m8vI3yQk3Uu0k2T1oXkz6a5oKc3mWkz0c7c2E="
 AGENTS_WEBHOOK_PORT = free_port()
 AGENTS_WEBHOOK_SECRET = "whsec_" + "c3VwcG9ydGZsb3ctYWdlbnRzLXRlc3Qtc2VjcmV0IQ=="
 DELIVERY_SCHEDULE = "0,0.3,0.3,0.5,0.5"
-KNOWLEDGE = PROJECT_ROOT / "config" / "sandbox" / "knowledge.yaml"
+KNOWLEDGE = defaults.KNOWLEDGE
 FAST_POLL = {"delays": [0.2, 0.4, 0.8, 1.0], "deadline": 8}
 BACKENDS = {
     "responses": {"kind": "responses", "model": "sandbox-model", "instructions": "Be helpful."},

@@ -9,29 +9,14 @@ from typing import Any
 
 import redis
 from celery import Task, current_app
-from celery.signals import worker_ready
 
 from supportflow.adapters.celery_queue import CeleryTaskQueue
 from supportflow.bootstrap import Services, bootstrap
 from supportflow.observability.logs import log_context
-from supportflow.runtime.redis_server import check_redis_durability
-from supportflow.settings import load_settings
 
 log = logging.getLogger("supportflow.tasks")
 HEARTBEAT_EVERY_S = 5.0
 _last_heartbeat = [0.0]
-
-
-@worker_ready.connect
-def check_redis_on_start(**_: Any) -> None:
-    """Say at start when Redis would lose data on a restart or evict keys (DESIGN.md 6)."""
-    # A client of its own: the pool's processes build their services after forking.
-    client = redis.Redis.from_url(load_settings().redis_url)
-    try:
-        for warning in check_redis_durability(client):
-            log.warning("redis: %s", warning)
-    finally:
-        client.close()
 
 
 @cache

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import logging
+from functools import cache
 from typing import Any
 
 import redis
 from celery import bootsteps
-from celery.signals import setup_logging
+from celery.signals import setup_logging, worker_ready
 
+from supportflow.bootstrap import Stores, stores
 from supportflow.observability.logs import configure_logging
 from supportflow.observability.ops import OpsStore
-from supportflow.observability.redis_metrics import RedisMetrics
-from supportflow.settings import load_settings
+from supportflow.runtime.redis_server import check_redis_durability
 
 log = logging.getLogger("supportflow.worker")
 HEARTBEAT_S = 5.0
@@ -22,6 +23,19 @@ HEARTBEAT_S = 5.0
 def json_logs(loglevel: int | str | None = None, **_: Any) -> None:
     """Workers and beat write JSON lines (with conversation, turn and task) at their --loglevel."""
     configure_logging(loglevel or "INFO")
+
+
+@cache
+def main_stores() -> Stores:
+    """The worker's main process's stores (the pool's processes build their own after forking)."""
+    return stores()
+
+
+@worker_ready.connect
+def check_redis_on_start(**_: Any) -> None:
+    """Say at start when Redis would lose data on a restart or evict keys (DESIGN.md 6)."""
+    for warning in check_redis_durability(main_stores().redis):
+        log.warning("redis: %s", warning)
 
 
 class Heartbeat(bootsteps.StartStopStep):  # type: ignore[misc]
@@ -35,10 +49,7 @@ class Heartbeat(bootsteps.StartStopStep):  # type: ignore[misc]
         self.ops: OpsStore | None = None
 
     def start(self, worker: Any) -> None:
-        settings = load_settings()
-        client = redis.Redis.from_url(settings.redis_url)
-        self.ops = OpsStore(client, prefix=settings.key_prefix,
-                            metrics=RedisMetrics(client, prefix=settings.key_prefix))
+        self.ops = main_stores().ops
         self.beat(worker.hostname)
         self.tref = worker.timer.call_repeatedly(HEARTBEAT_S, self.beat, (worker.hostname,),
                                                  priority=10)

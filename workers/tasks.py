@@ -7,13 +7,13 @@ import logging
 from celery import shared_task
 
 from supportflow.adapters.celery_queue import (
+    DELIVER_TASK,
     DRAIN_TASK,
     HANDOFF_TIMEOUTS_TASK,
     OPS_SAMPLE_TASK,
     POLL_TASK,
     WATCHDOG_TASK,
 )
-from supportflow.adapters.delivery_queue import DELIVER_TASK
 
 from .base import services
 
@@ -52,7 +52,7 @@ def handoff_timeouts() -> None:
 @shared_task(name=DELIVER_TASK)
 def deliver(delivery_id: str, attempt: int) -> None:
     """Make one attempt at an outbound delivery (the next is scheduled with a countdown)."""
-    services().helpdesk.deliveries.deliver(delivery_id, attempt)
+    services().deliveries.deliver(delivery_id, attempt)
 
 
 @shared_task(name=OPS_SAMPLE_TASK, max_retries=0)

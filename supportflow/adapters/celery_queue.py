@@ -6,6 +6,7 @@ from typing import Any, Protocol
 
 DRAIN_TASK = "supportflow.drain"
 POLL_TASK = "supportflow.poll"
+DELIVER_TASK = "supportflow.deliver"
 WATCHDOG_TASK = "supportflow.watchdog"
 HANDOFF_TIMEOUTS_TASK = "supportflow.handoff_timeouts"
 OPS_SAMPLE_TASK = "supportflow.ops_sample"
@@ -16,15 +17,25 @@ class TaskSender(Protocol):
 
 
 class CeleryTaskQueue:
-    """Schedules the worker's next look at a conversation as a Celery task."""
+    """Schedules the worker's next look at a conversation, and delivery attempts, as tasks."""
+
+    # Someone must run these tasks: readiness wants a worker seen recently.
+    needs_workers = True
 
     def __init__(self, sender: TaskSender) -> None:
         self.sender = sender
 
     def drain(self, conversation_id: str, delay_s: float = 0.0) -> None:
+        """Take the conversation's waiting turn (or retry its step) after `delay_s`."""
         self.sender.send_task(DRAIN_TASK, args=[conversation_id], countdown=delay_s or None)
 
     def poll(self, conversation_id: str, poll_id: int, delay_s: float) -> None:
+        """Check the conversation's run after `delay_s`."""
         self.sender.send_task(
             POLL_TASK, args=[conversation_id, poll_id], countdown=max(delay_s, 0.0) or None
         )
+
+    def deliver(self, delivery_id: str, attempt: int, delay_s: float) -> None:
+        """Make one attempt at an outbound delivery after `delay_s`."""
+        self.sender.send_task(DELIVER_TASK, args=[delivery_id, attempt],
+                              countdown=max(delay_s, 0.0) or None)

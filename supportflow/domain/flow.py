@@ -77,19 +77,32 @@ TIMEOUT_MESSAGES = {
 }
 
 
+# The sandbox assistant answers exactly this when it hands off (config: handoff_text).
+DEFAULT_HANDOFF_MARKER = "I'll connect you with a member of our team."
+
+
 @dataclass(frozen=True)
 class Handoff:
-    markers: tuple[str, ...]
-    message: str
+    """When a reply means "hand off", what the customer is told, and unclaimed handoffs."""
+
+    markers: tuple[str, ...] = (DEFAULT_HANDOFF_MARKER,)
+    message: str = "You're being transferred to a person from our team. They'll answer here shortly."
     # An unclaimed handoff gets `on_timeout` after `timeout_s`: tell the customer once, or
     # give the conversation back to the bot; both post `timeout_message`.
     timeout_s: float = 300.0
     on_timeout: HandoffTimeoutAction = HandoffTimeoutAction.TELL
-    timeout_message: str = TIMEOUT_MESSAGES[HandoffTimeoutAction.TELL]
+    # Empty: the action's own message (TIMEOUT_MESSAGES).
+    timeout_message: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.timeout_message:
+            object.__setattr__(self, "timeout_message", TIMEOUT_MESSAGES[self.on_timeout])
 
 
 @dataclass(frozen=True)
 class Fallback:
+    """What happens when the assistant fails: tell the customer, then hand off or wait."""
+
     action: FallbackAction = FallbackAction.HANDOFF
     message: str = "Sorry, something went wrong on our side. A person from our team will take over."
 
@@ -101,7 +114,7 @@ class Flow:
     name: str
     welcome: str
     backend: Backend
-    handoff: Handoff
+    handoff: Handoff = field(default_factory=Handoff)
     attribute: str = "gpt_response"
     thread_scope: ThreadScope = ThreadScope.CONVERSATION
     static_thread_id: str | None = None

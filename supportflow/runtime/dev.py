@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from supportflow.flowconfig import FlowDirectory, FlowError
+from supportflow.adapters.flow_files import FlowDirectory, FlowError
 from supportflow.runtime.processes import ProcessSpec, Supervisor
 from supportflow.runtime.redis_server import EmbeddedRedis, RedisServerError, check_redis_durability
 from supportflow.settings import PROJECT_ROOT, Settings

@@ -73,7 +73,9 @@ class DeliveryStore(Protocol):
 
 
 class DeliveryQueue(Protocol):
-    def schedule(self, delivery_id: str, attempt: int, delay_s: float) -> None: ...
+    def deliver(self, delivery_id: str, attempt: int, delay_s: float) -> None:
+        """Schedule one attempt at a delivery after `delay_s`."""
+        ...
 
 
 class InboxDirectory(Protocol):
@@ -112,7 +114,7 @@ class Deliveries:
                 delivery = Delivery(id=f"{event.id}.{target.replace(':', '-')}", target=target,
                                     event=event, updated_at=self.clock())
                 if self.store.add(delivery):
-                    self.queue.schedule(delivery.id, 0, self.schedule[0])
+                    self.queue.deliver(delivery.id, 0, self.schedule[0])
 
     def targets(self, event: ConversationEvent) -> list[str]:
         """Where an event goes: its inbox, and the agents' webhook for handoffs."""
@@ -142,7 +144,7 @@ class Deliveries:
         else:
             delivery.attempt, delivery.last_error = attempt + 1, result.detail
             self.store.save(delivery)
-            self.queue.schedule(delivery.id, attempt + 1, self.schedule[attempt + 1])
+            self.queue.deliver(delivery.id, attempt + 1, self.schedule[attempt + 1])
             self.metrics.inc("supportflow_delivery_retries")
 
     def _attempt(self, delivery: Delivery) -> Result:
@@ -183,5 +185,5 @@ class Deliveries:
             return False
         delivery.status, delivery.attempt, delivery.updated_at = "pending", 0, self.clock()
         self.store.save(delivery)
-        self.queue.schedule(delivery.id, 0, self.schedule[0])
+        self.queue.deliver(delivery.id, 0, self.schedule[0])
         return True

@@ -168,11 +168,16 @@ class ConversationStore(Protocol):
 
 
 class TaskQueue(Protocol):
-    """Schedules the worker's next look at a conversation."""
+    """Schedules the worker's next look at a conversation, and outbound delivery attempts."""
+
+    # True when the tasks run on separate workers (readiness then wants one seen recently).
+    needs_workers: bool
 
     def drain(self, conversation_id: str, delay_s: float = 0.0) -> None: ...
 
     def poll(self, conversation_id: str, poll_id: int, delay_s: float) -> None: ...
+
+    def deliver(self, delivery_id: str, attempt: int, delay_s: float) -> None: ...
 
 
 class EventPublisher(Protocol):

@@ -53,9 +53,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def _default_services(overrides: Mapping[str, Any] | None) -> Any:
-    from supportflow.adapters.celery_queue import CeleryTaskQueue
     from supportflow.bootstrap import bootstrap
-    from workers.app import create_celery
 
-    settings = load_settings(overrides)
-    return bootstrap(settings, queue=CeleryTaskQueue(create_celery(settings)))
+    return bootstrap(load_settings(overrides))

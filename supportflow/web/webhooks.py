@@ -41,7 +41,7 @@ class InboundWebhookSchema(Schema):
 
 def find_inbox(name: str, kind: InboxKind) -> Inbox:
     """The named inbox of this kind, or a 404."""
-    inbox = services().helpdesk.inboxes.get(name)
+    inbox = services().inboxes.get(name)
     if inbox is None or inbox.kind is not kind:
         raise ApiError(404, "inbox_not_found", f"no {kind.value} inbox named {name!r}")
     return inbox
@@ -57,7 +57,7 @@ def check_text(text: str) -> None:
 def accept(inbox: Inbox, message: InboundMessage, delivery_id: str | None) -> Receipt | None:
     """Hand the message to the inbound use case; a bad flow name is the inbox's fault (409)."""
     try:
-        return services().helpdesk.inbound.receive(inbox, message, delivery_id)
+        return services().inbound.receive(inbox, message, delivery_id)
     except UnknownFlow as error:
         raise ApiError(409, "unknown_flow", f"inbox {inbox.name!r} names no known flow "
                        f"{error.args[0]!r}") from error
@@ -168,7 +168,7 @@ def list_dead_letters() -> Response:
         limit = max(1, min(int(request.args.get("limit", "100")), 1000))
     except ValueError as error:
         raise ValidationError({"limit": ["an integer"]}) from error
-    letters = services().helpdesk.deliveries.dead_letters(limit)
+    letters = services().deliveries.dead_letters(limit)
     return jsonify({"dead_letters": [dead_letter(d) for d in letters]})
 
 
@@ -176,6 +176,6 @@ def list_dead_letters() -> Response:
 @require_role(Role.OPS)
 def replay_dead_letter(delivery_id: str) -> tuple[Response, int]:
     """Send a dead delivery again from its first attempt, with the same webhook-id."""
-    if not services().helpdesk.deliveries.replay(delivery_id):
+    if not services().deliveries.replay(delivery_id):
         raise ApiError(404, "dead_letter_not_found", f"no dead letter {delivery_id!r}")
     return jsonify({"replayed": delivery_id}), 202

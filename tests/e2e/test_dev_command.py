@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from supportflow import defaults
 from supportflow.sandbox.server import start_in_thread
 from supportflow.sandbox.store import bearer_fingerprint
 from supportflow.settings import PROJECT_ROOT
@@ -83,7 +84,7 @@ def test_dev_serves_the_readme_curl_session_and_stops_on_ctrl_c(tmp_path: Path) 
 
 def test_dev_with_an_api_key_talks_to_the_api_instead_of_a_sandbox(tmp_path: Path) -> None:
     # The "API" here is a sandbox of the test's own at OPENAI_BASE_URL: dev must start none.
-    api = start_in_thread("127.0.0.1", free_port(), PROJECT_ROOT / "config/sandbox/knowledge.yaml",
+    api = start_in_thread("127.0.0.1", free_port(), defaults.KNOWLEDGE,
                           0.2)
     key = "sk-test-dev-key-0123456789"
     try:

@@ -9,13 +9,14 @@ from typing import Any
 import pytest
 
 from supportflow.domain.access import Role
+from supportflow.domain.flow import Handoff
 from tests.helpers import wait_until
 
 from .agent_helpers import HANDOFF_REQUEST, Agent, handed_off_chat, make_token
 from .chat import Chat
 
 pytestmark = pytest.mark.slow
-HANDOFF_MESSAGE = "You're being transferred to a person from our team. They'll answer here."
+HANDOFF_MESSAGE = Handoff().message
 
 
 @pytest.fixture

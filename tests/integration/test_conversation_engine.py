@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from supportflow.adapters.redis_store import RedisConversationStore
-from supportflow.flowconfig import DEFAULT_HANDOFF_MARKER
+from supportflow.domain.flow import DEFAULT_HANDOFF_MARKER, Handoff
 from tests.conftest import Sandbox
 from tests.helpers import wait_until
 
@@ -19,7 +19,7 @@ from .chat import Chat
 
 pytestmark = pytest.mark.slow
 BACKENDS = ["responses", "assistants"]
-HANDOFF_MESSAGE = "You're being transferred to a person from our team. They'll answer here."
+HANDOFF_MESSAGE = Handoff().message
 
 
 @pytest.fixture
@@ -76,7 +76,7 @@ def test_contact_scope_shares_a_thread_across_conversations_conversation_scope_d
 def test_static_scope_uses_the_flows_thread(
     client: Any, store: RedisConversationStore, flows_dir: Path, backend: str
 ) -> None:
-    from supportflow.flowconfig import load_flow_file
+    from supportflow.adapters.flow_files import load_flow_file
 
     expected = load_flow_file(flows_dir / f"{backend}_static.yaml").static_thread_id
     chat = Chat(client, f"{backend}_static")

@@ -9,19 +9,18 @@ from typing import Any
 import httpx
 import pytest
 
+from supportflow import defaults
 from supportflow.adapters.openai_assistants import OpenAIAssistantsClient
 from supportflow.adapters.openai_http import make_openai_http
 from supportflow.adapters.openai_responses import OpenAIResponsesClient
-from supportflow.domain.flow import Backend, BackendKind, PromptRef
+from supportflow.domain.flow import DEFAULT_HANDOFF_MARKER, Backend, BackendKind, PromptRef
 from supportflow.domain.tools import TOOLS
-from supportflow.flowconfig import DEFAULT_HANDOFF_MARKER
 from supportflow.sandbox.server import SandboxHandle, start_in_thread
 from supportflow.sandbox.store import AFTER_TOOLS_REPLY
 from supportflow.services.ports import AssistantError, RunRequest, RunState, RunStatus
-from supportflow.settings import PROJECT_ROOT
 from tests.contract import RecordingTransport, validate_request, validate_response
 
-KNOWLEDGE = PROJECT_ROOT / "config" / "sandbox" / "knowledge.yaml"
+KNOWLEDGE = defaults.KNOWLEDGE
 RESPONSES = RunRequest(
     Backend(BackendKind.RESPONSES, model="sandbox-model", instructions="Be helpful."),
     metadata={"sf_conversation": "c1"},

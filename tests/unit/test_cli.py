@@ -155,3 +155,29 @@ def test_dev_runs_the_sandbox_only_without_an_api_key(tmp_path: Path) -> None:
     assert str(tmp_path / "celerybeat-schedule") in specs["beat"]
     with_key = load_settings(environ={"OPENAI_API_KEY": "sk-x"})
     assert "sandbox" not in {spec.name for spec in process_specs(options, with_key, env)}
+
+
+def test_init_writes_a_config_folder_that_flows_check_accepts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["init"]) == 0
+    assert (tmp_path / "config" / "flows" / "default.yaml").is_file()
+    assert (tmp_path / "config" / "sandbox" / "knowledge.yaml").is_file()
+    capsys.readouterr()
+    assert main(["flows", "check"]) == 0
+    assert str(tmp_path / "config" / "flows" / "default.yaml") in capsys.readouterr().out
+
+
+def test_init_keeps_existing_files_unless_forced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    flow = tmp_path / "config" / "flows" / "default.yaml"
+    flow.parent.mkdir(parents=True)
+    flow.write_text("# mine\n", encoding="utf-8")
+    assert main(["init"]) == 1
+    assert "already there" in capsys.readouterr().err
+    assert flow.read_text(encoding="utf-8") == "# mine\n"
+    assert main(["init", "--force"]) == 0
+    assert "welcome:" in flow.read_text(encoding="utf-8")

@@ -6,15 +6,30 @@ from pathlib import Path
 
 import pytest
 
-from supportflow.settings import DEFAULT_SANDBOX_URL, PROJECT_ROOT, env_name, load_settings
+from supportflow import defaults
+from supportflow.settings import DEFAULT_SANDBOX_URL, env_name, load_settings
 
 
-def test_defaults_apply_when_the_environment_is_empty() -> None:
+def test_defaults_apply_when_the_environment_is_empty(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
     settings = load_settings(environ={})
     assert settings.redis_url == "redis://127.0.0.1:6379/0"
-    assert settings.flows_dir == PROJECT_ROOT / "config" / "flows"
+    assert settings.flows_dir == defaults.FLOWS
+    assert settings.sandbox_knowledge == defaults.KNOWLEDGE
     assert settings.uses_sandbox
     assert settings.assistant_base_url == DEFAULT_SANDBOX_URL
+
+
+def test_a_config_folder_in_the_working_folder_replaces_the_packaged_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    defaults.write_config(tmp_path / "config")
+    settings = load_settings(environ={})
+    assert settings.flows_dir == tmp_path / "config" / "flows"
+    assert settings.sandbox_knowledge == tmp_path / "config" / "sandbox" / "knowledge.yaml"
 
 
 def test_the_environment_overrides_defaults_with_typed_values() -> None:

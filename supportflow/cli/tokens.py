@@ -8,14 +8,18 @@ from typing import Any
 
 import redis
 
-from supportflow.adapters.tokens import TokenError, TokenStore
+from supportflow.adapters.tokens import TokenError
+from supportflow.bootstrap import stores
 from supportflow.domain.access import Role
 from supportflow.settings import Settings
 
+COMMAND = "tokens"
 
-def add_tokens_parser(commands: Any) -> None:
-    """Add `tokens create|list|revoke` to the CLI's subcommands."""
-    tokens = commands.add_parser("tokens", help="API tokens with roles")
+
+def register(commands: Any) -> None:
+    """Add `tokens create|list|revoke`."""
+    tokens = commands.add_parser(COMMAND, help="API tokens with roles")
+    tokens.set_defaults(run=run)
     actions = tokens.add_subparsers(dest="tokens_command", metavar="ACTION")
     create = actions.add_parser("create", help="make a token; it is printed once")
     create.add_argument("--name", required=True)
@@ -25,12 +29,12 @@ def add_tokens_parser(commands: Any) -> None:
     revoke.add_argument("name")
 
 
-def run_tokens(args: argparse.Namespace, settings: Settings) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run one tokens action; 1 with a message when it cannot be done."""
     if args.tokens_command is None:
         print("usage: supportflow tokens {create,list,revoke}", file=sys.stderr)
         return 2
-    store = TokenStore(redis.Redis.from_url(settings.redis_url), prefix=settings.key_prefix)
+    store = stores(settings).tokens
     try:
         if args.tokens_command == "create":
             print(store.create(args.name, Role(args.role)))

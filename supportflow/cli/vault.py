@@ -10,13 +10,17 @@ from typing import Any
 import redis
 
 from supportflow.adapters.vault import Vault, VaultError, new_vault_key
+from supportflow.bootstrap import stores
 from supportflow.domain.connector import Connector
 from supportflow.settings import Settings
 
+COMMAND = "vault"
 
-def add_vault_parser(commands: Any) -> None:
-    """Add `vault set|list|delete|keygen` to the CLI's subcommands."""
-    vault = commands.add_parser("vault", help="API keys as named connectors, encrypted at rest")
+
+def register(commands: Any) -> None:
+    """Add `vault set|list|delete|keygen`."""
+    vault = commands.add_parser(COMMAND, help="API keys as named connectors, encrypted at rest")
+    vault.set_defaults(run=run)
     actions = vault.add_subparsers(dest="vault_command", metavar="ACTION")
     store = actions.add_parser("set", help="store a connector; the key is read from stdin "
                                            "(or asked for), never from the command line")
@@ -30,7 +34,7 @@ def add_vault_parser(commands: Any) -> None:
     actions.add_parser("keygen", help="print a new SUPPORTFLOW_VAULT_KEY")
 
 
-def run_vault(args: argparse.Namespace, settings: Settings) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run one vault action; 1 with a message when the vault refuses."""
     if args.vault_command is None:
         print("usage: supportflow vault {set,list,delete,keygen}", file=sys.stderr)
@@ -38,8 +42,7 @@ def run_vault(args: argparse.Namespace, settings: Settings) -> int:
     if args.vault_command == "keygen":
         print(new_vault_key())
         return 0
-    vault = Vault(redis.Redis.from_url(settings.redis_url), prefix=settings.key_prefix,
-                  key=settings.vault_key)
+    vault = stores(settings).vault
     try:
         return _act(vault, args)
     except VaultError as error:

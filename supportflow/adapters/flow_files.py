@@ -1,4 +1,8 @@
-"""Flow files: YAML in config/flows/, validated by marshmallow into domain Flows."""
+"""Flow files: YAML validated by marshmallow into the domain's Flow, which holds every default.
+
+The schemas only check what a file says; a field the file leaves out takes the dataclass's
+default, so the defaults live in one place (supportflow/domain/flow.py).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,6 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from supportflow.domain.flow import (
     MAX_POLL_DELAY_S,
-    TIMEOUT_MESSAGES,
     Backend,
     BackendKind,
     Fallback,
@@ -26,7 +29,7 @@ from supportflow.domain.flow import (
 )
 from supportflow.domain.tools import TOOLS
 
-DEFAULT_HANDOFF_MARKER = "I'll connect you with a member of our team."
+ATTRIBUTE_NAME = validate.Regexp(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
 class FlowError(Exception):
@@ -35,8 +38,8 @@ class FlowError(Exception):
 
 class PromptSchema(Schema):
     id = fields.String(required=True, validate=validate.Length(min=1))
-    version = fields.String(load_default=None)
-    variables = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
+    version = fields.String()
+    variables = fields.Dict(keys=fields.String(), values=fields.String())
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> PromptRef:
@@ -45,11 +48,11 @@ class PromptSchema(Schema):
 
 class BackendSchema(Schema):
     kind = fields.Enum(BackendKind, by_value=True, required=True)
-    assistant_id = fields.String(load_default=None)
-    prompt = fields.Nested(PromptSchema, load_default=None)
-    model = fields.String(load_default=None)
-    instructions = fields.String(load_default=None)
-    connector = fields.String(load_default=None)
+    assistant_id = fields.String()
+    prompt = fields.Nested(PromptSchema)
+    model = fields.String()
+    instructions = fields.String()
+    connector = fields.String()
 
     @validates_schema
     def check_reference(self, data: dict[str, Any], **_: Any) -> None:
@@ -65,8 +68,8 @@ class BackendSchema(Schema):
 
 
 class ThreadSchema(Schema):
-    scope = fields.Enum(ThreadScope, by_value=True, load_default=ThreadScope.CONVERSATION)
-    id = fields.String(load_default=None)
+    scope = fields.Enum(ThreadScope, by_value=True)
+    id = fields.String()
 
     @validates_schema
     def check_static(self, data: dict[str, Any], **_: Any) -> None:
@@ -75,42 +78,34 @@ class ThreadSchema(Schema):
 
 
 class HandoffSchema(Schema):
-    markers = fields.List(
-        fields.String(validate=validate.Length(min=1)),
-        load_default=lambda: [DEFAULT_HANDOFF_MARKER],
-    )
-    message = fields.String(
-        load_default="You're being transferred to a person from our team. They'll answer here."
-    )
-    timeout = fields.Float(load_default=300.0, validate=validate.Range(min=0.5, max=7 * 86400))
-    on_timeout = fields.Enum(HandoffTimeoutAction, by_value=True,
-                             load_default=HandoffTimeoutAction.TELL)
-    timeout_message = fields.String(load_default=None, validate=validate.Length(min=1))
+    markers = fields.List(fields.String(validate=validate.Length(min=1)))
+    message = fields.String()
+    timeout = fields.Float(validate=validate.Range(min=0.5, max=7 * 86400), attribute="timeout_s")
+    on_timeout = fields.Enum(HandoffTimeoutAction, by_value=True)
+    timeout_message = fields.String(validate=validate.Length(min=1))
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> Handoff:
-        action = data["on_timeout"]
-        return Handoff(markers=tuple(data["markers"]), message=data["message"],
-                       timeout_s=data["timeout"], on_timeout=action,
-                       timeout_message=data["timeout_message"] or TIMEOUT_MESSAGES[action])
+        if "markers" in data:
+            data["markers"] = tuple(data["markers"])
+        return Handoff(**data)
 
 
 class PollSchema(Schema):
-    delays = fields.List(
-        fields.Float(validate=validate.Range(min=0.05, max=MAX_POLL_DELAY_S)),
-        validate=validate.Length(min=1),
-        load_default=lambda: [1.0, 2.0, 4.0, 8.0, 10.0],
-    )
-    deadline = fields.Float(validate=validate.Range(min=0.1, max=3600), load_default=120.0)
+    delays = fields.List(fields.Float(validate=validate.Range(min=0.05, max=MAX_POLL_DELAY_S)),
+                         validate=validate.Length(min=1))
+    deadline = fields.Float(validate=validate.Range(min=0.1, max=3600), attribute="deadline_s")
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> PollSchedule:
-        return PollSchedule(delays=tuple(data["delays"]), deadline_s=data["deadline"])
+        if "delays" in data:
+            data["delays"] = tuple(data["delays"])
+        return PollSchedule(**data)
 
 
 class FallbackSchema(Schema):
-    action = fields.Enum(FallbackAction, by_value=True, load_default=FallbackAction.HANDOFF)
-    message = fields.String(load_default=Fallback().message)
+    action = fields.Enum(FallbackAction, by_value=True)
+    message = fields.String()
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> Fallback:
@@ -119,30 +114,27 @@ class FallbackSchema(Schema):
 
 class FlowSchema(Schema):
     welcome = fields.String(required=True, validate=validate.Length(min=1))
-    attribute = fields.String(
-        load_default="gpt_response",
-        validate=validate.Regexp(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"),
-    )
-    thread = fields.Nested(ThreadSchema, load_default=lambda: {"scope": ThreadScope.CONVERSATION})
+    attribute = fields.String(validate=ATTRIBUTE_NAME)
+    thread = fields.Nested(ThreadSchema)
     backend = fields.Nested(BackendSchema, required=True)
-    handoff = fields.Nested(HandoffSchema, load_default=lambda: HandoffSchema().load({}))
-    poll = fields.Nested(PollSchema, load_default=PollSchedule)
-    fallback = fields.Nested(FallbackSchema, load_default=Fallback)
-    max_step_retries = fields.Integer(load_default=5, validate=validate.Range(min=0, max=20))
-    tools = fields.List(fields.String(validate=validate.OneOf(sorted(TOOLS))), load_default=list)
+    handoff = fields.Nested(HandoffSchema)
+    poll = fields.Nested(PollSchema)
+    fallback = fields.Nested(FallbackSchema)
+    max_step_retries = fields.Integer(validate=validate.Range(min=0, max=20))
+    tools = fields.List(fields.String(validate=validate.OneOf(sorted(TOOLS))))
 
 
 def load_flow(name: str, data: Mapping[str, Any]) -> Flow:
     """Validate one flow's data; raises ValidationError with field paths."""
     loaded = FlowSchema().load(data)
-    thread = loaded.pop("thread")
-    loaded["tools"] = tuple(loaded["tools"])
-    return Flow(
-        name=name,
-        thread_scope=thread["scope"],
-        static_thread_id=thread.get("id"),
-        **loaded,
-    )
+    thread = loaded.pop("thread", {})
+    if "scope" in thread:
+        loaded["thread_scope"] = thread["scope"]
+    if "id" in thread:
+        loaded["static_thread_id"] = thread["id"]
+    if "tools" in loaded:
+        loaded["tools"] = tuple(loaded["tools"])
+    return Flow(name=name, **loaded)
 
 
 def load_flow_file(path: Path) -> Flow:
@@ -181,9 +173,11 @@ class FlowDirectory:
     default: str
 
     def get(self, name: str) -> Flow:
+        """The named flow; KeyError when there is none."""
         return self.flows[name]
 
     def names(self) -> list[str]:
+        """The flows' names, sorted."""
         return sorted(self.flows)
 
     @classmethod

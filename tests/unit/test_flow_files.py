@@ -7,10 +7,20 @@ from typing import Any
 
 import pytest
 import yaml
+from marshmallow import ValidationError
 
-from supportflow.domain.flow import BackendKind, FallbackAction, ThreadScope
-from supportflow.flowconfig import FlowDirectory, FlowError, load_flow_file
-from supportflow.settings import PROJECT_ROOT
+from supportflow import defaults
+from supportflow.adapters.flow_files import FlowDirectory, FlowError, load_flow, load_flow_file
+from supportflow.domain.flow import (
+    TIMEOUT_MESSAGES,
+    Backend,
+    BackendKind,
+    FallbackAction,
+    Flow,
+    Handoff,
+    HandoffTimeoutAction,
+    ThreadScope,
+)
 
 VALID: dict[str, Any] = {
     "welcome": "Hi! How can I help?",
@@ -34,7 +44,7 @@ def error_of(tmp_path: Path, data: Any, name: str = "broken") -> str:
 
 
 def test_the_shipped_default_flow_loads_as_the_canonical_flow() -> None:
-    flows = FlowDirectory.load(PROJECT_ROOT / "config" / "flows")
+    flows = FlowDirectory.load(defaults.FLOWS)
     flow = flows.get(flows.default)
     assert flows.default == "default"
     assert flow.attribute == "gpt_response"
@@ -43,6 +53,13 @@ def test_the_shipped_default_flow_loads_as_the_canonical_flow() -> None:
     assert flow.poll.ceiling == 10.0
     assert flow.fallback.action is FallbackAction.HANDOFF
     assert "I'll connect you with a member of our team." in flow.handoff.markers
+    assert flow.handoff.message == Handoff().message
+
+
+def test_a_minimal_flow_is_the_domains_flow_with_its_defaults(tmp_path: Path) -> None:
+    flow = load_flow_file(write(tmp_path, "minimal", VALID))
+    assert flow == Flow(name="minimal", welcome=VALID["welcome"],
+                        backend=Backend(kind=BackendKind.RESPONSES, model="gpt-4.1-mini"))
 
 
 def test_a_minimal_flow_gets_the_documented_defaults(tmp_path: Path) -> None:
@@ -143,3 +160,28 @@ def test_a_directory_without_the_default_flow_is_refused(tmp_path: Path) -> None
     write(tmp_path, "other", VALID)
     with pytest.raises(FlowError, match="no flow named 'default'"):
         FlowDirectory.load(tmp_path)
+
+
+BASE = {"welcome": "Hi", "backend": {"kind": "assistants", "assistant_id": "asst_1"}}
+
+
+def test_defaults_tell_after_five_minutes() -> None:
+    handoff = load_flow("f", BASE).handoff
+    assert handoff.timeout_s == 300.0
+    assert handoff.on_timeout is HandoffTimeoutAction.TELL
+    assert handoff.timeout_message == TIMEOUT_MESSAGES[HandoffTimeoutAction.TELL]
+
+
+def test_return_gets_its_own_default_message_or_the_flows() -> None:
+    flow = load_flow("f", {**BASE, "handoff": {"on_timeout": "return", "timeout": 60}})
+    assert flow.handoff.on_timeout is HandoffTimeoutAction.RETURN
+    assert flow.handoff.timeout_message == TIMEOUT_MESSAGES[HandoffTimeoutAction.RETURN]
+    custom = load_flow("f", {**BASE, "handoff": {"timeout_message": "Hold on"}})
+    assert custom.handoff.timeout_message == "Hold on"
+
+
+@pytest.mark.parametrize("handoff", [{"on_timeout": "ignore"}, {"timeout": 0},
+                                     {"timeout_message": ""}])
+def test_bad_timeout_settings_are_refused(handoff: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        load_flow("f", {**BASE, "handoff": handoff})

@@ -1,4 +1,4 @@
-"""`supportflow inboxes ...` and `supportflow deliveries ...`: helpdesk connections, dead letters."""
+"""`supportflow inboxes ...`: helpdesk connections (webhooks, Chatwoot) and their secrets."""
 
 from __future__ import annotations
 
@@ -9,15 +9,19 @@ from typing import Any
 import redis
 
 from supportflow.adapters.inbox_store import InboxError, InboxStore
-from supportflow.adapters.vault import Vault, VaultError
+from supportflow.adapters.vault import VaultError
+from supportflow.bootstrap import stores
 from supportflow.domain.inbox import Inbox, InboxKind
 from supportflow.settings import Settings
 from supportflow.webhooks.signing import new_secret
 
+COMMAND = "inboxes"
 
-def add_inboxes_parser(commands: Any) -> None:
-    """Add `inboxes create|list|rotate-secret|enable|delete` and `deliveries dead|replay|replay-all`."""
-    inboxes = commands.add_parser("inboxes", help="helpdesk connections (webhooks, Chatwoot)")
+
+def register(commands: Any) -> None:
+    """Add `inboxes create|list|rotate-secret|enable|delete`."""
+    inboxes = commands.add_parser(COMMAND, help="helpdesk connections (webhooks, Chatwoot)")
+    inboxes.set_defaults(run=run)
     actions = inboxes.add_subparsers(dest="inboxes_command", metavar="ACTION")
     create = actions.add_parser("create", help="add an inbox; prints its secrets once")
     create.add_argument("name")
@@ -35,21 +39,14 @@ def add_inboxes_parser(commands: Any) -> None:
     for action, text in (("enable", "deliver to the inbox again (after a 410)"),
                          ("delete", "remove an inbox")):
         actions.add_parser(action, help=text).add_argument("name")
-    deliveries = commands.add_parser("deliveries", help="outbound deliveries: dead letters")
-    steps = deliveries.add_subparsers(dest="deliveries_command", metavar="ACTION")
-    steps.add_parser("dead", help="list dead letters")
-    steps.add_parser("replay", help="send one dead letter again").add_argument("id")
-    steps.add_parser("replay-all", help="send every dead letter again")
 
 
-def run_inboxes(args: argparse.Namespace, settings: Settings) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run one inboxes action; 1 with a message when it cannot be done."""
     if args.inboxes_command is None:
         print("usage: supportflow inboxes {create,list,rotate-secret,enable,delete}", file=sys.stderr)
         return 2
-    client = redis.Redis.from_url(settings.redis_url)
-    store = InboxStore(client, prefix=settings.key_prefix,
-                       vault=Vault(client, prefix=settings.key_prefix, key=settings.vault_key))
+    store = stores(settings).inboxes
     try:
         return _inbox_action(store, args)
     except (InboxError, VaultError) as error:
@@ -130,29 +127,3 @@ def _read_chatwoot_secrets() -> tuple[str, str | None]:
     if not token:
         raise InboxError("a chatwoot inbox needs the bot's api_access_token on stdin")
     return token, secret or None
-
-
-def run_deliveries(args: argparse.Namespace, settings: Settings) -> int:
-    """List or replay dead letters."""
-    from supportflow.adapters.celery_queue import CeleryTaskQueue
-    from supportflow.bootstrap import bootstrap
-    from workers.app import create_celery
-
-    if args.deliveries_command is None:
-        print("usage: supportflow deliveries {dead,replay,replay-all}", file=sys.stderr)
-        return 2
-    deliveries = bootstrap(settings, queue=CeleryTaskQueue(create_celery(settings))
-                           ).helpdesk.deliveries
-    if args.deliveries_command == "dead":
-        for letter in deliveries.dead_letters(1000):
-            print(f"{letter.id}  {letter.event.type.value}  {letter.target}  "
-                  f"conversation={letter.event.conversation_id}  {letter.last_error}")
-        return 0
-    ids = [args.id] if args.deliveries_command == "replay" else [
-        letter.id for letter in deliveries.dead_letters(100_000)]
-    missing = [i for i in ids if not deliveries.replay(i)]
-    print(f"{len(ids) - len(missing)} dead letter(s) sent again")
-    for delivery_id in missing:
-        print(f"supportflow deliveries: error: no dead letter {delivery_id!r}", file=sys.stderr)
-    return 1 if missing else 0
-
