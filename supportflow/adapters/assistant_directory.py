@@ -9,7 +9,7 @@ import httpx
 
 from supportflow.domain.connector import Connector
 from supportflow.domain.flow import Backend, BackendKind
-from supportflow.services.ports import AssistantClient, AssistantError
+from supportflow.services.ports import AssistantClient, AssistantError, ErrorKind
 from supportflow.settings import Settings
 
 from .openai_assistants import OpenAIAssistantsClient
@@ -62,11 +62,11 @@ class AssistantClients:
             return Connector("default", s.openai_api_key or "", s.assistant_base_url,
                              s.openai_organization, s.openai_project)
         if self.connectors is None:
-            raise AssistantError(f"connector {name!r} needs the vault", retryable=False)
+            raise AssistantError(ErrorKind.CONFIG, f"connector {name!r} needs the vault")
         try:
             return self.connectors(name)
         except Exception as error:  # the vault's message names the problem, never the key
-            raise AssistantError(f"connector {name!r}: {error}", retryable=False) from error
+            raise AssistantError(ErrorKind.CONFIG, f"connector {name!r}: {error}") from error
 
     def _build(self, connector: Connector) -> httpx.Client:
         return make_openai_http(

@@ -15,7 +15,7 @@ from supportflow.adapters.openai_http import (
     poll_after_s,
     require_str,
 )
-from supportflow.services.ports import AssistantError, RunRequest, RunState, RunStatus, ToolCall
+from supportflow.services.ports import AssistantError, ErrorKind, RunRequest, RunState, RunStatus, ToolCall
 
 BETA_HEADERS = {"OpenAI-Beta": "assistants=v2"}
 PENDING_STATUSES = frozenset({"queued", "in_progress", "cancelling"})
@@ -49,7 +49,7 @@ class OpenAIAssistantsClient:
         """Start a run for the turn, or return the one already started for it."""
         assistant_id = request.backend.assistant_id
         if not assistant_id:
-            raise AssistantError("the assistants backend needs an assistant_id", retryable=False)
+            raise AssistantError(ErrorKind.CONFIG, "the assistants backend needs an assistant_id")
         latest, _ = self._call(
             "GET", f"/threads/{thread_id}/runs", params={"limit": 1, "order": "desc"}
         )

@@ -10,9 +10,8 @@ from typing import Any
 
 import httpx
 
-from supportflow.services.ports import AssistantError
+from supportflow.services.ports import AssistantError, ErrorKind
 
-RETRYABLE_STATUSES = frozenset({408, 409, 429})
 _CITATION = re.compile(r"【[^】]*】")
 
 
@@ -78,7 +77,7 @@ def poll_after_s(response: httpx.Response) -> float | None:
 
 
 def api_error_message(response: httpx.Response) -> str:
-    """The API's `error.message`, or a short description of the response."""
+    """The API's `error.message`, or the start of the body (the status is reported apart)."""
     try:
         body = response.json()
     except ValueError:
@@ -87,22 +86,18 @@ def api_error_message(response: httpx.Response) -> str:
         error = body.get("error")
         if isinstance(error, dict) and isinstance(error.get("message"), str):
             return str(error["message"])
-    text = response.text.strip()[:200]
-    return f"HTTP {response.status_code}" + (f": {text}" if text else "")
+    return response.text.strip()[:200] or "the API sent no error message"
 
 
 def raise_for_api_error(response: httpx.Response) -> None:
-    """Raise AssistantError for a non-2xx response: 408/409/429/5xx are retryable."""
-    status = response.status_code
-    if status < 400:
+    """Raise AssistantError (kind STATUS) for a non-2xx response."""
+    if response.status_code < 400:
         return
-    retryable = status in RETRYABLE_STATUSES or status >= 500
-    raise AssistantError(
-        api_error_message(response),
-        retryable=retryable,
-        status=status,
-        retry_after_s=retry_after_s(response.headers) if retryable else None,
-    )
+    error = AssistantError(ErrorKind.STATUS, api_error_message(response),
+                           status=response.status_code)
+    if error.retryable:
+        error.retry_after_s = retry_after_s(response.headers)
+    raise error
 
 
 def call_api(
@@ -120,18 +115,17 @@ def call_api(
             method, path.lstrip("/"), json=json, params=params, headers=headers
         )
     except httpx.TimeoutException as error:
-        raise AssistantError(f"timeout: {method} {path}: {error}", retryable=True) from error
+        raise AssistantError(ErrorKind.TIMEOUT, f"timeout: {method} {path}: {error}") from error
     except httpx.TransportError as error:
-        raise AssistantError(f"transport: {method} {path}: {error}", retryable=True) from error
+        raise AssistantError(ErrorKind.NETWORK, f"network: {method} {path}: {error}") from error
     raise_for_api_error(response)
     try:
         body = response.json()
     except ValueError as error:
-        raise AssistantError(
-            f"{method} {path}: the API sent no JSON", retryable=True, status=response.status_code
-        ) from error
+        raise AssistantError(ErrorKind.NOT_JSON, f"{method} {path}: the API sent no JSON "
+                             f"(HTTP {response.status_code})") from error
     if not isinstance(body, dict):
-        raise AssistantError(f"{method} {path}: unexpected body", retryable=False)
+        raise AssistantError(ErrorKind.INVALID, f"{method} {path}: unexpected body")
     return body, response
 
 
@@ -144,7 +138,7 @@ def require_str(body: Mapping[str, Any], key: str) -> str:
     """A string field the API must send; AssistantError when it is missing."""
     value = body.get(key)
     if not isinstance(value, str) or not value:
-        raise AssistantError(f"the API response has no {key!r}", retryable=False)
+        raise AssistantError(ErrorKind.INVALID, f"the API response has no {key!r}")
     return value
 
 

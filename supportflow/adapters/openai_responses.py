@@ -15,7 +15,7 @@ from supportflow.adapters.openai_http import (
     poll_after_s,
     require_str,
 )
-from supportflow.services.ports import AssistantError, RunRequest, RunState, RunStatus, ToolCall
+from supportflow.services.ports import AssistantError, ErrorKind, RunRequest, RunState, RunStatus, ToolCall
 
 PENDING_STATUSES = frozenset({"queued", "in_progress"})
 FAILED_STATUSES = frozenset({"failed", "cancelled", "incomplete"})
@@ -127,7 +127,7 @@ def _response_payload(thread_id: str, request: RunRequest, turn_key: str) -> dic
             for tool in request.tools
         ]
     if "prompt" not in payload and "model" not in payload:
-        raise AssistantError("the responses backend needs a prompt or a model", retryable=False)
+        raise AssistantError(ErrorKind.CONFIG, "the responses backend needs a prompt or a model")
     return payload
 
 

@@ -56,7 +56,7 @@ def _fault_injection(app: Flask, store: SandboxStore) -> None:
             time.sleep(fault["delay_s"])
         if fault["status"] is None:
             return None
-        body = render.error_body(f"Injected fault: HTTP {fault['status']}.",
+        body = render.error_body("The sandbox injected this fault.",
                                  "server_error" if fault["status"] >= 500 else "invalid_request_error",
                                  None, None)
         response = jsonify(body)

@@ -13,22 +13,59 @@ from supportflow.domain.model import Conversation, CustomerMessage, TranscriptMe
 from supportflow.domain.tools import ToolSpec
 
 
+class ErrorKind(StrEnum):
+    """Why an assistant API call failed; decides whether trying again may help."""
+
+    STATUS = "status"  # the API answered with an error status (see `status`)
+    TIMEOUT = "timeout"
+    NETWORK = "network"
+    NOT_JSON = "not_json"  # a garbled answer (a proxy's page, a cut body): worth another try
+    INVALID = "invalid"  # the answer lacks what the API must send
+    CONFIG = "config"  # our side: the flow's backend or connector cannot be used as set up
+
+
+RETRYABLE_STATUSES = frozenset({408, 409, 429})
+
+
 class AssistantError(Exception):
-    """An assistant API call that failed; `retryable` says whether trying again may help."""
+    """An assistant API call that failed, with its kind (and status, for STATUS)."""
 
     def __init__(
         self,
+        kind: ErrorKind,
         message: str,
         *,
-        retryable: bool,
         status: int | None = None,
         retry_after_s: float | None = None,
     ) -> None:
         super().__init__(message)
+        self.kind = kind
         self.message = message
-        self.retryable = retryable
         self.status = status
         self.retry_after_s = retry_after_s
+
+    @property
+    def retryable(self) -> bool:
+        """408/409/429/5xx, timeouts, network errors and garbled answers may pass on retry."""
+        if self.kind is ErrorKind.STATUS:
+            return self.status is not None and (
+                self.status in RETRYABLE_STATUSES or self.status >= 500)
+        return self.kind in (ErrorKind.TIMEOUT, ErrorKind.NETWORK, ErrorKind.NOT_JSON)
+
+    @property
+    def label(self) -> str:
+        """The metric label: the HTTP status, or "timeout", "network" or "other"."""
+        if self.kind is ErrorKind.STATUS and self.status is not None:
+            return str(self.status)
+        if self.kind in (ErrorKind.TIMEOUT, ErrorKind.NETWORK):
+            return self.kind.value
+        return "other"
+
+    def describe(self) -> str:
+        """The reason as operators read it: the API's message, and the status once."""
+        if self.kind is ErrorKind.STATUS and self.status is not None:
+            return f"{self.message} (HTTP {self.status})"
+        return self.message
 
 
 class RunState(StrEnum):

@@ -320,10 +320,9 @@ class TurnEngine:
 
     def _step_failed(self, session: Session, error: AssistantError) -> bool:
         conversation = session.conversation
-        self.metrics.inc("supportflow_assistant_errors", status=_error_status(error))
+        self.metrics.inc("supportflow_assistant_errors", status=error.label)
         if not error.retryable or conversation.step_attempt >= session.flow.max_step_retries:
-            detail = f" (HTTP {error.status})" if error.status else ""
-            return self._fail(session, f"{error.message}{detail}", outcome="error")
+            return self._fail(session, error.describe(), outcome="error")
         conversation.step_attempt += 1
         backoff = self.config.retry_base_s * 2 ** (conversation.step_attempt - 1)
         delay = min(max(backoff, error.retry_after_s or 0.0), self.config.retry_max_s)
@@ -376,15 +375,6 @@ class TurnEngine:
             id=f"{conversation.turn}:{kind}", author=Author.BOT, text=text,
             at=self.clock(), turn=conversation.turn,
         )
-
-
-def _error_status(error: AssistantError) -> str:
-    """The HTTP status of a failed call; "timeout", "network" or "other" when there was none."""
-    if error.status is not None:
-        return str(error.status)
-    if error.message.startswith("timeout"):
-        return "timeout"
-    return "network" if error.message.startswith("transport") else "other"
 
 
 def _metadata(conversation: Conversation) -> dict[str, str]:

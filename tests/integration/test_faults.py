@@ -73,7 +73,7 @@ def test_a_client_error_fails_at_once_keeping_the_apis_message(
     served = sandbox.stats()["faults_served"]
     chat = ask(client, backend)
     state = chat.wait_for_state("handed_off")
-    assert state["failure_reason"] == "Injected fault: HTTP 400. (HTTP 400)"
+    assert state["failure_reason"] == "The sandbox injected this fault. (HTTP 400)"
     assert sandbox.stats()["faults_served"] - served == 1
 
 

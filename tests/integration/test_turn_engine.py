@@ -12,6 +12,7 @@ from supportflow.services.intake import Contact
 from supportflow.services.ports import (
     AssistantError,
     Commit,
+    ErrorKind,
     RunState,
     RunStatus,
     StaleWrite,
@@ -65,7 +66,7 @@ def test_a_retryable_error_is_retried_later_with_backoff_honouring_retry_after(
 ) -> None:
     services, assistant, queue, _ = parts
     assistant.failures["post_messages"] = [
-        AssistantError("slow down", retryable=True, status=429, retry_after_s=3.5),
+        AssistantError(ErrorKind.STATUS, "slow down", status=429, retry_after_s=3.5),
     ]
     conversation_id = begin(services)
     services.engine.drain(conversation_id)
@@ -83,7 +84,7 @@ def test_a_non_retryable_error_runs_the_fallback_with_the_apis_message(
 ) -> None:
     services, assistant, _, _ = parts
     assistant.failures["start_run"] = [
-        AssistantError("No assistant found with id 'asst_x'.", retryable=False, status=404)]
+        AssistantError(ErrorKind.STATUS, "No assistant found with id 'asst_x'.", status=404)]
     conversation_id = begin(services)
     services.engine.drain(conversation_id)
     conversation = services.store.get(conversation_id)
@@ -97,7 +98,7 @@ def test_retries_are_bounded_then_the_fallback_runs(
 ) -> None:
     services, assistant, _, _ = parts
     assistant.failures["open_thread"] = [
-        AssistantError("upstream 503", retryable=True, status=503) for _ in range(10)]
+        AssistantError(ErrorKind.STATUS, "upstream 503", status=503) for _ in range(10)]
     conversation_id = begin(services)
     for _ in range(7):
         services.engine.drain(conversation_id)

@@ -15,7 +15,7 @@ from supportflow.adapters.openai_assistants import OpenAIAssistantsClient
 from supportflow.adapters.openai_http import clean_reply, make_openai_http, retry_after_s
 from supportflow.adapters.openai_responses import OpenAIResponsesClient
 from supportflow.domain.flow import Backend, BackendKind
-from supportflow.services.ports import AssistantError, RunRequest, RunState
+from supportflow.services.ports import AssistantError, ErrorKind, RunRequest, RunState
 from tests.contract import validate_request
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -107,14 +107,24 @@ def test_retry_after_accepts_seconds_and_http_dates() -> None:
     assert retry_after_s(httpx.Headers()) is None
 
 
-@pytest.mark.parametrize("error", [httpx.ReadTimeout("slow"), httpx.ConnectError("refused")])
-def test_timeouts_and_transport_errors_are_retryable(error: Exception) -> None:
+@pytest.mark.parametrize(("error", "kind"), [(httpx.ReadTimeout("slow"), ErrorKind.TIMEOUT),
+                                             (httpx.ConnectError("refused"), ErrorKind.NETWORK)])
+def test_timeouts_and_transport_errors_are_retryable(error: Exception, kind: ErrorKind) -> None:
     def fail(request: httpx.Request) -> httpx.Response:
         raise error
 
     with pytest.raises(AssistantError) as caught:
         _responses(fail).check_run("conv_1", "resp_1")
     assert caught.value.retryable
+    assert caught.value.kind is kind and caught.value.label == kind.value
+
+
+def test_an_error_without_the_apis_json_names_its_status_once() -> None:
+    client = _responses(_reply(502, text="Bad gateway"))
+    with pytest.raises(AssistantError) as caught:
+        client.open_thread(metadata={})
+    assert caught.value.kind is ErrorKind.STATUS and caught.value.label == "502"
+    assert caught.value.describe() == "Bad gateway (HTTP 502)"
 
 
 def test_citations_are_removed_and_blanks_stripped() -> None:
