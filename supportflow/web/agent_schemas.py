@@ -6,11 +6,11 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
-from .schemas import ID, ConversationSchema, MessageSchema
+from .schemas import ID, ConversationSchema, MessageSchema, MessageText
 
 
 class AgentMessageSchema(Schema):
-    text = fields.String(required=True, validate=validate.Length(min=1, max=4000))
+    text = MessageText(required=True)
     client_message_id = fields.String(validate=ID)
 
 

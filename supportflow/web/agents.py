@@ -109,9 +109,6 @@ def claim(conversation_id: str) -> Response:
 def send_message(conversation_id: str) -> tuple[Response, int]:
     """The claiming agent's message to the customer (once per client_message_id)."""
     data = AgentMessageSchema().load(json_body())
-    if not data["text"].strip():
-        raise ApiError(422, "invalid_request", "the request has invalid fields",
-                       {"text": ["must not be blank"]})
     with agent_errors(conversation_id):
         receipt = services().agents.send(conversation_id, current_principal().name,
                                          data["text"], data.get("client_message_id"))

@@ -10,9 +10,11 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, Response, jsonify
 
 from supportflow import __version__
+from supportflow.settings import Settings
 
 from .agent_schemas import AGENT_ROUTES, AGENT_SCHEMAS
-from .schemas import ErrorSchema, MessagesQuerySchema
+from .deps import services
+from .schemas import ErrorSchema, MessagesQuerySchema, MessageText
 from .webhooks import InboundWebhookSchema
 from .widget import SCHEMAS
 
@@ -104,9 +106,17 @@ def _path_parameters(path: str) -> list[dict[str, Any]]:
             for name in re.findall(r"{(\w+)}", path)]
 
 
-def build_spec() -> dict[str, Any]:
-    """The OpenAPI 3.0 document of the HTTP API."""
-    spec = APISpec("SupportFlow", __version__, "3.0.3", plugins=[MarshmallowPlugin()])
+def build_spec(max_message_chars: int | None = None) -> dict[str, Any]:
+    """The OpenAPI 3.0 document of the HTTP API (message texts limited as the settings say)."""
+    limit = Settings().max_message_chars if max_message_chars is None else max_message_chars
+
+    def message_text_length(converter: Any, field: Any, **_: Any) -> dict[str, Any]:
+        return {"minLength": 1, "maxLength": limit} if isinstance(field, MessageText) else {}
+
+    plugin = MarshmallowPlugin()
+    spec = APISpec("SupportFlow", __version__, "3.0.3", plugins=[plugin])
+    assert plugin.converter is not None
+    plugin.converter.add_attribute_function(message_text_length)  # type: ignore[no-untyped-call]
     spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     schemas = {**SCHEMAS, **AGENT_SCHEMAS, "Error": ErrorSchema,
                "InboundWebhook": InboundWebhookSchema}
@@ -120,4 +130,4 @@ def build_spec() -> dict[str, Any]:
 @bp.get("/openapi.json")
 def openapi_document() -> Response:
     """Serve the OpenAPI document."""
-    return jsonify(build_spec())
+    return jsonify(build_spec(services().settings.max_message_chars))

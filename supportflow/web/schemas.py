@@ -2,9 +2,35 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+from .deps import services
 
 ID = validate.Regexp(r"^[A-Za-z0-9._:@\-]{1,128}$", error="use 1-128 letters, digits or ._:@-")
+
+
+def message_limit() -> int:
+    """The longest message text this deployment accepts (SUPPORTFLOW_MAX_MESSAGE_CHARS)."""
+    return services().settings.max_message_chars
+
+
+class MessageText(fields.String):
+    """The text of a message someone writes: not blank, at most `message_limit()` characters.
+
+    Every route that takes a message uses this field, so the limit is declared here once; the
+    OpenAPI document shows it as maxLength (web/openapi.py).
+    """
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = str(super()._deserialize(value, attr, data, **kwargs))
+        if not text.strip():
+            raise ValidationError("must not be blank")
+        limit = message_limit()
+        if len(text) > limit:
+            raise ValidationError(f"at most {limit} characters")
+        return text
 
 
 class ContactSchema(Schema):
@@ -49,7 +75,7 @@ class StartedConversationSchema(Schema):
 
 
 class PostMessageSchema(Schema):
-    text = fields.String(required=True, validate=validate.Length(min=1))
+    text = MessageText(required=True)
     client_message_id = fields.String(validate=ID)
 
 

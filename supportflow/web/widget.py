@@ -66,13 +66,6 @@ def get_conversation(conversation_id: str) -> Response:
 def post_message(conversation_id: str) -> tuple[Response, int]:
     """Accept a customer message (202); the same client_message_id twice counts once."""
     data = PostMessageSchema().load(json_body())
-    limit = services().settings.max_message_chars
-    if len(data["text"]) > limit:
-        raise ApiError(422, "invalid_request", "the request has invalid fields",
-                       {"text": [f"at most {limit} characters"]})
-    if not data["text"].strip():
-        raise ApiError(422, "invalid_request", "the request has invalid fields",
-                       {"text": ["must not be blank"]})
     try:
         receipt = services().intake.receive_message(
             conversation_id, data.get("client_message_id"), data["text"]

@@ -145,6 +145,11 @@ def test_openapi_document_lists_the_widget_api(api: Any) -> None:
     document = api.get("/openapi.json").get_json()
     assert "/v1/conversations/{conversation_id}/messages" in document["paths"]
     assert "StartConversation" in document["components"]["schemas"]
+    schemas = document["components"]["schemas"]
+    # One declared limit (max_message_chars, 50 here) for every route that takes a message.
+    for schema, field in (("PostMessage", "text"), ("AgentMessage", "text"),
+                          ("InboundText", "text")):
+        assert schemas[schema]["properties"][field]["maxLength"] == 50, schema
 
 
 def test_health_and_readiness_on_a_durable_redis(api: Any) -> None:
