@@ -1,12 +1,19 @@
-"""`supportflow dev` as a new user runs it: the README's curl session against it, then Ctrl-C."""
+"""`supportflow dev` as a new user runs it: the README's curl session against it, then Ctrl-C.
+
+The first test installs the built wheel (not the source checkout) into a fresh virtualenv and
+runs it from an empty folder, so the defaults must travel inside the package.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,16 +39,50 @@ def readme_curl_session() -> str:
     return found.group(1)
 
 
+def installed_wheel(tmp_path: Path) -> Path:
+    """Build the wheel from a copy of the source and install it into a fresh venv; its bin/.
+
+    The venv reaches the dependencies through a .pth file naming this venv's site-packages
+    (no network); the editable install there is not active in it, so `supportflow` and
+    `workers` come from the wheel alone.
+    """
+    source = tmp_path / "source"
+    for part in ("supportflow", "workers"):
+        shutil.copytree(PROJECT_ROOT / part, source / part,
+                        ignore=shutil.ignore_patterns("__pycache__", "screenshots"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(PROJECT_ROOT / name, source / name)
+    wheels = tmp_path / "wheels"
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels),
+                    str(source)], check=True, capture_output=True, timeout=120)
+    [wheel] = wheels.glob("supportflow-*.whl")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True,
+                   timeout=60)
+    python = venv / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    (Path(site) / "dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    subprocess.run([*pip, "--python", str(python), "install", "--no-deps", str(wheel)],
+                   check=True, capture_output=True, timeout=120)
+    return venv / "bin"
+
+
 @contextmanager
-def dev_running(tmp_path: Path, extra_env: dict[str, str]) -> Iterator[tuple[str, list[str]]]:
+def dev_running(tmp_path: Path, extra_env: dict[str, str],
+                bin_dir: Path | None = None) -> Iterator[tuple[str, list[str]]]:
     """Start `supportflow dev` from its console script; yield its URL and printed lines."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SUPPORTFLOW_"))}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("OPENAI_", "SUPPORTFLOW_")) and k != "PYTHONPATH"}
     env.update(extra_env)
     web_port, sandbox_port = free_port(), free_port()
+    folder = tmp_path / "empty"
+    folder.mkdir()
     process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "supportflow"), "dev", "--port", str(web_port),
-         "--sandbox-port", str(sandbox_port), "--data", "var"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [str((bin_dir or Path(sys.executable).parent) / "supportflow"), "dev", "--port",
+         str(web_port), "--sandbox-port", str(sandbox_port), "--data", "var"],
+        cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     lines: list[str] = []
     assert process.stdout is not None
@@ -71,14 +112,22 @@ def run_readme_session(base: str) -> str:
     return session.stdout
 
 
-def test_dev_serves_the_readme_curl_session_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    with dev_running(tmp_path, {}) as (base, lines):
+def test_the_installed_wheel_serves_the_readme_curl_session_from_an_empty_folder(
+    tmp_path: Path,
+) -> None:
+    bin_dir = installed_wheel(tmp_path)
+    shown = subprocess.run([str(bin_dir / "supportflow"), "config", "--json"], cwd=tmp_path,
+                           env={"PATH": os.environ["PATH"]}, capture_output=True, text=True,
+                           check=True).stdout
+    # The flows come from the installed package, not from this checkout.
+    assert json.loads(shown)["flows_dir"].startswith(str(tmp_path / "venv"))
+    with dev_running(tmp_path, {}, bin_dir) as (base, lines):
         output = "".join(lines)
         for path in ("/v1", "/demo", "/agent", "/ops"):
             assert f"{base}{path}" in output
         assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
         assert "We ship within 1-2 business days" in run_readme_session(base)
-        assert (tmp_path / "var" / "redis" / "redis.log").is_file()
+        assert (tmp_path / "empty" / "var" / "redis" / "redis.log").is_file()
         assert re.search(r"^sandbox\s+\|", "".join(lines), re.M)
 
 
