@@ -7,6 +7,8 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from email import policy as email_policy
+from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -139,8 +141,10 @@ def _parameter_names(op: Operation) -> set[str]:
     return names
 
 
-def validate_request(method: str, path: str, body: Any) -> Operation:
-    """Check a request's query names and JSON body against the operation; return it."""
+def validate_request(method: str, path: str, body: Any, content_type: str | None = None
+                     ) -> Operation:
+    """Check a request's query names and body (JSON, or multipart form fields) against the
+    operation; return it."""
     op = find_operation(method, path)
     unknown = {k for k, _ in parse_qsl(urlsplit(path).query)} - _parameter_names(op)
     if unknown:
@@ -154,9 +158,27 @@ def validate_request(method: str, path: str, body: Any) -> Operation:
         if request_body.get("required"):
             raise ContractError(f"{method} {path}: a body is required")
         return op
-    pointer = f"{op.pointer}/requestBody/content/application~1json/schema"
+    media = "application/json"
+    if content_type and content_type.startswith("multipart/form-data"):
+        media, body = "multipart/form-data", multipart_fields(content_type, body)
+    if media not in request_body.get("content", {}):
+        raise ContractError(f"{method} {path}: the operation takes no {media} body")
+    pointer = f"{op.pointer}/requestBody/content/{_escape(media)}/schema"
     _check(pointer, body, f"request {method} {path}")
     return op
+
+
+def multipart_fields(content_type: str, body: Any) -> dict[str, str]:
+    """The form fields of a multipart body (a file part's value is its content as text)."""
+    raw = body.encode() if isinstance(body, str) else bytes(body)
+    message = BytesParser(policy=email_policy.HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + raw)
+    found: dict[str, str] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True) or b""
+        found[str(name)] = payload.decode("utf-8", "replace")
+    return found
 
 
 def validate_response(method: str, path: str, status: int, body: Any) -> Operation:

@@ -53,10 +53,13 @@ class BackendSchema(Schema):
     model = fields.String()
     instructions = fields.String()
     connector = fields.String()
+    vector_store_id = fields.String(validate=validate.Regexp(r"^[A-Za-z0-9_\-]{1,128}$"))
 
     @validates_schema
     def check_reference(self, data: dict[str, Any], **_: Any) -> None:
         kind = data.get("kind")
+        if data.get("vector_store_id") and kind is not BackendKind.RESPONSES:
+            raise ValidationError("file search needs the responses backend", "vector_store_id")
         if kind is BackendKind.ASSISTANTS and not data.get("assistant_id"):
             raise ValidationError("the assistants backend needs an assistant_id", "assistant_id")
         if kind is BackendKind.RESPONSES and not (data.get("prompt") or data.get("model")):

@@ -120,12 +120,15 @@ def _response_payload(thread_id: str, request: RunRequest, turn_key: str) -> dic
         payload["model"] = backend.model
     if backend.instructions:
         payload["instructions"] = backend.instructions
-    if request.tools:
-        payload["tools"] = [
-            {"type": "function", "name": tool.name, "description": tool.description,
-             "parameters": tool.parameters, "strict": True}
-            for tool in request.tools
-        ]
+    tools: list[dict[str, Any]] = [
+        {"type": "function", "name": tool.name, "description": tool.description,
+         "parameters": tool.parameters, "strict": True}
+        for tool in request.tools
+    ]
+    if backend.vector_store_id:
+        tools.append({"type": "file_search", "vector_store_ids": [backend.vector_store_id]})
+    if tools:
+        payload["tools"] = tools
     if "prompt" not in payload and "model" not in payload:
         raise AssistantError(ErrorKind.CONFIG, "the responses backend needs a prompt or a model")
     return payload

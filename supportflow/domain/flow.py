@@ -43,6 +43,8 @@ class Backend:
     model: str | None = None
     instructions: str | None = None
     connector: str | None = None
+    # The vector store the agents' knowledge articles are synced to; responses search it.
+    vector_store_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,8 @@ class Brain:
     handoff_text: str
     human: tuple[re.Pattern[str], ...]
     entries: tuple[Entry, ...]
+    # Vector stores that exist from the start (ids), for flows that name one.
+    vector_stores: tuple[str, ...] = ()
 
     def wants_person(self, text: str) -> bool:
         """True when the text asks for a person."""
@@ -43,6 +45,10 @@ class Brain:
         """The answers of every matched entry in message order, or the handoff text."""
         if any(self.wants_person(text) for text in texts):
             return self.handoff_text
+        return "\n\n".join(self.answers(texts)) or self.handoff_text
+
+    def answers(self, texts: Sequence[str]) -> list[str]:
+        """The answers of every entry the texts match, in message order, without repeats."""
         answers: list[str] = []
         for text in texts:
             hits = sorted(
@@ -54,7 +60,7 @@ class Brain:
                 answer = self.entries[index].answer
                 if answer not in answers:
                     answers.append(answer)
-        return "\n\n".join(answers) if answers else self.handoff_text
+        return answers
 
 
 def load_brain(path: Path) -> Brain:
@@ -72,4 +78,6 @@ def load_brain(path: Path) -> Brain:
         patterns = tuple(_word_pattern(str(k)) for k in raw["keywords"])
         entries.append(Entry(str(raw.get("topic", "")), patterns, str(raw["answer"]).strip()))
     human = tuple(_word_pattern(str(w)) for w in data.get("human_words") or [])
-    return Brain(handoff_text=data["handoff_text"].strip(), human=human, entries=tuple(entries))
+    stores = tuple(str(v) for v in data.get("vector_stores") or [])
+    return Brain(handoff_text=data["handoff_text"].strip(), human=human, entries=tuple(entries),
+                 vector_stores=stores)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from supportflow.sandbox.store import HANDOFF_TOOL, Message, Run, Thread
+from supportflow.sandbox.store import HANDOFF_TOOL, Message, Run, Thread, file_search_stores
 
 SANDBOX_MODEL = "sandbox-model"
 
@@ -107,6 +107,12 @@ def response_object(run: Run) -> dict[str, Any]:
     request = run.request
     done = run.status == "completed"
     output = [item_object(m) for m in run.output] if done else []
+    if done and file_search_stores(request) and output and output[0]["type"] == "message":
+        output[0]["content"][0]["annotations"] = [
+            {"type": "file_citation", "file_id": hit.file.id, "filename": hit.file.filename,
+             "index": index} for index, hit in enumerate(run.file_hits)]
+        output.insert(0, {"type": "file_search_call", "id": "fs_" + run.id.removeprefix("resp_"),
+                          "status": "completed", "queries": list(run.texts), "results": None})
     text = "".join(m.text for m in run.output if m.kind == "message") if done else None
     return {
         "id": run.id, "object": "response", "created_at": run.created_at,

@@ -15,6 +15,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from supportflow.sandbox import render
 from supportflow.sandbox.brain import load_brain
+from supportflow.sandbox.file_routes import register_file_routes
 from supportflow.sandbox.requests import (
     body_object,
     list_params,
@@ -37,6 +38,7 @@ def create_sandbox_app(knowledge_path: Path, *, latency_s: float = 0.5) -> Flask
     _control_routes(app, store)
     _assistants_routes(app, store)
     _responses_routes(app, store)
+    register_file_routes(app, store)
     return app
 
 

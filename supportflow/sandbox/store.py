@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 import threading
 import time
 from collections import Counter
@@ -11,30 +9,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from supportflow.sandbox.brain import Brain
+from supportflow.sandbox.errors import ApiError, bearer_fingerprint, new_id
+from supportflow.sandbox.files import FileShelf, Hit
+
+__all__ = ["ApiError", "bearer_fingerprint", "new_id"]
 
 ACTIVE = frozenset({"queued", "in_progress", "requires_action"})
 HANDOFF_TOOL = "handoff_to_human"
 AFTER_TOOLS_REPLY = "Done. Is there anything else I can help you with?"
-
-
-def bearer_fingerprint(token: str) -> str:
-    """A short SHA-256 fingerprint of an API key: shows which key came, not the key."""
-    return hashlib.sha256(token.encode()).hexdigest()[:16]
-
-
-def new_id(prefix: str) -> str:
-    """An id with the API's prefix, e.g. `thread_...`, `resp_...`."""
-    return f"{prefix}_{secrets.token_hex(12)}"
-
-
-class ApiError(Exception):
-    """An error the sandbox answers with, shaped like the OpenAI API's."""
-
-    def __init__(self, status: int, message: str, *, param: str | None = None,
-                 code: str | None = None, kind: str = "invalid_request_error") -> None:
-        super().__init__(message)
-        self.status, self.message, self.param, self.code, self.kind = (
-            status, message, param, code, kind)
 
 
 @dataclass
@@ -98,6 +80,8 @@ class Run:
     output: list[Message] = field(default_factory=list)
     tool_calls: list[Message] = field(default_factory=list)
     after_tools: bool = False
+    # Files the file_search tool found for this run's answer.
+    file_hits: list[Hit] = field(default_factory=list)
 
 
 class SandboxStore:
@@ -108,6 +92,7 @@ class SandboxStore:
         self.defaults = settings
         self.settings = SandboxSettings(**vars(settings))
         self.lock = threading.RLock()
+        self.files = FileShelf(brain.vector_stores)
         self.threads: dict[str, Thread] = {}
         self.runs: dict[str, Run] = {}
         self.counts: Counter[str] = Counter()
@@ -180,6 +165,8 @@ class SandboxStore:
         """A queued run (or background response) over the thread's pending user messages."""
         if thread.api == "assistants" and any(self.runs[r].status in ACTIVE for r in thread.runs):
             raise ApiError(400, f"Thread {thread.id} already has an active run.")
+        for store_id in file_search_stores(request):
+            self.files.store(store_id)
         prefix = "run" if thread.api == "assistants" else "resp"
         run = Run(new_id(prefix), thread.id, thread.api, int(time.time()), time.monotonic(),
                   request, self.pending_texts(thread))
@@ -287,7 +274,16 @@ class SandboxStore:
             return reply
         if run.after_tools:
             return AFTER_TOOLS_REPLY
-        return self.brain.reply(run.texts) if run.texts else self.brain.handoff_text
+        if not run.texts or any(self.brain.wants_person(text) for text in run.texts):
+            return self.brain.handoff_text
+        answers = self.brain.answers(run.texts)
+        stores = file_search_stores(run.request)
+        for text in run.texts if stores else []:
+            hit = self.files.search(stores, text)
+            if hit is not None and hit.text not in answers:
+                run.file_hits.append(hit)
+                answers.append(hit.text)
+        return "\n\n".join(answers) or self.brain.handoff_text
 
     def stats(self) -> dict[str, Any]:
         """Counters for tests and demos."""
@@ -302,3 +298,16 @@ class SandboxStore:
             "metadata_by_thread": {k: list(v) for k, v in self.metadata_by_thread.items()},
             "tool_outputs_by_thread": {k: list(v) for k, v in self.tool_outputs_by_thread.items()},
         }
+
+
+def file_search_stores(request: dict[str, Any]) -> list[str]:
+    """The vector stores a response's file_search tool searches (none without the tool)."""
+    found: list[str] = []
+    for tool in request.get("tools") or []:
+        if isinstance(tool, dict) and tool.get("type") == "file_search":
+            ids = tool.get("vector_store_ids")
+            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+                raise ApiError(400, "Invalid 'tools': file_search needs vector_store_ids.",
+                               param="tools")
+            found.extend(ids)
+    return found

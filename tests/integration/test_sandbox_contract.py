@@ -11,6 +11,7 @@ import pytest
 
 from supportflow import defaults
 from supportflow.adapters.openai_assistants import OpenAIAssistantsClient
+from supportflow.adapters.openai_files import OpenAIKnowledgeFiles
 from supportflow.adapters.openai_http import make_openai_http
 from supportflow.adapters.openai_responses import OpenAIResponsesClient
 from supportflow.domain.flow import DEFAULT_HANDOFF_MARKER, Backend, BackendKind, PromptRef
@@ -98,7 +99,8 @@ def _turn(client: Any, kind: str, texts: list[str], thread_id: str | None = None
 def _assert_contract(recorder: RecordingTransport) -> set[str]:
     operations = set()
     for exchange in recorder.exchanges:
-        op = validate_request(exchange.method, exchange.path, exchange.request_body)
+        op = validate_request(exchange.method, exchange.path, exchange.request_body,
+                              exchange.request_headers.get("content-type"))
         validate_response(exchange.method, exchange.path, exchange.status, exchange.response_body)
         operations.add(op.operation_id)
     return operations
@@ -254,3 +256,55 @@ def test_the_contract_check_rejects_malformed_objects() -> None:
         validate_response("GET", "/v1/responses/resp_1", 200, {"id": "resp_1"})
     with pytest.raises(ContractError):
         validate_request("POST", "/v1/responses", {"background": "yes"})
+
+
+GIFT_ARTICLE = ("# Gift wrapping\nTags: gifts\n\nYes: we gift-wrap any order for $3.50. Choose "
+                "Gift wrapping at checkout.\n")
+
+
+def test_article_files_in_a_vector_store_answer_through_file_search(
+    sandbox: SandboxHandle, control: httpx.Client, recorder: RecordingTransport
+) -> None:
+    http = make_openai_http(base_url=sandbox.url, api_key="sk-local", organization=None,
+                            project=None, connect_timeout_s=2, read_timeout_s=5,
+                            transport=recorder)
+    store = http.post("vector_stores", json={"name": "knowledge"}).json()["id"]
+    files = OpenAIKnowledgeFiles(http=http)
+    file_id = files.upload("sf-article-kb_1-r1.md", GIFT_ARTICLE)
+    files.attach(store, file_id, {"sf_article": "kb_1"})
+    client = OpenAIResponsesClient(http=http)
+    request = RunRequest(Backend(BackendKind.RESPONSES, model="sandbox-model",
+                                 vector_store_id=store))
+    thread_id = client.open_thread(metadata={})
+
+    def ask(text: str, turn: str) -> RunStatus:
+        client.post_messages(thread_id, [text], turn_key=turn)
+        return _wait(client, thread_id, client.start_run(thread_id, request, turn_key=turn))
+
+    assert ask("Do you offer gift wrapping?", "t1").reply == (
+        "Yes: we gift-wrap any order for $3.50. Choose Gift wrapping at checkout.")
+    shipping = ask("How long does shipping take?", "t2").reply
+    assert shipping is not None and "business days" in shipping and "gift" not in shipping
+    files.detach(store, file_id)
+    files.delete(file_id)
+    assert ask("Do you offer gift wrapping?", "t3").reply == DEFAULT_HANDOFF_MARKER
+    files.detach(store, file_id)  # already gone: nothing to do, no error
+    files.delete(file_id)
+    assert _assert_contract(recorder) >= {"createVectorStore", "createFile",
+                                          "createVectorStoreFile", "deleteVectorStoreFile",
+                                          "deleteFile", "createResponse", "getResponse"}
+    bodies = [e.request_body for e in recorder.exchanges if e.path.endswith("/responses")]
+    assert {"type": "file_search", "vector_store_ids": [store]} in bodies[0]["tools"]
+
+
+def test_a_response_naming_an_unknown_vector_store_is_refused(
+    sandbox: SandboxHandle, control: httpx.Client, recorder: RecordingTransport
+) -> None:
+    client = _client("responses", sandbox, recorder)
+    thread_id = client.open_thread(metadata={})
+    client.post_messages(thread_id, ["hello"], turn_key="t1")
+    request = RunRequest(Backend(BackendKind.RESPONSES, model="m", vector_store_id="vs_nope"))
+    with pytest.raises(AssistantError) as refused:
+        client.start_run(thread_id, request, turn_key="t1")
+    assert refused.value.status == 404 and not refused.value.retryable
+    _assert_contract(recorder)
