@@ -19,17 +19,24 @@ from supportflow.adapters.delivery_store import RedisDeliveryStore
 from supportflow.adapters.flow_files import FlowDirectory
 from supportflow.adapters.http_delivery import HttpTransport, make_client
 from supportflow.adapters.inbox_store import InboxStore, RedisConversationMap
+from supportflow.adapters.oauth_store import OAuthStore
+from supportflow.adapters.openai_files import OpenAIKnowledgeFiles
+from supportflow.adapters.passwords import Argon2Passwords
+from supportflow.adapters.redis_accounts import RedisAccounts, RedisSignInThrottle, RedisWebSessions
 from supportflow.adapters.redis_agents import RedisAgentBoard
+from supportflow.adapters.redis_knowledge import RedisArticles
 from supportflow.adapters.redis_store import RedisConversationStore
 from supportflow.adapters.tokens import TokenStore
 from supportflow.adapters.vault import Vault
 from supportflow.observability.ops import OpsStore
 from supportflow.observability.overview import OpsView
 from supportflow.observability.redis_metrics import RedisMetrics
+from supportflow.services.accounts import AccountDesk
 from supportflow.services.agents import AgentDesk
 from supportflow.services.deliveries import AgentsWebhook, Deliveries
 from supportflow.services.helpdesk import HelpdeskInbound
 from supportflow.services.intake import Intake
+from supportflow.services.knowledge import KnowledgeBase, KnowledgeSync
 from supportflow.services.ports import AssistantDirectory, FlowCatalog, TaskQueue
 from supportflow.services.session import EngineConfig
 from supportflow.services.turns import TurnEngine
@@ -48,6 +55,9 @@ class Stores:
     inboxes: InboxStore
     metrics: RedisMetrics
     ops: OpsStore
+    accounts: AccountDesk
+    web_sessions: RedisWebSessions
+    oauth: OAuthStore
 
 
 @dataclass
@@ -69,6 +79,12 @@ class Services:
     metrics: RedisMetrics
     ops: OpsStore
     ops_view: OpsView
+    accounts: AccountDesk
+    web_sessions: RedisWebSessions
+    oauth: OAuthStore
+    knowledge: KnowledgeBase
+    knowledge_sync: KnowledgeSync
+    clock: Callable[[], float] = time.time
     # True when tasks go to workers (readiness then needs a worker seen recently).
     uses_workers: bool = False
 
@@ -78,17 +94,28 @@ def connect(settings: Settings) -> redis.Redis:
     return redis.Redis.from_url(settings.redis_url, health_check_interval=30)
 
 
-def stores(settings: Settings | None = None, *, redis_client: redis.Redis | None = None) -> Stores:
+def stores(settings: Settings | None = None, *, redis_client: redis.Redis | None = None,
+           clock: Callable[[], float] = time.time) -> Stores:
     """The Redis-backed stores on one client."""
     settings = settings or load_settings()
     client = redis_client or connect(settings)
     prefix = settings.key_prefix
     vault = Vault(client, prefix=prefix, key=settings.vault_key)
     metrics = RedisMetrics(client, prefix=prefix)
+    accounts = AccountDesk(
+        store=RedisAccounts(client, prefix=prefix), hasher=Argon2Passwords(), clock=clock,
+        throttle=RedisSignInThrottle(
+            client, prefix=prefix, max_failures=settings.signin_max_failures,
+            max_per_address=settings.signin_max_failures_per_address,
+            window_s=settings.signin_window_s))
     return Stores(settings=settings, redis=client, vault=vault,
                   tokens=TokenStore(client, prefix=prefix),
                   inboxes=InboxStore(client, prefix=prefix, vault=vault),
-                  metrics=metrics, ops=OpsStore(client, prefix=prefix, metrics=metrics))
+                  metrics=metrics, ops=OpsStore(client, prefix=prefix, metrics=metrics),
+                  accounts=accounts,
+                  web_sessions=RedisWebSessions(client, prefix=prefix,
+                                                ttl_s=settings.session_ttl_s),
+                  oauth=OAuthStore(client, prefix=prefix, clock=clock))
 
 
 def celery_queue(settings: Settings) -> TaskQueue:
@@ -110,11 +137,13 @@ def bootstrap(
 ) -> Services:
     """Build the services; what is not passed is built from the settings (Celery, OpenAI...)."""
     settings = settings or load_settings()
-    base = stores(settings, redis_client=redis_client)
+    base = stores(settings, redis_client=redis_client, clock=clock)
     client, prefix = base.redis, settings.key_prefix
     flows = flows or FlowDirectory.load(settings.flows_dir, settings.default_flow)
     queue = queue or celery_queue(settings)
-    assistants = assistants or AssistantClients(settings, connectors=base.vault.get)
+    # Knowledge files go to the API of the flows' connectors, whatever answers the turns.
+    http_clients = AssistantClients(settings, connectors=base.vault.get)
+    assistants = assistants or http_clients
     store = RedisConversationStore(client, prefix=prefix, lease_ttl_s=settings.lease_ttl_s)
     metrics = base.metrics
     intake = Intake(store=store, flows=flows, queue=queue, clock=clock, metrics=metrics)
@@ -132,6 +161,7 @@ def bootstrap(
                             retry_base_s=settings.step_retry_base_s,
                             retry_max_s=settings.step_retry_max_s),
         publisher=deliveries, metrics=metrics, failures=base.ops)
+    articles = RedisArticles(client, prefix=prefix)
     return Services(
         settings=settings, store=store, flows=flows, intake=intake, engine=engine,
         watchdog=Watchdog(store=store, queue=queue, clock=clock,
@@ -145,5 +175,13 @@ def bootstrap(
         deliveries=deliveries, metrics=metrics, ops=base.ops,
         ops_view=OpsView(store=store, ops=base.ops, metrics=metrics, clock=clock,
                          grace_s=settings.watchdog_grace_s, worker_online_s=settings.worker_online_s),
+        accounts=base.accounts, web_sessions=base.web_sessions, oauth=base.oauth,
+        knowledge=KnowledgeBase(store=articles, queue=queue, clock=clock,
+                                sync_grace_s=settings.knowledge_sweep_interval_s),
+        knowledge_sync=KnowledgeSync(
+            store=articles, flows=flows, queue=queue, clock=clock,
+            files=lambda connector: OpenAIKnowledgeFiles(http=http_clients.http(connector)),
+            sweep_interval_s=settings.knowledge_sweep_interval_s),
+        clock=clock,
         uses_workers=queue.needs_workers,
     )

@@ -59,11 +59,32 @@ class Settings:
     worker_online_s: float = 60.0
     # Level of the web app's JSON logs (workers take Celery's --loglevel).
     log_level: str = "INFO"
+    # Signs the CSRF tokens of the pages' forms; required by the web app outside tests.
+    secret_key: str | None = None
+    # Where browsers and ChatGPT reach this service (the actions document's `servers`, OAuth URLs).
+    public_url: str = "http://127.0.0.1:5000"
+    # Agents' sign-in: session lifetime, and failed sign-ins (per account, per client address)
+    # allowed within the window before further attempts are refused until it ends.
+    session_ttl_s: float = 12 * 3600.0
+    signin_max_failures: int = 5
+    signin_max_failures_per_address: int = 20
+    signin_window_s: float = 900.0
+    # OAuth2 for the agents' custom GPT: code, access and refresh token lifetimes.
+    oauth_code_ttl_s: float = 300.0
+    oauth_access_token_ttl_s: float = 3600.0
+    oauth_refresh_token_ttl_s: float = 30 * 86400.0
+    # Knowledge articles: how often beat re-sends syncs to vector stores that did not finish.
+    knowledge_sweep_interval_s: float = 60.0
 
     @property
     def uses_sandbox(self) -> bool:
         """True when no API key is set: the embedded default talks to the sandbox."""
         return not self.openai_api_key
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies carry `Secure` when the service is reached over HTTPS."""
+        return self.public_url.lower().startswith("https://")
 
     @property
     def assistant_base_url(self) -> str:
@@ -72,7 +93,7 @@ class Settings:
     def redacted(self) -> dict[str, Any]:
         """The settings with secrets masked, for logs and `supportflow config`."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
-        for secret in ("openai_api_key", "vault_key", "agents_webhook_secret"):
+        for secret in ("openai_api_key", "vault_key", "agents_webhook_secret", "secret_key"):
             if values[secret]:
                 values[secret] = "***"
         return {key: str(value) if isinstance(value, Path) else value for key, value in values.items()}

@@ -19,6 +19,7 @@ class RecordingQueue:
         self.drains: list[str] = []
         self.polls: list[tuple[str, int, float]] = []
         self.deliveries: list[tuple[str, int, float]] = []
+        self.syncs: list[str] = []
 
     def drain(self, conversation_id: str, delay_s: float = 0.0) -> None:
         self.drains.append(conversation_id)
@@ -28,6 +29,9 @@ class RecordingQueue:
 
     def deliver(self, delivery_id: str, attempt: int, delay_s: float) -> None:
         self.deliveries.append((delivery_id, attempt, delay_s))
+
+    def sync_article(self, article_id: str) -> None:
+        self.syncs.append(article_id)
 
 
 @dataclass

@@ -6,7 +6,12 @@ from typing import Any
 
 from celery import Celery
 
-from supportflow.adapters.celery_queue import HANDOFF_TIMEOUTS_TASK, OPS_SAMPLE_TASK, WATCHDOG_TASK
+from supportflow.adapters.celery_queue import (
+    HANDOFF_TIMEOUTS_TASK,
+    KNOWLEDGE_SWEEP_TASK,
+    OPS_SAMPLE_TASK,
+    WATCHDOG_TASK,
+)
 from supportflow.settings import Settings, load_settings
 
 QUEUE = "supportflow"
@@ -37,6 +42,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "handoff-timeouts": {"task": HANDOFF_TIMEOUTS_TASK,
                                  "schedule": settings.handoff_check_interval_s},
             "ops-sample": {"task": OPS_SAMPLE_TASK, "schedule": settings.ops_sample_interval_s},
+            "knowledge-sweep": {"task": KNOWLEDGE_SWEEP_TASK,
+                                "schedule": settings.knowledge_sweep_interval_s},
         },
     }
 

@@ -10,10 +10,14 @@ from supportflow.adapters.celery_queue import (
     DELIVER_TASK,
     DRAIN_TASK,
     HANDOFF_TIMEOUTS_TASK,
+    KNOWLEDGE_SWEEP_TASK,
+    KNOWLEDGE_SYNC_TASK,
     OPS_SAMPLE_TASK,
     POLL_TASK,
     WATCHDOG_TASK,
 )
+from supportflow.services.knowledge import SyncBusy
+from supportflow.services.ports import AssistantError
 
 from .base import services
 
@@ -59,3 +63,17 @@ def deliver(delivery_id: str, attempt: int) -> None:
 def ops_sample() -> None:
     """Record one point of the ops time series (reply latency, queue depths)."""
     services().ops_view.sample()
+
+
+@shared_task(name=KNOWLEDGE_SYNC_TASK, autoretry_for=(AssistantError, SyncBusy),
+             retry_backoff=2, retry_backoff_max=300, max_retries=12)
+def knowledge_sync(article_id: str) -> None:
+    """Bring an article's files in the flows' vector stores up to date (retried on failure;
+    beat's sweep sends it again should every retry fail)."""
+    services().knowledge_sync.sync(article_id)
+
+
+@shared_task(name=KNOWLEDGE_SWEEP_TASK, max_retries=0)
+def knowledge_sweep() -> None:
+    """Send again the article syncs that did not finish in time."""
+    services().knowledge_sync.sweep()

@@ -10,6 +10,8 @@ DELIVER_TASK = "supportflow.deliver"
 WATCHDOG_TASK = "supportflow.watchdog"
 HANDOFF_TIMEOUTS_TASK = "supportflow.handoff_timeouts"
 OPS_SAMPLE_TASK = "supportflow.ops_sample"
+KNOWLEDGE_SYNC_TASK = "supportflow.knowledge_sync"
+KNOWLEDGE_SWEEP_TASK = "supportflow.knowledge_sweep"
 
 
 class TaskSender(Protocol):
@@ -39,3 +41,7 @@ class CeleryTaskQueue:
         """Make one attempt at an outbound delivery after `delay_s`."""
         self.sender.send_task(DELIVER_TASK, args=[delivery_id, attempt],
                               countdown=max(delay_s, 0.0) or None)
+
+    def sync_article(self, article_id: str) -> None:
+        """Bring a knowledge article's files in the vector stores up to date."""
+        self.sender.send_task(KNOWLEDGE_SYNC_TASK, args=[article_id])

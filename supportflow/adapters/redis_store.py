@@ -125,9 +125,10 @@ class RedisConversationStore:
         raw = cast(dict[bytes, bytes], self.redis.hgetall(self.key("contact", contact_id, "attributes")))
         return {k.decode(): v.decode() for k, v in raw.items()}
 
-    def add_note(self, conversation_id: str, note_id: str, text: str, at: float) -> None:
-        """Keep a private note for agents, once per note id."""
-        entry = json.dumps({"id": note_id, "text": text, "at": at})
+    def add_note(self, conversation_id: str, note_id: str, text: str, at: float,
+                 author: str | None = None) -> None:
+        """Keep a private note for agents, once per note id (`author`: the agent's name)."""
+        entry = json.dumps({"id": note_id, "text": text, "at": at, "author": author})
         self.redis.hsetnx(self.key("conv", conversation_id, "notes"), note_id, entry)
 
     def notes(self, conversation_id: str) -> list[dict[str, object]]:

@@ -13,9 +13,22 @@ from collections.abc import Sequence
 
 from supportflow.settings import load_settings
 
-from . import config, deliveries, dev, flows, inboxes, init, sandbox, tokens, vault
+from . import (
+    agents,
+    config,
+    deliveries,
+    dev,
+    flows,
+    inboxes,
+    init,
+    oauth_clients,
+    sandbox,
+    tokens,
+    vault,
+)
 
-GROUPS = (init, flows, sandbox, dev, vault, tokens, inboxes, deliveries, config)
+GROUPS = (init, flows, sandbox, dev, vault, tokens, agents, oauth_clients, inboxes, deliveries,
+          config)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -107,10 +107,14 @@ class TranscriptMessage:
     text: str
     at: float
     turn: int | None = None
+    # The account (or API token) of the agent who wrote it, for agents' messages.
+    agent: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["author"] = self.author.value
+        if data["agent"] is None:
+            del data["agent"]
         return data
 
     @classmethod
@@ -121,4 +125,5 @@ class TranscriptMessage:
             text=str(data["text"]),
             at=float(data["at"]),
             turn=data.get("turn"),
+            agent=data.get("agent"),
         )

@@ -131,7 +131,19 @@ class AgentDesk:
             self.store.transcript(conversation_id, 0, limit),
             self.store.attributes(conversation.contact_id), self.store.notes(conversation_id))
 
+    def claimed_by(self, agent: str) -> list[QueueEntry]:
+        """The handoffs `agent` holds, oldest first."""
+        return [entry for entry in self.queue() if entry.claimed_by == agent]
+
     # ----- changes -----
+
+    def add_note(self, conversation_id: str, agent: str, text: str) -> dict[str, object]:
+        """Keep a private note on any conversation, signed by the agent."""
+        self._get(conversation_id)
+        note_id = f"note-{uuid.uuid4().hex}"
+        at = self.clock()
+        self.store.add_note(conversation_id, note_id, text, at, author=agent)
+        return {"id": note_id, "text": text, "at": at, "author": agent}
 
     def claim(self, conversation_id: str, agent: str) -> bool:
         """Claim a handoff for `agent` (atomic); True when newly won, False when already theirs."""
@@ -153,7 +165,8 @@ class AgentDesk:
             if self.board.has_message(conversation_id, message_id):
                 return AgentReceipt(conversation_id, message_id, duplicate=True)
             message = TranscriptMessage(id=message_id, author=Author.AGENT, text=text,
-                                        at=self.clock(), turn=session.conversation.turn)
+                                        at=self.clock(), turn=session.conversation.turn,
+                                        agent=agent)
             self._commit(session, [message])
         self.metrics.inc("supportflow_messages_out", author="agent")
         self._publish(session.conversation, EventType.MESSAGE_CREATED, message.id,

@@ -175,7 +175,8 @@ class ConversationStore(Protocol):
 
     def attributes(self, contact_id: str) -> dict[str, str]: ...
 
-    def add_note(self, conversation_id: str, note_id: str, text: str, at: float) -> None:
+    def add_note(self, conversation_id: str, note_id: str, text: str, at: float,
+                 author: str | None = None) -> None:
         """Keep a private note for agents, once per note id."""
         ...
 
@@ -205,7 +206,8 @@ class ConversationStore(Protocol):
 
 
 class TaskQueue(Protocol):
-    """Schedules the worker's next look at a conversation, and outbound delivery attempts."""
+    """Schedules the worker's next look at a conversation, outbound delivery attempts and
+    knowledge syncs."""
 
     # True when the tasks run on separate workers (readiness then wants one seen recently).
     needs_workers: bool
@@ -215,6 +217,10 @@ class TaskQueue(Protocol):
     def poll(self, conversation_id: str, poll_id: int, delay_s: float) -> None: ...
 
     def deliver(self, delivery_id: str, attempt: int, delay_s: float) -> None: ...
+
+    def sync_article(self, article_id: str) -> None:
+        """Sync a knowledge article to the vector stores (retried until it is done)."""
+        ...
 
 
 class EventPublisher(Protocol):
