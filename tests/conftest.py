@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import uuid
@@ -20,6 +21,8 @@ from tests.helpers import free_port, wait_until
 
 # A vault key made for the test session only.
 VAULT_KEY = "pGkUy1m8vI3yQk3Uu0k2T1oXkz6a5oKc3mWkz0c7c2E="
+# The web app's secret key: made anew for each test session, never written down.
+SECRET_KEY = secrets.token_urlsafe(48)
 # Handoffs are announced here (tests/integration/test_webhooks.py listens on it); short retries.
 AGENTS_WEBHOOK_PORT = free_port()
 AGENTS_WEBHOOK_SECRET = "whsec_" + "c3VwcG9ydGZsb3ctYWdlbnRzLXRlc3Qtc2VjcmV0IQ=="
@@ -32,8 +35,10 @@ BACKENDS = {
 }
 
 
-def write_flows(folder: Path, static_threads: dict[str, str]) -> Path:
-    """Test flows: every backend x thread scope, plus deadline and reply-fallback variants."""
+def write_flows(folder: Path, static_threads: dict[str, str], vector_store: str | None = None
+                ) -> Path:
+    """Test flows: every backend x thread scope, plus deadline and reply-fallback variants,
+    and `knowledge`, whose responses search the agents' articles in `vector_store`."""
     folder.mkdir(parents=True, exist_ok=True)
     flows: dict[str, dict[str, Any]] = {}
     for backend, spec in BACKENDS.items():
@@ -53,6 +58,9 @@ def write_flows(folder: Path, static_threads: dict[str, str]) -> Path:
     for action in ("tell", "return"):  # unclaimed handoffs time out quickly (test_agents.py)
         flows[f"handoff_{action}"] = {**flows["responses"], "handoff": {
             "timeout": 1.5, "on_timeout": action, "timeout_message": f"timeout-{action}"}}
+    if vector_store:
+        flows["knowledge"] = {**flows["responses"], "backend": {
+            **BACKENDS["responses"], "vector_store_id": vector_store}}
     for name, data in flows.items():
         (folder / f"{name}.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
     return folder
@@ -102,7 +110,8 @@ def flows_dir(tmp_path_factory: pytest.TempPathFactory, sandbox: Sandbox) -> Pat
         "responses": httpx.post(f"{sandbox.url}/conversations", json={}).json()["id"],
         "assistants": httpx.post(f"{sandbox.url}/threads", json={}).json()["id"],
     }
-    return write_flows(tmp_path_factory.mktemp("flows"), static_threads)
+    store = httpx.post(f"{sandbox.url}/vector_stores", json={"name": "knowledge"}).json()["id"]
+    return write_flows(tmp_path_factory.mktemp("flows"), static_threads, store)
 
 
 def stack_env(redis_url: str, sandbox_url: str, flows_dir: Path) -> dict[str, str]:
@@ -121,6 +130,8 @@ def stack_env(redis_url: str, sandbox_url: str, flows_dir: Path) -> dict[str, st
         "SUPPORTFLOW_STEP_RETRY_MAX_S": "2",
         "SUPPORTFLOW_HTTP_READ_TIMEOUT_S": "1.5",
         "SUPPORTFLOW_VAULT_KEY": VAULT_KEY,
+        "SUPPORTFLOW_SECRET_KEY": SECRET_KEY,
+        "SUPPORTFLOW_KNOWLEDGE_SWEEP_INTERVAL_S": "2",
         "SUPPORTFLOW_DELIVERY_SCHEDULE": DELIVERY_SCHEDULE,
         "SUPPORTFLOW_AGENTS_WEBHOOK_URL": f"http://127.0.0.1:{AGENTS_WEBHOOK_PORT}/agents",
         "SUPPORTFLOW_AGENTS_WEBHOOK_SECRET": AGENTS_WEBHOOK_SECRET,
@@ -190,7 +201,8 @@ def make_app(redis_url: str, sandbox_url: str, flows_dir: Path, **settings: Any)
 
     return create_app({"TESTING": True, "SUPPORTFLOW_SETTINGS": {
         "redis_url": redis_url, "sandbox_url": sandbox_url, "flows_dir": flows_dir,
-        "lease_ttl_s": 3.0, "openai_api_key": None, "vault_key": VAULT_KEY, **settings,
+        "lease_ttl_s": 3.0, "openai_api_key": None, "vault_key": VAULT_KEY,
+        "secret_key": SECRET_KEY, **settings,
     }})
 
 

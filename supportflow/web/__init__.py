@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from flask_wtf.csrf import CSRFProtect
 
 from supportflow.settings import load_settings
 
@@ -26,6 +28,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.config.get("SUPPORTFLOW_SETTINGS")
     )
     app.extensions["supportflow"] = services
+    _sessions(app, services)
     register_error_handlers(app)
     from . import agents, health, openapi, streams, widget
 
@@ -43,6 +46,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from . import pages
 
     app.register_blueprint(pages.bp)
+    from . import actions, knowledge, oauth, signin
+
+    app.register_blueprint(signin.bp)
+    app.register_blueprint(knowledge.bp)
+    app.register_blueprint(oauth.bp)
+    app.register_blueprint(actions.bp)
+    oauth.init_oauth(app, services)
     ops.install_request_ids(app)
     # JSON log lines, unless the config says otherwise (tests keep pytest's log capture).
     if app.config.get("SUPPORTFLOW_JSON_LOGS", not app.testing):
@@ -50,6 +60,30 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
         configure_logging(services.settings.log_level)
     return app
+
+
+def _sessions(app: Flask, services: Any) -> None:
+    """Accounts' sessions in Redis and CSRF tokens signed with the secret key.
+
+    SUPPORTFLOW_SECRET_KEY is required, except in tests, which may run on a key made for the
+    process (sessions then live as long as the process).
+    """
+    from .sessions import RedisSessionInterface
+
+    secret = services.settings.secret_key
+    if not secret:
+        if not app.testing:
+            raise RuntimeError("SUPPORTFLOW_SECRET_KEY is not set: the web app needs it to "
+                               "sign CSRF tokens (make one: python3 -c 'import secrets; "
+                               "print(secrets.token_urlsafe(48))')")
+        secret = secrets.token_urlsafe(48)
+    app.secret_key = secret
+    app.session_interface = RedisSessionInterface(services.web_sessions,
+                                                  secure=services.settings.secure_cookies)
+    # CSRF is checked where a browser's cookie could act (forms, session-authenticated API
+    # calls), not on bearer-token or OAuth client calls, which carry no ambient credential.
+    app.config.update(WTF_CSRF_CHECK_DEFAULT=False, WTF_CSRF_TIME_LIMIT=None)
+    CSRFProtect(app)
 
 
 def _default_services(overrides: Mapping[str, Any] | None) -> Any:

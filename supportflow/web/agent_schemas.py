@@ -58,6 +58,7 @@ class NoteSchema(Schema):
     id = fields.String(required=True)
     text = fields.String(required=True)
     at = fields.Float(required=True)
+    author = fields.String(allow_none=True, metadata={"description": "The agent who wrote it"})
 
 
 class AgentConversationSchema(ConversationSchema):
@@ -104,7 +105,8 @@ def _errors(*codes: str) -> dict[str, Any]:
 
 _SSE = {"content": {"text/event-stream": {"schema": {"type": "string"}}}}
 _CONV = "/v1/agent/conversations/{conversation_id}"
-_AGENT: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+# An agent token, or a signed-in agent account's session (changes then need X-CSRFToken).
+_AGENT: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"sessionCookie": []}]
 AGENT_ROUTES: dict[str, dict[str, Any]] = {
     "/v1/agent/handoffs": {"get": {
         "summary": "The handoff queue, oldest first", "security": _AGENT,

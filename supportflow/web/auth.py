@@ -1,4 +1,9 @@
-"""Bearer-token authentication with roles: 401 without a valid token, 403 for the wrong role."""
+"""Who is calling: a bearer API token (machines) or a signed-in account's session (pages).
+
+Token callers: 401 without a valid token, 403 for the wrong role. Session callers (the agent
+console and the ops dashboard) also send the session's CSRF token on every change
+(`X-CSRFToken`), else 403 `csrf_failed`: a cookie alone never changes anything.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,17 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
 
-from flask import g, request
+from flask import current_app, g, request, session
+from flask_wtf.csrf import CSRFError
 
 from supportflow.domain.access import Principal, Role
+from supportflow.domain.accounts import Account
 
 from .deps import services
 from .errors import ApiError
 
 F = TypeVar("F", bound=Callable[..., Any])
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def current_principal() -> Principal:
@@ -22,12 +30,43 @@ def current_principal() -> Principal:
     return principal
 
 
+def signed_in_account() -> Account | None:
+    """The account of the request's session, if signed in and the account still exists."""
+    if "account" in g:
+        found: Account | None = g.account
+        return found
+    account = None
+    if request.cookies:  # no cookie, no session to open (API callers never get one)
+        name = session.get("account")
+        account = services().accounts.get(name) if isinstance(name, str) else None
+        if name is not None and account is None:
+            session.clear()  # the account was deleted: its sessions end
+    g.account = account
+    return account
+
+
+def check_csrf() -> None:
+    """Raise CSRFError unless the request carries the session's CSRF token (form or header)."""
+    current_app.extensions["csrf"].protect()
+
+
 def authenticate() -> Principal:
-    """The principal of the request's bearer token, or a 401."""
+    """The principal of the bearer token, else of the signed-in session; or a 401."""
     header = request.headers.get("Authorization", "")
+    if not header:
+        account = signed_in_account()
+        if account is not None:
+            if request.method not in SAFE_METHODS:
+                try:
+                    check_csrf()
+                except CSRFError as error:
+                    raise ApiError(403, "csrf_failed", "send the page's CSRF token in "
+                                   "X-CSRFToken with every change") from error
+            return account.principal
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(401, "unauthenticated", "send an API token: Authorization: Bearer <token>")
+        raise ApiError(401, "unauthenticated", "sign in, or send an API token: "
+                       "Authorization: Bearer <token>")
     principal = services().tokens.principal(token.strip())
     if principal is None:
         raise ApiError(401, "unauthenticated", "the API token is unknown or revoked")
@@ -35,7 +74,7 @@ def authenticate() -> Principal:
 
 
 def require_role(*roles: Role) -> Callable[[F], F]:
-    """Let only tokens with one of `roles` (or admin) call the endpoint."""
+    """Let only callers with one of `roles` (or admin) call the endpoint."""
     allowed = frozenset(roles)
 
     def decorate(view: F) -> F:
@@ -45,7 +84,7 @@ def require_role(*roles: Role) -> Callable[[F], F]:
             if not principal.may(allowed):
                 names = ", ".join(sorted(role.value for role in allowed | {Role.ADMIN}))
                 raise ApiError(403, "forbidden",
-                               f"this needs a token with one of the roles: {names}")
+                               f"this needs a token or account with one of the roles: {names}")
             g.principal = principal
             return view(*args, **kwargs)
 

@@ -12,9 +12,11 @@ from werkzeug.exceptions import HTTPException
 class ApiError(Exception):
     """An error the API reports to the caller with a status and a code."""
 
-    def __init__(self, status: int, code: str, message: str, fields: Any = None) -> None:
+    def __init__(self, status: int, code: str, message: str, fields: Any = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.fields = status, code, message, fields
+        self.headers = headers or {}
 
 
 def error_response(status: int, code: str, message: str, fields: Any = None) -> Response:
@@ -31,7 +33,9 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def api_error(error: ApiError) -> Response:
-        return error_response(error.status, error.code, error.message, error.fields)
+        response = error_response(error.status, error.code, error.message, error.fields)
+        response.headers.update(error.headers)
+        return response
 
     @app.errorhandler(ValidationError)
     def invalid(error: ValidationError) -> Response:

@@ -12,8 +12,11 @@ from flask import Blueprint, Response, jsonify
 from supportflow import __version__
 from supportflow.settings import Settings
 
+from .action_spec import build_actions_spec, security_scheme
 from .agent_schemas import AGENT_ROUTES, AGENT_SCHEMAS
 from .deps import services
+from .knowledge_schemas import KNOWLEDGE_ROUTES, ArticleInputSchema, ArticleSchema, ArticlesSchema
+from .oauth import OAUTH_ROUTES
 from .schemas import ErrorSchema, MessagesQuerySchema, MessageText
 from .webhooks import InboundWebhookSchema
 from .widget import SCHEMAS
@@ -106,8 +109,10 @@ def _path_parameters(path: str) -> list[dict[str, Any]]:
             for name in re.findall(r"{(\w+)}", path)]
 
 
-def build_spec(max_message_chars: int | None = None) -> dict[str, Any]:
-    """The OpenAPI 3.0 document of the HTTP API (message texts limited as the settings say)."""
+def build_spec(max_message_chars: int | None = None,
+               public_url: str = "http://127.0.0.1:5000") -> dict[str, Any]:
+    """The OpenAPI 3.0 document of the HTTP API, the GPT's actions included (message texts
+    limited as the settings say)."""
     limit = Settings().max_message_chars if max_message_chars is None else max_message_chars
 
     def message_text_length(converter: Any, field: Any, **_: Any) -> dict[str, Any]:
@@ -118,16 +123,27 @@ def build_spec(max_message_chars: int | None = None) -> dict[str, Any]:
     assert plugin.converter is not None
     plugin.converter.add_attribute_function(message_text_length)  # type: ignore[no-untyped-call]
     spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
+    spec.components.security_scheme("sessionCookie", {"type": "apiKey", "in": "cookie",
+                                                      "name": "sf_session"})
+    spec.components.security_scheme("oauth2", security_scheme(public_url))
     schemas = {**SCHEMAS, **AGENT_SCHEMAS, "Error": ErrorSchema,
-               "InboundWebhook": InboundWebhookSchema}
+               "InboundWebhook": InboundWebhookSchema, "ArticleInput": ArticleInputSchema,
+               "Article": ArticleSchema, "Articles": ArticlesSchema}
     for name, schema in schemas.items():
         spec.components.schema(name, schema=schema)
-    for path, operations in {**ROUTES, **AGENT_ROUTES, **MORE_ROUTES}.items():
+    routes = {**ROUTES, **AGENT_ROUTES, **MORE_ROUTES, **KNOWLEDGE_ROUTES, **OAUTH_ROUTES}
+    for path, operations in routes.items():
         spec.path(path=path, operations=operations, parameters=_path_parameters(path))
-    return spec.to_dict()
+    document: dict[str, Any] = spec.to_dict()
+    actions = build_actions_spec(public_url, "3.0.3")
+    document["paths"].update(actions["paths"])
+    for name, schema in actions["components"]["schemas"].items():
+        document["components"]["schemas"].setdefault(name, schema)
+    return document
 
 
 @bp.get("/openapi.json")
 def openapi_document() -> Response:
     """Serve the OpenAPI document."""
-    return jsonify(build_spec(services().settings.max_message_chars))
+    settings = services().settings
+    return jsonify(build_spec(settings.max_message_chars, settings.public_url))

@@ -1,12 +1,18 @@
 """The pages: a widget demo, the agent console and the ops dashboard (plain HTML, CSS and JS).
 
 Everything a page needs is served by this app (`/static/...`): no CDN, no build step. The pages
-call the same JSON API as everyone else; agent and ops tokens stay in the tab's sessionStorage.
+call the same JSON API as everyone else, signed in with an agent account: the session cookie,
+and the CSRF token from the page's <meta name="csrf-token"> on every change.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, make_response, render_template
+from typing import Any
+
+from flask import Blueprint, Response, make_response, redirect, render_template, request
+from flask.typing import ResponseReturnValue
+
+from .auth import signed_in_account
 
 bp = Blueprint("pages", __name__)
 
@@ -15,11 +21,12 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "connect-src 'self'; frame-ancestors 'self'; base-uri 'none'; form-action 'self'")
 
 
-def page(template: str, **context: str) -> Response:
+def page(template: str, csp: str = CSP, **context: Any) -> Response:
     response = make_response(render_template(template, **context))
-    response.headers["Content-Security-Policy"] = CSP
+    response.headers["Content-Security-Policy"] = csp
     response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
+    # Same-origin requests keep their Referer (CSRF checks over HTTPS need it); others get none.
+    response.headers["Referrer-Policy"] = "same-origin"
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -37,12 +44,21 @@ def demo() -> Response:
 
 
 @bp.get("/agent")
-def agent() -> Response:
+def agent() -> ResponseReturnValue:
     """The agent console: the handoff queue, transcripts, claim, reply, resolve, give back."""
-    return page("agent.html", title="Agent console")
+    account = signed_in_account()
+    if account is None:
+        return redirect(f"/signin?next={request.path}")
+    return page("agent.html", title="Agent console", account=account)
 
 
 @bp.get("/ops")
-def ops() -> Response:
-    """The ops dashboard: overview and the last hour's reply latency and queue depth."""
-    return page("ops.html", title="Ops dashboard")
+def ops() -> ResponseReturnValue:
+    """The ops dashboard (admin accounts): overview, reply latency and queue depth."""
+    account = signed_in_account()
+    if account is None:
+        return redirect(f"/signin?next={request.path}")
+    if account.role.value != "admin":
+        return page("forbidden.html", title="Ops dashboard", account=account,
+                    needed="an admin account"), 403
+    return page("ops.html", title="Ops dashboard", account=account)

@@ -56,6 +56,7 @@ class MessageSchema(Schema):
     text = fields.String(required=True)
     at = fields.Float(required=True)
     turn = fields.Integer(allow_none=True)
+    agent = fields.String(metadata={"description": "the agent who wrote it (agent messages)"})
 
 
 class ConversationSchema(Schema):

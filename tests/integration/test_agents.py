@@ -182,8 +182,10 @@ def test_agent_endpoints_need_an_agent_token(client: Any, redis_url: str) -> Non
     assert chat.state()["state"] == "handed_off"
 
 
+# The pages send visitors to /signin; the OAuth endpoints authenticate clients their own way
+# (tests/integration/test_oauth.py); the actions' document is public.
 PUBLIC = {"widget.", "health.", "openapi.", "streams.conversation_events", "static",
-          "pages."}  # the pages are public HTML; their API calls carry the token
+          "pages.", "signin.", "oauth.", "actions.document"}
 
 
 def test_every_endpoint_but_the_public_ones_refuses_a_missing_token(client: Any) -> None:
@@ -194,6 +196,7 @@ def test_every_endpoint_but_the_public_ones_refuses_a_missing_token(client: Any)
                 or "chatwoot" in rule.rule:
             continue
         path = rule.rule.replace("<conversation_id>", "conv-x").replace("<", "").replace(">", "")
-        method = "GET" if "GET" in (rule.methods or set()) else "POST"
+        method = "GET" if "GET" in (rule.methods or set()) else sorted(
+            (rule.methods or set()) - {"HEAD", "OPTIONS"})[0]
         response = client.open(path, method=method)
         assert response.status_code == 401, (rule.rule, response.status_code)

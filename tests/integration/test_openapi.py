@@ -9,8 +9,10 @@ from openapi_spec_validator import validate
 
 from supportflow.web.openapi import build_spec
 
-# HTML pages, static files and the document itself are not API operations.
-NOT_API = ("pages.", "static", "openapi.")
+# HTML pages (sign-in, the OAuth consent page), static files and the documents themselves are
+# not API operations.
+NOT_API = ("pages.", "static", "openapi.", "signin.", "oauth.authorize", "oauth.decide",
+           "actions.document")
 
 
 def test_the_document_is_valid_openapi() -> None:
