@@ -195,15 +195,24 @@ def stack(redis_url: str, sandbox: Sandbox, flows_dir: Path,
     processes.stop_all()
 
 
-def make_app(redis_url: str, sandbox_url: str, flows_dir: Path, **settings: Any) -> Any:
-    """The web app wired to a test stack; `settings` override Settings fields."""
+def make_app(redis_url: str, sandbox_url: str, flows_dir: Path, clock: Any = None,
+             **settings: Any) -> Any:
+    """The web app wired to a test stack; `settings` override Settings fields; `clock` (a
+    callable giving epoch seconds) replaces the real time in every use case."""
     from supportflow.web import create_app
 
-    return create_app({"TESTING": True, "SUPPORTFLOW_SETTINGS": {
+    overrides = {
         "redis_url": redis_url, "sandbox_url": sandbox_url, "flows_dir": flows_dir,
         "lease_ttl_s": 3.0, "openai_api_key": None, "vault_key": VAULT_KEY,
         "secret_key": SECRET_KEY, **settings,
-    }})
+    }
+    if clock is None:
+        return create_app({"TESTING": True, "SUPPORTFLOW_SETTINGS": overrides})
+    from supportflow.bootstrap import bootstrap
+    from supportflow.settings import load_settings
+
+    services = bootstrap(load_settings(overrides), clock=clock)
+    return create_app({"TESTING": True, "SUPPORTFLOW_SERVICES": services})
 
 
 @pytest.fixture

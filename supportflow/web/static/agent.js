@@ -1,16 +1,15 @@
 // The agent console: sign in, the live handoff queue, a conversation's transcript and actions.
 //
-// New handoffs arrive on GET /v1/agent/handoffs/stream, read with fetch (not EventSource) so the
-// token travels in the Authorization header and never in a URL or an access log. The queue is
-// also re-read every 5 s (claims and resolves by other agents are not on that stream), and every
-// 2 s while the stream is down.
-import { ApiError, Session, clock, duration, explain, h, randomId, signIn, streamEvents } from "./common.js";
+// New handoffs arrive on GET /v1/agent/handoffs/stream, read with fetch (resumable with
+// Last-Event-ID). The queue is also re-read every 5 s (claims and resolves by other agents are
+// not on that stream), and every 2 s while the stream is down. The page is signed in with an
+// account (session cookie); a session that ends sends the agent back to the sign-in page.
+import { ApiError, Session, clock, duration, explain, h, randomId, signInAgain, streamEvents } from "./common.js";
 
-const session = new Session("supportflow.agent.token");
+const session = new Session();
 const $ = (id) => document.getElementById(id);
 const el = {
-  signin: $("signin"), form: $("signin-form"), token: $("token"), signinMessage: $("signin-message"),
-  console: $("console"), live: $("live"), signout: $("signout"), alert: $("alert"), announce: $("announce"),
+  console: $("console"), live: $("live"), alert: $("alert"), announce: $("announce"),
   queue: $("queue"), queueEmpty: $("queue-empty"), queueCount: $("queue-count"),
   detail: $("detail"), detailNone: $("detail-none"), title: $("detail-title"), state: $("detail-state"),
   meta: $("detail-meta"), detailAlert: $("detail-alert"), claim: $("claim"), resolve: $("resolve"),
@@ -28,8 +27,9 @@ let current = null;       // the open conversation's last detail
 let seen = new Set();     // seqs shown in the transcript
 let conversationSource = null;
 let detailTimer = null;
+let stopped = false;
 
-const me = () => sessionStorage.getItem("supportflow.agent.name");
+const me = () => $("account-name").textContent;
 
 function showError(error) {
   if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
@@ -89,7 +89,7 @@ function scheduleQueue() {
   clearTimeout(queueTimer);
   queueTimer = setTimeout(async () => {
     try { await loadQueue(); } catch (error) { showError(error); }
-    if (session.token) scheduleQueue();
+    if (!stopped) scheduleQueue();
   }, streamUp ? 5000 : 2000);
 }
 
@@ -202,7 +202,6 @@ async function act(button, path, done) {
   button.disabled = true;
   try {
     const data = await session.api("POST", `/v1/agent/conversations/${encodeURIComponent(id)}/${path}`);
-    if (path === "claim") sessionStorage.setItem("supportflow.agent.name", data.claimed_by);
     await loadDetail();
     if (done) done(data);
     await loadQueue();
@@ -248,37 +247,25 @@ el.replyText.addEventListener("keydown", (event) => {
   }
 });
 
-// ---- signing in and out -------------------------------------------------------------------------
+// ---- starting and stopping -------------------------------------------------------------------------
 async function enter() {
-  await loadQueue();  // throws on 401/403: the sign-in form says why
-  el.signin.hidden = true;
-  el.console.hidden = false;
+  try { await loadQueue(); } catch (error) { showError(error); }
+  if (stopped) return;
   el.title.textContent = "Conversation";
   if (stopStream) stopStream();
-  stopStream = streamEvents("/v1/agent/handoffs/stream", { Authorization: `Bearer ${session.token}` },
+  stopStream = streamEvents("/v1/agent/handoffs/stream", {},
     (name) => { if (name === "handoff") loadQueue().catch(showError); }, setLive);
   scheduleQueue();
-  document.getElementById("console-title").focus?.();
 }
 
 function signOut(message) {
+  // The session ended (signed out elsewhere, expired, account deleted): sign in again.
+  stopped = true;
   if (stopStream) { stopStream(); stopStream = null; }
   clearTimeout(queueTimer);
   closeConversation();
-  session.token = null;
-  sessionStorage.removeItem("supportflow.agent.name");
-  el.console.hidden = true;
-  el.detail.hidden = true;
-  el.detailNone.hidden = false;
-  el.signin.hidden = false;
-  el.signinMessage.textContent = message || "";
-  el.token.focus();
+  el.alert.textContent = message || "";
+  signInAgain();
 }
 
-el.signout.addEventListener("click", () => signOut());
-signIn({ session, role: "agent", form: el.form, input: el.token, message: el.signinMessage, onSignedIn: enter });
-if (session.token) {
-  enter().catch((error) => signOut(explain(error, "agent")));
-} else {
-  el.token.focus();
-}
+enter();

@@ -1,4 +1,6 @@
-// Shared by the agent console and the ops dashboard: tokens, API calls, SSE over fetch, helpers.
+// Shared by the agent console and the ops dashboard: API calls, SSE over fetch, helpers.
+// The pages are signed in with an account: the session cookie goes with every same-origin
+// request, and every change carries the page's CSRF token (X-CSRFToken).
 
 export class ApiError extends Error {
   constructor(status, code, message) {
@@ -39,17 +41,18 @@ export function clock(epochSeconds) {
   return new Date(epochSeconds * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 }
 
-/** A bearer token kept in this tab's sessionStorage under `key`. */
-export class Session {
-  constructor(key) { this.key = key; }
-  get token() { try { return sessionStorage.getItem(this.key); } catch { return null; } }
-  set token(value) {
-    try { value ? sessionStorage.setItem(this.key, value) : sessionStorage.removeItem(this.key); } catch { /* ignore */ }
-  }
+/** The page's CSRF token (from <meta name="csrf-token">). */
+export function csrfToken() {
+  const meta = document.querySelector('meta[name="csrf-token"]');
+  return meta ? meta.content : "";
+}
 
+/** The signed-in account's API calls: the session cookie, and the CSRF token on changes. */
+export class Session {
   async api(method, path, body) {
-    const headers = { Accept: "application/json", Authorization: `Bearer ${this.token}` };
-    const options = { method, headers };
+    const headers = { Accept: "application/json" };
+    if (method !== "GET") headers["X-CSRFToken"] = csrfToken();
+    const options = { method, headers, credentials: "same-origin" };
     if (body !== undefined) {
       headers["Content-Type"] = "application/json";
       options.body = JSON.stringify(body);
@@ -60,7 +63,7 @@ export class Session {
     } catch (error) {
       throw new ApiError(0, "network", "Can't reach the server — retrying");
     }
-    const data = await response.json().catch(() => ({}));
+    const data = response.status === 204 ? {} : await response.json().catch(() => ({}));
     if (!response.ok) {
       const error = data.error || {};
       throw new ApiError(response.status, error.code || "http_error", error.message || `HTTP ${response.status}`);
@@ -69,17 +72,22 @@ export class Session {
   }
 }
 
+/** Back to the sign-in page (the session ended), coming back here afterwards. */
+export function signInAgain() {
+  window.location.assign(`/signin?next=${encodeURIComponent(window.location.pathname)}`);
+}
+
 /** What to tell a person about a failed call. */
 export function explain(error, role) {
-  if (error.status === 401) return "Token refused: it is unknown or revoked. Sign in again.";
-  if (error.status === 403) return `Token refused: it doesn't have the ${role} role.`;
+  if (error.status === 401) return "Your session ended. Sign in again.";
+  if (error.status === 403) return `Refused: ${error.message || `this needs the ${role} role`}`;
   if (error.status === 0) return "Can't reach the server — retrying";
   return error.message;
 }
 
 /**
- * Server-sent events read with fetch, so the request can carry an Authorization header
- * (EventSource can't). Calls onEvent(name, data, id); resumes with Last-Event-ID; returns a stop().
+ * Server-sent events read with fetch (with the session cookie), resumable with Last-Event-ID,
+ * which EventSource cannot set. Calls onEvent(name, data, id); returns a stop().
  * onState(true|false, error) reports whether the stream is up.
  */
 export function streamEvents(url, headers, onEvent, onState) {
@@ -92,7 +100,8 @@ export function streamEvents(url, headers, onEvent, onState) {
     controller = new AbortController();
     const sent = { ...headers, Accept: "text/event-stream" };
     if (lastId) sent["Last-Event-ID"] = lastId;
-    const response = await fetch(url, { headers: sent, signal: controller.signal, cache: "no-store" });
+    const response = await fetch(url, { headers: sent, signal: controller.signal, cache: "no-store",
+      credentials: "same-origin" });
     if (!response.ok || !response.body) {
       const data = await response.json().catch(() => ({}));
       throw new ApiError(response.status, (data.error || {}).code, (data.error || {}).message || `HTTP ${response.status}`);
@@ -142,24 +151,4 @@ export function streamEvents(url, headers, onEvent, onState) {
     }
   })();
   return () => { stopped = true; if (controller) controller.abort(); };
-}
-
-/** Wire a sign-in form: calls check(session) to test the token; shows "Token refused" on 401. */
-export function signIn({ session, role, form, input, message, onSignedIn }) {
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const token = input.value.trim();
-    if (!token) { message.textContent = "Paste your token first."; input.focus(); return; }
-    session.token = token;
-    message.textContent = "";
-    try {
-      await onSignedIn();
-      input.value = "";
-    } catch (error) {
-      session.token = null;
-      message.textContent = explain(error, role);
-      input.focus();
-      input.select();
-    }
-  });
 }

@@ -1,12 +1,11 @@
 // The ops dashboard: GET /v1/ops/overview every 5 s, GET /v1/ops/timeseries?minutes=60 every 15 s,
 // drawn as tiles, tables and two inline SVG charts.
-import { ApiError, Session, clock, duration, explain, h, signIn } from "./common.js";
+import { ApiError, Session, clock, duration, explain, h, signInAgain } from "./common.js";
 
-const session = new Session("supportflow.ops.token");
+const session = new Session();
 const $ = (id) => document.getElementById(id);
 const el = {
-  signin: $("signin"), form: $("signin-form"), token: $("token"), signinMessage: $("signin-message"),
-  dashboard: $("dashboard"), updated: $("updated"), signout: $("signout"), alert: $("alert"),
+  dashboard: $("dashboard"), updated: $("updated"), alert: $("alert"),
   tiles: $("tiles"), states: $("states"), counters: $("counters"), workers: $("workers"),
   failures: $("failures"), latency: $("latency-chart"), queue: $("queue-chart"),
 };
@@ -16,6 +15,7 @@ let overviewTimer = null;
 let seriesTimer = null;
 let failing = 0;
 let loaded = false;
+let stopped = false;
 const problems = {};  // what failed, by source: shown together, cleared when that source works
 
 function showProblems() {
@@ -111,7 +111,7 @@ async function refreshOverview() {
   } catch (error) {
     failing += 1;
     problem(error, "overview");
-    if (!session.token) return;
+    if (stopped) return;
   }
   overviewTimer = setTimeout(refreshOverview, failing ? Math.min(OVERVIEW_MS * (failing + 1), 30000) : OVERVIEW_MS);
 }
@@ -208,27 +208,14 @@ async function refreshSeries() {
     showProblems();
   } catch (error) {
     problem(error, "time series");
-    if (!session.token) return;
+    if (stopped) return;
     renderSeries([]);
   }
   seriesTimer = setTimeout(refreshSeries, SERIES_MS);
 }
 
-// ---- signing in and out ------------------------------------------------------------------------------
-async function check() {
-  // The dead-letter list needs the ops role too, and is there even when the overview is not:
-  // 401/403 refuse the token; anything else (the server failing, say) lets the dashboard show it.
-  try {
-    await session.api("GET", "/v1/ops/dead-letters?limit=1");
-  } catch (error) {
-    if (error.status === 401 || error.status === 403) throw error;
-  }
-}
-
-async function enter() {
-  await check();
-  el.signin.hidden = true;
-  el.dashboard.hidden = false;
+// ---- starting and stopping -----------------------------------------------------------------------------
+function enter() {
   el.alert.textContent = "";
   $("dashboard-title").focus();
   loaded = false;
@@ -242,16 +229,12 @@ async function enter() {
 }
 
 function signOut(message) {
+  // The session ended (or the account lost its rights): stop polling and sign in again.
+  stopped = true;
   clearTimeout(overviewTimer);
   clearTimeout(seriesTimer);
-  session.token = null;
-  el.dashboard.hidden = true;
-  el.signin.hidden = false;
-  el.signinMessage.textContent = message || "";
-  el.token.focus();
+  el.alert.textContent = message || "";
+  signInAgain();
 }
 
-el.signout.addEventListener("click", () => signOut());
-signIn({ session, role: "ops", form: el.form, input: el.token, message: el.signinMessage, onSignedIn: enter });
-if (session.token) enter().catch((error) => signOut(explain(error, "ops")));
-else el.token.focus();
+enter();
