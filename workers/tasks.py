@@ -68,9 +68,16 @@ def ops_sample() -> None:
 @shared_task(name=KNOWLEDGE_SYNC_TASK, autoretry_for=(AssistantError, SyncBusy),
              retry_backoff=2, retry_backoff_max=300, max_retries=12)
 def knowledge_sync(article_id: str) -> None:
-    """Bring an article's files in the flows' vector stores up to date (retried on failure;
-    beat's sweep sends it again should every retry fail)."""
-    services().knowledge_sync.sync(article_id)
+    """Bring an article's files in the flows' vector stores up to date. Transient failures are
+    retried here; others (a missing vector store...) wait for beat's sweep, as do syncs whose
+    every retry failed."""
+    try:
+        services().knowledge_sync.sync(article_id)
+    except AssistantError as error:
+        if error.retryable:
+            raise
+        logging.getLogger("supportflow.knowledge").warning(
+            "knowledge sync of %s failed: %s", article_id, error.describe())
 
 
 @shared_task(name=KNOWLEDGE_SWEEP_TASK, max_retries=0)

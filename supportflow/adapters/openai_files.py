@@ -6,7 +6,7 @@ import httpx
 
 from supportflow.services.ports import AssistantError
 
-from .openai_http import call_api, raise_for_api_error, require_str
+from .openai_http import call_api, require_str
 
 
 class OpenAIKnowledgeFiles:
@@ -17,20 +17,9 @@ class OpenAIKnowledgeFiles:
 
     def upload(self, file_name: str, content: str) -> str:
         """POST /files as multipart form data; the new file's id."""
-        try:
-            response = self._http.post(
-                "files", data={"purpose": "assistants"},
-                files={"file": (file_name, content.encode("utf-8"), "text/markdown")})
-        except httpx.TimeoutException as error:
-            raise AssistantError(f"timeout: POST /files: {error}", retryable=True) from error
-        except httpx.TransportError as error:
-            raise AssistantError(f"transport: POST /files: {error}", retryable=True) from error
-        raise_for_api_error(response)
-        try:
-            body = response.json()
-        except ValueError as error:
-            raise AssistantError("POST /files: the API sent no JSON", retryable=True) from error
-        return require_str(body if isinstance(body, dict) else {}, "id")
+        body, _ = call_api(self._http, "POST", "/files", form={"purpose": "assistants"},
+                           files={"file": (file_name, content.encode("utf-8"), "text/markdown")})
+        return require_str(body, "id")
 
     def attach(self, vector_store_id: str, file_id: str, attributes: dict[str, str]) -> None:
         """POST /vector_stores/{id}/files: the store indexes the file for file_search."""

@@ -108,11 +108,15 @@ def call_api(
     json: Mapping[str, Any] | None = None,
     params: Mapping[str, str | int] | None = None,
     headers: Mapping[str, str] | None = None,
+    form: Mapping[str, str] | None = None,
+    files: Mapping[str, tuple[str, bytes, str]] | None = None,
 ) -> tuple[dict[str, Any], httpx.Response]:
-    """Send one request; return the JSON object and the response, or raise AssistantError."""
+    """Send one request (a JSON body, or `form` and `files` as multipart form data); return the
+    JSON object and the response, or raise AssistantError."""
     try:
         response = http.request(
-            method, path.lstrip("/"), json=json, params=params, headers=headers
+            method, path.lstrip("/"), json=json, params=params, headers=headers, data=form,
+            files=files,
         )
     except httpx.TimeoutException as error:
         raise AssistantError(ErrorKind.TIMEOUT, f"timeout: {method} {path}: {error}") from error

@@ -17,6 +17,7 @@ import yaml
 from supportflow.bootstrap import bootstrap
 from supportflow.settings import load_settings
 from tests.conftest import Sandbox, make_app
+from tests.fakes import RecordingQueue
 from tests.helpers import wait_until
 from tests.integration.account_helpers import (
     bearer,
@@ -143,18 +144,10 @@ def test_a_sync_no_worker_was_sent_is_sent_by_the_sweep(
     # pending mark in Redis says it still has to go to the vector store.
     settings = load_settings({"redis_url": redis_url, "flows_dir": flows_dir,
                               "knowledge_sweep_interval_s": 1.0})
-    lonely = bootstrap(settings, queue=_NoQueue())
+    lonely = bootstrap(settings, queue=RecordingQueue())
     article = lonely.knowledge.save("someone", "Swept", "Sent by beat's sweep.")
     assert lonely.knowledge.unsynced([article.id]) == {article.id}
     wait_until(lambda: not lonely.knowledge.unsynced([article.id]), timeout=20)
     page = httpx.get(f"{sandbox.url}/vector_stores/{vector_store}/files?limit=100", timeout=5)
     assert any(entry["attributes"].get("sf_article") == article.id
                for entry in page.json()["data"])
-
-
-class _NoQueue:
-    def drain(self, conversation_id: str, delay_s: float = 0.0) -> None:
-        return None
-
-    def poll(self, conversation_id: str, poll_id: int, delay_s: float) -> None:
-        return None
