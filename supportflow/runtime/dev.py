@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -32,9 +33,26 @@ class DevOptions:
     concurrency: int = 2
 
 
-def child_env(settings: Settings, redis_url: str, sandbox_url: str | None) -> dict[str, str]:
-    """The environment every child gets: this one, plus where Redis and the sandbox are."""
+def dev_secret_key(data_dir: Path) -> str:
+    """This machine's own secret key for `supportflow dev`: made once, kept in DATA/secret_key
+    (readable by its owner only), so sessions survive a restart. Production sets
+    SUPPORTFLOW_SECRET_KEY instead."""
+    path = data_dir / "secret_key"
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(48), encoding="utf-8")
+    return path.read_text(encoding="utf-8").strip()
+
+
+def child_env(settings: Settings, redis_url: str, sandbox_url: str | None,
+              options: DevOptions | None = None) -> dict[str, str]:
+    """The environment every child gets: this one, plus where Redis and the sandbox are, the
+    secret key and the public URL."""
     env = dict(os.environ)
+    if options is not None:
+        if not settings.secret_key:
+            env["SUPPORTFLOW_SECRET_KEY"] = dev_secret_key(options.data_dir)
+        env.setdefault("SUPPORTFLOW_PUBLIC_URL", f"http://127.0.0.1:{options.web_port}")
     env["SUPPORTFLOW_REDIS_URL"] = redis_url
     if sandbox_url:
         env["SUPPORTFLOW_SANDBOX_URL"] = sandbox_url
@@ -142,7 +160,7 @@ def _run_children(options: DevOptions, settings: Settings, supervisor: Superviso
     warn_durability(redis_url, supervisor)
     if supervisor.stop_requested.is_set():
         return 0
-    env = child_env(settings, redis_url, sandbox_url)
+    env = child_env(settings, redis_url, sandbox_url, options)
     for spec in process_specs(options, settings, env):
         supervisor.start(spec)
     health = f"http://127.0.0.1:{options.web_port}/healthz"
@@ -153,5 +171,17 @@ def _run_children(options: DevOptions, settings: Settings, supervisor: Superviso
         if supervisor.failure is None:
             supervisor.say(f"{health} did not answer within {READY_TIMEOUT_S:.0f} s; stopped")
         return 1
+    if sandbox_url:
+        resync_knowledge(settings, redis_url, supervisor)
     supervisor.write_block(banner(options, settings, redis_url, sandbox_url))
     return supervisor.run()
+
+
+def resync_knowledge(settings: Settings, redis_url: str, supervisor: Supervisor) -> None:
+    """The sandbox starts empty: send every knowledge article to its vector store again."""
+    from supportflow.bootstrap import bootstrap
+
+    services = bootstrap(replace(settings, redis_url=redis_url))
+    count = services.knowledge_sync.resync_all()
+    if count:
+        supervisor.say(f"{count} knowledge article(s) sent to the sandbox's vector store")

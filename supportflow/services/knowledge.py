@@ -213,6 +213,15 @@ class KnowledgeSync:
         files.detach(store_id, str(entry["file_id"]))
         files.delete(str(entry["file_id"]))
 
+    def resync_all(self) -> int:
+        """Upload every article again, as to stores that hold none of them (a fresh sandbox)."""
+        articles = self.store.all()
+        for article in articles:
+            self.store.save_sync_state(article.id, SyncState())
+            self.store.put(article, sync_due_at=self.clock() + self.sweep_interval_s)
+            self.queue.sync_article(article.id)
+        return len(articles)
+
     def sweep(self, limit: int = 100) -> list[str]:
         """Send again the syncs that did not finish in time (beat); bounded per round."""
         now = self.clock()

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import re
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from supportflow.domain.access import Role
+from supportflow.domain.accounts import AccountRole
 from tests.conftest import Sandbox, make_app
 from tests.helpers import serving
+from tests.integration.account_helpers import Person, make_account
 from tests.integration.agent_helpers import HANDOFF_REQUEST, handed_off_chat
 
 pytestmark = pytest.mark.slow
@@ -66,11 +66,6 @@ def context(browser: Any, sandbox: Sandbox) -> Iterator[Any]:
     made.close()
 
 
-def token(app: Any, role: Role, name: str) -> str:
-    created: str = app.extensions["supportflow"].tokens.create(f"{name}-{uuid.uuid4().hex[:8]}", role)
-    return created
-
-
 PHONE = {"width": 390, "height": 844}
 
 
@@ -100,8 +95,17 @@ def conversation_id(page: Any) -> str:
     return found
 
 
-def sign_in(page: Any, label: str, secret: str) -> None:
-    page.get_by_label(label).fill(secret)
+def sign_in(page: Any, base: str, person: Person, path: str = "/agent") -> None:
+    """Open a page that needs an account: the sign-in form first, then the page."""
+    page.goto(f"{base}{path}")
+    expect(page).to_have_url(re.compile(r"/signin\?next="))
+    fill_sign_in(page, person.email, person.password)
+    expect(page).to_have_url(f"{base}{path}")
+
+
+def fill_sign_in(page: Any, identifier: str, password: str) -> None:
+    page.get_by_label("Email or account name").fill(identifier)
+    page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in", exact=True).click()
 
 
@@ -130,8 +134,8 @@ def test_a_conversation_in_the_widget_handed_off_and_answered_in_the_agent_conso
     assert conversation_id(customer) == conversation
 
     agent = context.new_page()
-    agent.goto(f"{base}/agent")
-    sign_in(agent, "Agent token", token(app, Role.AGENT, "sam"))
+    sam = make_account(app)
+    sign_in(agent, base, sam)
     entry = agent.locator(f'[data-conversation="{conversation}"]')
     expect(entry).to_contain_text(HANDOFF_REQUEST)
     expect(agent.get_by_role("status").filter(has_text="Live")).to_be_visible()
@@ -145,7 +149,7 @@ def test_a_conversation_in_the_widget_handed_off_and_answered_in_the_agent_conso
     reply.fill("Hi, Sam here. How can I help?")
     reply.press("Enter")
     expect(transcript).to_contain_text("Hi, Sam here.")
-    expect(entry).to_contain_text("claimed by sam")
+    expect(entry).to_contain_text(f"claimed by {sam.name}")
     shot(agent, "agent-claimed")
 
     expect(log).to_contain_text("Hi, Sam here. How can I help?")
@@ -164,21 +168,22 @@ def test_a_conversation_in_the_widget_handed_off_and_answered_in_the_agent_conso
     shot(customer, "demo-closed")
 
 
-def test_agent_console_refuses_bad_tokens_and_shows_empty_and_error_states(
+def test_agent_console_refuses_a_wrong_password_and_shows_empty_and_error_states(
     site: tuple[str, Any], context: Any
 ) -> None:
     base, app = site
+    kim = make_account(app)
     page = context.new_page()
     page.goto(f"{base}/agent")
-    expect(page.get_by_label("Agent token")).to_be_focused()
-    sign_in(page, "Agent token", "sft_not-a-real-token")
-    expect(page.get_by_role("alert")).to_contain_text("Token refused")
-    sign_in(page, "Agent token", token(app, Role.WIDGET, "widget"))
-    expect(page.get_by_role("alert")).to_contain_text("Token refused: it doesn't have the agent role")
-    shot(page, "agent-token-refused")
+    expect(page.get_by_label("Email or account name")).to_be_focused()
+    fill_sign_in(page, kim.email, "not the password")
+    expect(page.get_by_role("alert")).to_contain_text("Wrong email, account name or password")
+    shot(page, "signin-refused")
 
     page.route("**/v1/agent/handoffs", lambda route: route.fulfill(json={"handoffs": []}))
-    sign_in(page, "Agent token", token(app, Role.AGENT, "kim"))
+    fill_sign_in(page, kim.name, kim.password)
+    expect(page).to_have_url(f"{base}/agent")
+    expect(page.get_by_text(f"Signed in as {kim.name}")).to_be_visible()
     expect(page.get_by_text("No handoffs waiting")).to_be_visible()
     shot(page, "agent-empty")
     page.set_viewport_size(PHONE)
@@ -188,17 +193,21 @@ def test_agent_console_refuses_bad_tokens_and_shows_empty_and_error_states(
     page.route("**/v1/agent/handoffs", lambda route: route.abort())
     expect(page.get_by_text("Can't reach the server — retrying")).to_be_visible()
     page.get_by_role("button", name="Sign out", exact=True).click()
-    expect(page.get_by_label("Agent token")).to_be_visible()
-    assert page.evaluate("sessionStorage.getItem('supportflow.agent.token')") is None
+    expect(page).to_have_url(f"{base}/signin")
+    page.goto(f"{base}/agent")
+    expect(page).to_have_url(re.compile(r"/signin\?next=/agent$"))
 
 
 def test_ops_dashboard_shows_the_counts_move(site: tuple[str, Any], context: Any) -> None:
     base, app = site
+    agent = context.new_page()
+    agent.goto(f"{base}/signin?next=/ops")
+    person = make_account(app)
+    fill_sign_in(agent, person.email, person.password)
+    expect(agent.get_by_role("alert")).to_contain_text("This page needs an admin account")
     page = context.new_page()
-    page.goto(f"{base}/ops")
-    sign_in(page, "Ops token", token(app, Role.AGENT, "agent"))
-    expect(page.get_by_role("alert")).to_contain_text("Token refused: it doesn't have the ops role")
-    sign_in(page, "Ops token", token(app, Role.OPS, "olga"))
+    page.context.clear_cookies()
+    sign_in(page, base, make_account(app, AccountRole.ADMIN), "/ops")
     expect(page.get_by_role("status").filter(has_text="Updated")).to_be_visible()
     waiting = page.locator(".tile", has_text="Waiting for an agent").locator(".value")
     expect(waiting).to_have_text(re.compile(r"^\d+$"))
@@ -227,8 +236,7 @@ def test_ops_dashboard_says_so_when_the_endpoints_fail(site: tuple[str, Any], co
     not_found = {"error": {"code": "not_found", "message": "no such endpoint"}}
     page.route("**/v1/ops/overview", lambda route: route.fulfill(status=404, json=not_found))
     page.route("**/v1/ops/timeseries*", lambda route: route.fulfill(status=500, json={}))
-    page.goto(f"{base}/ops")
-    sign_in(page, "Ops token", token(app, Role.OPS, "omar"))
+    sign_in(page, base, make_account(app, AccountRole.ADMIN), "/ops")
     expect(page.get_by_role("alert")).to_contain_text(re.compile("isn't available on this server|failed"))
     expect(page.get_by_text("Not up to date")).to_be_visible()
     expect(page.locator("#latency-chart")).to_contain_text("No data in the last hour")
@@ -306,8 +314,7 @@ def test_agent_gives_a_conversation_back_and_the_bot_answers_again(
     conversation = conversation_id(customer)
 
     agent = context.new_page()
-    agent.goto(f"{base}/agent")
-    sign_in(agent, "Agent token", token(app, Role.AGENT, "lee"))
+    sign_in(agent, base, make_account(app))
     agent.locator(f'[data-conversation="{conversation}"]').click()
     expect(agent.get_by_role("log", name="Transcript")).to_contain_text(HANDOFF_REQUEST)
     agent.get_by_role("button", name="Give back to the bot", exact=True).click()

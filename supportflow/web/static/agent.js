@@ -162,7 +162,7 @@ function addMessage(message) {
   if (seen.has(message.seq)) return;
   seen.add(message.seq);
   const item = h("li", { class: message.author }, [
-    h("span", { class: "who", text: `${AUTHORS[message.author] || message.author} · ${clock(message.at)}` }),
+    h("span", { class: "who", text: `${AUTHORS[message.author] || message.author}${message.agent ? ` ${message.agent}` : ""} · ${clock(message.at)}` }),
     h("p", { text: message.text }),
   ]);
   const after = [...el.transcript.children].find((li) => Number(li.dataset.seq) > message.seq);
