@@ -129,6 +129,72 @@ def test_the_installed_wheel_serves_the_readme_curl_session_from_an_empty_folder
         assert "We ship within 1-2 business days" in run_readme_session(base)
         assert (tmp_path / "empty" / "var" / "redis" / "redis.log").is_file()
         assert re.search(r"^sandbox\s+\|", "".join(lines), re.M)
+        secret_key = tmp_path / "empty" / "var" / "secret_key"
+        assert secret_key.stat().st_mode & 0o077 == 0
+        save_it_and_ask(bin_dir, base, output)
+
+
+def save_it_and_ask(bin_dir: Path, base: str, output: str) -> None:
+    """An agent's "save it" (the GPT's action, after OAuth consent) becomes the answer the
+    default flow's bot gives a new customer."""
+    redis_url = re.search(r"redis\s+(redis://\S+)", output)
+    assert redis_url, output
+    env = {"PATH": os.environ["PATH"], "SUPPORTFLOW_REDIS_URL": redis_url.group(1)}
+    cli = str(bin_dir / "supportflow")
+    subprocess.run([cli, "agents", "create", "sam", "--email", "sam@example.test"],
+                   input="a long enough password\n", env=env, text=True, check=True,
+                   capture_output=True)
+    made = subprocess.run([cli, "oauth-clients", "create", "Sams GPT", "--redirect-uri",
+                           "http://127.0.0.1:9/callback"], env=env, text=True, check=True,
+                          capture_output=True).stdout
+    client_id = made.split("client_id:")[1].split()[0]
+    secret = made.split("client_secret:")[1].split()[0]
+    with httpx.Client(base_url=base, timeout=10) as browser:
+        form = browser.get("/signin").text
+        browser.post("/signin", data={"identifier": "sam", "password": "a long enough password",
+                                      "csrf_token": csrf_of(form)})
+        query = {"response_type": "code", "client_id": client_id, "state": "s1",
+                 "redirect_uri": "http://127.0.0.1:9/callback", "scope": "knowledge:write knowledge:read"}
+        consent = browser.get("/oauth/authorize", params=query)
+        allowed = browser.post(str(consent.url), data={"csrf_token": csrf_of(consent.text),
+                                                       "decision": "allow"})
+        code = httpx.URL(allowed.headers["Location"]).params["code"]
+        token = browser.post("/oauth/token", data={
+            "grant_type": "authorization_code", "code": code, "client_id": client_id,
+            "client_secret": secret, "redirect_uri": "http://127.0.0.1:9/callback",
+        }).json()["access_token"]
+    answer = "Yes: we gift-wrap any order for $3.50. Choose Gift wrapping at checkout."
+    saved = httpx.post(f"{base}/v1/actions/knowledge", timeout=10, json={
+        "title": "Gift wrapping", "text": answer}, headers={"Authorization": f"Bearer {token}"})
+    assert saved.status_code == 201
+    conversation = httpx.post(f"{base}/v1/conversations", timeout=10,
+                              json={"contact": {"id": "gift"}}).json()["conversation_id"]
+
+    def reply() -> str | None:
+        # Ask once the article is in the store; the sandbox answers from it.
+        page = httpx.get(f"{base}/v1/conversations/{conversation}/messages", timeout=5).json()
+        said = [m for m in page["messages"] if m["author"] == "customer"]
+        bot = [m["text"] for m in page["messages"] if m["author"] == "bot"]
+        if not said:
+            httpx.post(f"{base}/v1/conversations/{conversation}/messages", timeout=5,
+                       json={"text": "Do you offer gift wrapping?", "client_message_id": "g1"})
+        return bot[-1] if page["state"] == "wait_for_user" and len(bot) > 1 else None
+
+    wait_until(lambda: saved_is_synced(base, saved.json()["id"], token), 30)
+    assert wait_until(reply, 30) == answer
+
+
+def saved_is_synced(base: str, article_id: str, token: str) -> bool:
+    found = httpx.get(f"{base}/v1/actions/knowledge", params={"q": "gift wrapping"}, timeout=5,
+                      headers={"Authorization": f"Bearer {token}"})
+    return found.status_code == 200 and any(
+        a["id"] == article_id and a["synced"] for a in found.json()["articles"])
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, html[:300]
+    return found.group(1)
 
 
 def test_dev_with_an_api_key_talks_to_the_api_instead_of_a_sandbox(tmp_path: Path) -> None:
