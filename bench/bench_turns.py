@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import secrets
 import socket
 import statistics
 import subprocess
@@ -105,7 +106,8 @@ def main() -> None:
     port = free_port()
     with EmbeddedRedis(work / "redis") as redis_server:
         env = {**os.environ, "SUPPORTFLOW_REDIS_URL": redis_server.url,
-               "SUPPORTFLOW_SANDBOX_URL": sandbox.url, "SUPPORTFLOW_FLOWS_DIR": str(flows)}
+               "SUPPORTFLOW_SANDBOX_URL": sandbox.url, "SUPPORTFLOW_FLOWS_DIR": str(flows),
+               "SUPPORTFLOW_SECRET_KEY": secrets.token_urlsafe(48)}
         env.pop("OPENAI_API_KEY", None)
         bin_dir = Path(sys.executable).parent
         worker = subprocess.Popen(

@@ -104,6 +104,7 @@ SCHEMAS: dict[str, type[Schema]] = {
     "ArticleInput": ArticleInputSchema, "Article": ArticleSchema, "Articles": ArticlesSchema,
 }
 ERRORS = {
+    "400": "The body is not a JSON object",
     "401": "No access token, or it is expired or revoked",
     "403": "The token lacks the scope this action needs (insufficient_scope)",
     "404": "No such conversation", "409": "Not handed off, or claimed by someone else",
@@ -146,7 +147,7 @@ ACTIONS: dict[str, dict[str, dict[str, Any]]] = {
     f"{_CONV}/notes": {"post": _op(
         "saveNote", Scope.NOTES_WRITE, "Save a note on a conversation",
         "Keep a private note for agents on a conversation, signed with your account.",
-        ("201", "Saved", "SavedNote"), "404 422", body="NoteInput")},
+        ("201", "Saved", "SavedNote"), "400 404 422", body="NoteInput")},
     f"{_CONV}/claim": {"post": _op(
         "claimHandoff", Scope.HANDOFFS_REPLY, "Claim a handoff",
         "Take a handed-off conversation so that you answer it; one agent wins a race.",
@@ -154,12 +155,12 @@ ACTIONS: dict[str, dict[str, dict[str, Any]]] = {
     f"{_CONV}/reply": {"post": _op(
         "replyToCustomer", Scope.HANDOFFS_REPLY, "Answer the customer",
         "Send the customer of a conversation you claimed a message, as you.",
-        ("201", "Sent", "ReplyReceipt"), "404 409 422 503", body="ReplyInput")},
+        ("201", "Sent", "ReplyReceipt"), "400 404 409 422 503", body="ReplyInput")},
     "/v1/actions/knowledge": {
         "post": _op(
             "saveAnswer", Scope.KNOWLEDGE_WRITE, "Save an answer for the bot (save it)",
             "Store a good answer in the knowledge base; the bot answers customers from it.",
-            ("201", "Saved", "Article"), "422", body="ArticleInput"),
+            ("201", "Saved", "Article"), "400 422", body="ArticleInput"),
         "get": _op(
             "searchKnowledge", Scope.KNOWLEDGE_READ, "Search the knowledge base",
             "Articles whose title, tags or text share words with q, best first.",

@@ -56,7 +56,8 @@ def _json(schema: str) -> dict[str, Any]:
 
 
 _AGENT: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"sessionCookie": []}]
-_ERRORS = {"401": "Not signed in, or no or an unknown token",
+_ERRORS = {"400": "The body is not a JSON object",
+           "401": "Not signed in, or no or an unknown token",
            "403": "Not an agent, or a change without the session's X-CSRFToken",
            "404": "Unknown article", "422": "Invalid fields"}
 
@@ -76,7 +77,7 @@ KNOWLEDGE_ROUTES: dict[str, dict[str, Any]] = {
         "post": {"summary": "Write an article (the bot answers from it once synced)",
                  "security": _AGENT, "requestBody": {"required": True, **_json("ArticleInput")},
                  "responses": {"201": {"description": "Saved", **_json("Article")},
-                               **_errors("422")}}},
+                               **_errors("400", "422")}}},
     _ONE: {
         "get": {"summary": "One article", "security": _AGENT,
                 "responses": {"200": {"description": "The article", **_json("Article")},
@@ -84,7 +85,7 @@ KNOWLEDGE_ROUTES: dict[str, dict[str, Any]] = {
         "put": {"summary": "A new revision of the article", "security": _AGENT,
                 "requestBody": {"required": True, **_json("ArticleInput")},
                 "responses": {"200": {"description": "Saved", **_json("Article")},
-                              **_errors("404", "422")}},
+                              **_errors("400", "404", "422")}},
         "delete": {"summary": "Delete the article (and its file from the vector stores)",
                    "security": _AGENT,
                    "responses": {"204": {"description": "Deleted"}, **_errors("404")}}},

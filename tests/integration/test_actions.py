@@ -123,6 +123,7 @@ def test_every_action_answers_what_it_documents(app: Any, document: dict[str, An
                                           json={"text": "Wants a refund for order 1234"}))
     assert note["note"]["author"] == person.name
     doc.check("saveNote", api.post(f"{conv}/notes", headers=auth, json={"text": ""}))
+    doc.check("saveNote", api.post(f"{conv}/notes", headers=auth, data="not json"))
     doc.check("saveNote", api.post("/v1/actions/conversations/conv-nope/notes", headers=auth,
                                    json={"text": "x"}))
 
@@ -137,6 +138,7 @@ def test_every_action_answers_what_it_documents(app: Any, document: dict[str, An
     assert not sent["duplicate"]
     assert chat.messages("agent")[-1]["agent"] == person.name
     doc.check("replyToCustomer", api.post(f"{conv}/reply", headers=auth, json={"text": " "}))
+    doc.check("replyToCustomer", api.post(f"{conv}/reply", headers=auth, json=["a list"]))
     mine = doc.check("listHandoffs", api.get("/v1/actions/handoffs", headers=auth))
     assert [h["conversation_id"] for h in mine["claimed_by_you"]].count(chat.id) == 1
 
@@ -146,6 +148,7 @@ def test_every_action_answers_what_it_documents(app: Any, document: dict[str, An
     assert saved["author"] == person.name and saved["tags"] == ["gifts"]
     doc.check("saveAnswer", api.post("/v1/actions/knowledge", headers=auth,
                                      json={"title": "", "text": "x"}))
+    doc.check("saveAnswer", api.post("/v1/actions/knowledge", headers=auth, data="{"))
     found = doc.check("searchKnowledge", api.get(
         f"/v1/actions/knowledge?q={title.replace(' ', '+')}+expire", headers=auth))
     assert found["articles"][0]["id"] == saved["id"]
