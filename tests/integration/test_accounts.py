@@ -142,3 +142,16 @@ def test_deleting_an_account_ends_its_sessions(app: Any) -> None:
     assert app.extensions["supportflow"].accounts.delete(person.name)
     assert browser.get("/v1/agent/handoffs").status_code == 401
     assert browser.get("/agent").status_code == 302
+
+
+def test_signing_in_never_sends_anyone_to_another_site(app: Any) -> None:
+    from tests.integration.account_helpers import csrf
+
+    person = make_account(app)
+    for target in ("https://evil.example/x", "//evil.example", "/\\evil.example", "javascript:x"):
+        browser = app.test_client()
+        form = browser.get("/signin").get_data(as_text=True)
+        signed = browser.post("/signin", data={"identifier": person.name, "next": target,
+                                               "password": person.password,
+                                               "csrf_token": csrf(form)})
+        assert signed.headers["Location"] == "/agent", target
