@@ -7,6 +7,7 @@ endpoints answer `{"error", "error_description"}` as JSON.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -25,6 +26,8 @@ bp = Blueprint("oauth", __name__, url_prefix="/oauth")
 
 def init_oauth(app: Flask, services: Any) -> None:
     """Build the authorization server and the resource protector for this app."""
+    # Authlib logs issued tokens at DEBUG: keep them out of the logs whatever the level.
+    logging.getLogger("authlib").setLevel(logging.INFO)
     server, protector = build_server(services.oauth, services.accounts, services.settings,
                                      services.clock)
     app.extensions["oauth_server"] = server

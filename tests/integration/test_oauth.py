@@ -5,6 +5,7 @@ library and a browser is tests/e2e/test_gpt.py."""
 from __future__ import annotations
 
 import base64
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -277,9 +278,10 @@ def test_revoking_a_refresh_token_revokes_its_access_tokens(app: Any, browser: A
     assert unknown.status_code == 200
 
 
-def test_secrets_codes_and_tokens_are_only_hashes_at_rest(
-    app: Any, browser: Any, redis_url: str
+def test_secrets_codes_and_tokens_are_only_hashes_at_rest_and_never_logged(
+    app: Any, browser: Any, redis_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     client_id, secret = register_client(app, CALLBACK)
     code = get_code(browser, client_id, CALLBACK)
     issued = token_request(browser, client_id, secret, grant_type="authorization_code",
@@ -296,6 +298,7 @@ def test_secrets_codes_and_tokens_are_only_hashes_at_rest(
             values = list(client.smembers(key))
         blob = key + b"".join(values)
         assert not any(s.encode() in blob for s in secrets_), key
+    assert not any(s in caplog.text for s in secrets_)
 
 
 def test_the_cli_prints_a_client_secret_once(
