@@ -26,6 +26,7 @@ from supportflow.adapters.redis_accounts import RedisAccounts, RedisSignInThrott
 from supportflow.adapters.redis_agents import RedisAgentBoard
 from supportflow.adapters.redis_knowledge import RedisArticles
 from supportflow.adapters.redis_store import RedisConversationStore
+from supportflow.adapters.redis_uow import RedisUnitOfWork
 from supportflow.adapters.tokens import TokenStore
 from supportflow.adapters.vault import Vault
 from supportflow.observability.ops import OpsStore
@@ -34,12 +35,11 @@ from supportflow.observability.redis_metrics import RedisMetrics
 from supportflow.services.accounts import AccountDesk
 from supportflow.services.agents import AgentDesk
 from supportflow.services.deliveries import AgentsWebhook, Deliveries
+from supportflow.services.engine import EngineConfig, TurnEngine
 from supportflow.services.helpdesk import HelpdeskInbound
 from supportflow.services.intake import Intake
 from supportflow.services.knowledge import KnowledgeBase, KnowledgeSync
 from supportflow.services.ports import AssistantDirectory, FlowCatalog, TaskQueue
-from supportflow.services.session import EngineConfig
-from supportflow.services.turns import TurnEngine
 from supportflow.services.watchdog import Watchdog
 from supportflow.settings import Settings, load_settings
 
@@ -66,6 +66,7 @@ class Services:
 
     settings: Settings
     store: RedisConversationStore
+    uow: RedisUnitOfWork
     flows: FlowCatalog
     intake: Intake
     engine: TurnEngine
@@ -144,8 +145,10 @@ def bootstrap(
     # Knowledge files go to the API of the flows' connectors, whatever answers the turns.
     http_clients = AssistantClients(settings, connectors=base.vault.get)
     assistants = assistants or http_clients
-    store = RedisConversationStore(client, prefix=prefix, lease_ttl_s=settings.lease_ttl_s)
+    store = RedisConversationStore(client, prefix=prefix)
     metrics = base.metrics
+    uow = RedisUnitOfWork(client, prefix=prefix, lease_ttl_s=settings.lease_ttl_s,
+                          metrics=metrics)
     intake = Intake(store=store, flows=flows, queue=queue, clock=clock, metrics=metrics)
     deliveries = Deliveries(
         store=RedisDeliveryStore(client, prefix=prefix), queue=queue, inboxes=base.inboxes,
@@ -156,19 +159,20 @@ def bootstrap(
         clock=clock, metrics=metrics,
     )
     engine = TurnEngine(
-        store=store, flows=flows, assistants=assistants, queue=queue, clock=clock,
-        config=EngineConfig(lease_ttl_s=settings.lease_ttl_s,
-                            retry_base_s=settings.step_retry_base_s,
-                            retry_max_s=settings.step_retry_max_s),
+        uow=uow, flows=flows, assistants=assistants, queue=queue, clock=clock,
+        config=EngineConfig(retry_base_s=settings.step_retry_base_s,
+                            retry_max_s=settings.step_retry_max_s,
+                            transient=(redis.ConnectionError, redis.TimeoutError)),
         publisher=deliveries, metrics=metrics, failures=base.ops)
     articles = RedisArticles(client, prefix=prefix)
     return Services(
-        settings=settings, store=store, flows=flows, intake=intake, engine=engine,
-        watchdog=Watchdog(store=store, queue=queue, clock=clock,
+        settings=settings, store=store, uow=uow, flows=flows, intake=intake, engine=engine,
+        watchdog=Watchdog(index=store, queue=queue, clock=clock,
                           grace_s=settings.watchdog_grace_s, metrics=metrics),
         vault=base.vault, tokens=base.tokens,
-        agents=AgentDesk(store=store, board=RedisAgentBoard(client, prefix=prefix),
-                         engine=engine, clock=clock, metrics=metrics),
+        agents=AgentDesk(store=store, index=store, uow=uow,
+                         board=RedisAgentBoard(client, prefix=prefix), flows=flows, queue=queue,
+                         publisher=deliveries, clock=clock, metrics=metrics),
         inboxes=base.inboxes,
         inbound=HelpdeskInbound(intake=intake,
                                 conversations=RedisConversationMap(client, prefix=prefix)),

@@ -1,91 +1,124 @@
-"""The conversation state machine: a declarative table checked against DESIGN.md section 2."""
+"""The conversation state machine: the transition table and the step table, checked against
+DESIGN.md section 2 (the canonical flow) at a glance.
+
+The conversation is the machine's model: `bind(conversation)` attaches a `transitions` machine
+that moves `conversation.state` (an enum, held once) and answers its trigger methods.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from transitions import Machine, MachineError
 
-from .flow import FallbackAction, Flow
 from .model import Conversation, State
 
-# Steps the worker runs by itself; every other state waits for someone (customer, run, agent).
-WORKING_STATES = frozenset(
-    {State.STORE_ATTRIBUTE, State.OPEN_THREAD, State.POST_MESSAGE, State.START_RUN, State.DECIDE}
-)
-ASSISTANT_STATES = [
-    State.STORE_ATTRIBUTE,
-    State.OPEN_THREAD,
-    State.POST_MESSAGE,
-    State.START_RUN,
-    State.POLL,
-    State.DECIDE,
-]
+S = State
+# Steps that talk to the assistant; any of them can fail into the flow's fallback.
+ASSISTANT_STEPS = [S.STORE_ATTRIBUTE, S.OPEN_THREAD, S.POST_MESSAGE, S.START_RUN, S.POLL, S.DECIDE]
 
-STATES = [state.value for state in State]
-
+# trigger, from, to, [condition]: the first row whose condition holds wins.
 TRANSITIONS: list[dict[str, Any]] = [
-    {"trigger": "user_message", "source": ["ask", "wait_for_user"], "dest": "store_attribute"},
-    {"trigger": "attribute_stored", "source": "store_attribute", "dest": "post_message",
+    {"trigger": "user_message", "source": [S.ASK, S.WAIT_FOR_USER], "dest": S.STORE_ATTRIBUTE},
+    {"trigger": "attribute_stored", "source": S.STORE_ATTRIBUTE, "dest": S.POST_MESSAGE,
      "conditions": "has_thread"},
-    {"trigger": "attribute_stored", "source": "store_attribute", "dest": "open_thread"},
-    {"trigger": "thread_opened", "source": "open_thread", "dest": "post_message"},
-    {"trigger": "message_posted", "source": "post_message", "dest": "start_run"},
-    {"trigger": "run_started", "source": "start_run", "dest": "poll"},
-    {"trigger": "run_pending", "source": "poll", "dest": None},
-    {"trigger": "run_completed", "source": "poll", "dest": "decide"},
-    {"trigger": "reply_decided", "source": "decide", "dest": "handed_off",
-     "conditions": "reply_is_handoff"},
-    {"trigger": "reply_decided", "source": "decide", "dest": "wait_for_user"},
-    {"trigger": "failed", "source": [s.value for s in ASSISTANT_STATES], "dest": "handed_off",
-     "conditions": "fallback_is_handoff"},
-    {"trigger": "failed", "source": [s.value for s in ASSISTANT_STATES], "dest": "wait_for_user"},
-    {"trigger": "agent_resolved", "source": "handed_off", "dest": "closed"},
-    {"trigger": "agent_returned", "source": "handed_off", "dest": "wait_for_user"},
+    {"trigger": "attribute_stored", "source": S.STORE_ATTRIBUTE, "dest": S.OPEN_THREAD},
+    {"trigger": "thread_opened", "source": S.OPEN_THREAD, "dest": S.POST_MESSAGE},
+    {"trigger": "message_posted", "source": S.POST_MESSAGE, "dest": S.START_RUN},
+    {"trigger": "run_started", "source": S.START_RUN, "dest": S.POLL},
+    {"trigger": "run_pending", "source": S.POLL, "dest": None},
+    {"trigger": "run_completed", "source": S.POLL, "dest": S.DECIDE},
+    {"trigger": "reply_decided", "source": S.DECIDE, "dest": S.HANDED_OFF,
+     "conditions": "wants_handoff"},
+    {"trigger": "reply_decided", "source": S.DECIDE, "dest": S.WAIT_FOR_USER},
+    {"trigger": "failed", "source": ASSISTANT_STEPS, "dest": S.HANDED_OFF,
+     "conditions": "wants_handoff"},
+    {"trigger": "failed", "source": ASSISTANT_STEPS, "dest": S.WAIT_FOR_USER},
+    {"trigger": "agent_resolved", "source": S.HANDED_OFF, "dest": S.CLOSED},
+    {"trigger": "agent_returned", "source": S.HANDED_OFF, "dest": S.WAIT_FOR_USER},
 ]
+
+
+class Wake(StrEnum):
+    """What a state waits for before its step can run."""
+
+    NOW = "now"  # nothing: the worker runs it right away
+    CUSTOMER = "customer"  # a customer message in the mailbox
+    RUN_CHECK = "run_check"  # the next poll of the run (a timer)
+    AGENT = "agent"  # an agent resolves it or gives it back
+    NOTHING = "nothing"  # closed
+
+
+@dataclass(frozen=True)
+class Step:
+    """What the worker does in a state: the effect (by name, in services/steps.py) and the
+    trigger it fires when the effect is done. `outside` effects change the assistant's side
+    (a thread, a message, a run, tool outputs): the worker commits right after them, so they
+    are never redone; the others are folded into the next commit."""
+
+    effect: str
+    done: str
+    wake: Wake = Wake.NOW
+    outside: bool = False
+
+
+# state                     effect             exit trigger        waits for          outside
+STEPS: dict[State, Step] = {
+    S.ASK:             Step("take_turn",       "user_message",     Wake.CUSTOMER),
+    S.WAIT_FOR_USER:   Step("take_turn",       "user_message",     Wake.CUSTOMER),
+    S.STORE_ATTRIBUTE: Step("store_attribute", "attribute_stored"),
+    S.OPEN_THREAD:     Step("open_thread",     "thread_opened",    outside=True),
+    S.POST_MESSAGE:    Step("post_message",    "message_posted",   outside=True),
+    S.START_RUN:       Step("start_run",       "run_started",      outside=True),
+    # Not finished yet: `run_pending`, and the next check after the schedule's delay.
+    S.POLL:            Step("check_run",       "run_completed",    Wake.RUN_CHECK, outside=True),
+    S.DECIDE:          Step("decide",          "reply_decided"),
+}  # fmt: skip
+# States without a step wait for someone other than the worker.
+WAITS = {S.HANDED_OFF: Wake.AGENT, S.CLOSED: Wake.NOTHING}
+# States the worker is in the middle of: a commit there sets the wake-up to now, so the
+# watchdog finds a worker that died in them.
+WORKING_STATES = frozenset(state for state, step in STEPS.items() if step.wake is Wake.NOW)
+TAKES_TURNS = frozenset(state for state, step in STEPS.items() if step.wake is Wake.CUSTOMER)
+
+
+def waits_for(state: State) -> Wake:
+    """What the conversation waits for in this state."""
+    step = STEPS.get(state)
+    return step.wake if step is not None else WAITS[state]
 
 
 class TransitionRefused(Exception):
     """A trigger that the table does not allow from the conversation's current state."""
 
 
-class ConversationMachine:
-    """Wraps one conversation so `transitions` can move it; conditions read the flow."""
+class _DeclaredOnly(Machine):  # type: ignore[misc]
+    """A machine that binds only what the model declares (model_override), quietly.
 
-    state: str
+    transitions logs a warning for each convenience method it skips (`is_<state>`,
+    `may_trigger`, ...) on every model; a conversation is bound once per step, so skip them
+    without a word.
+    """
 
-    def __init__(self, conversation: Conversation, flow: Flow) -> None:
-        self.conversation = conversation
-        self.flow = flow
-        Machine(
-            model=self,
-            states=STATES,
-            transitions=TRANSITIONS,
-            initial=conversation.state.value,
-            auto_transitions=False,
-        )
+    def _checked_assignment(self, model: Any, name: str, func: Any) -> None:
+        if getattr(model, name, None) is not None:
+            setattr(model, name, func)
 
-    def fire(self, trigger: str) -> State:
-        """Fire a trigger and write the new state back to the conversation."""
-        try:
-            getattr(self, trigger)()
-        except (MachineError, AttributeError) as error:
-            raise TransitionRefused(
-                f"{trigger!r} is not allowed in state {self.conversation.state.value!r}"
-            ) from error
-        self.conversation.state = State(self.state)
-        return self.conversation.state
 
-    def can(self, trigger: str) -> bool:
-        """True when the trigger is allowed from the current state."""
-        method = getattr(self, f"may_{trigger}", None)
-        return bool(method and method())
+def bind(conversation: Conversation) -> Conversation:
+    """Attach the machine to the conversation (its model), in the conversation's state."""
+    _DeclaredOnly(model=conversation, states=State, transitions=TRANSITIONS,
+                  initial=conversation.state, auto_transitions=False, model_override=True)
+    return conversation
 
-    def has_thread(self) -> bool:
-        return self.conversation.thread_id is not None
 
-    def reply_is_handoff(self) -> bool:
-        return self.conversation.handoff_reason is not None
-
-    def fallback_is_handoff(self) -> bool:
-        return self.flow.fallback.action is FallbackAction.HANDOFF
+def fire(conversation: Conversation, trigger: str) -> State:
+    """Fire a trigger of the table by name; TransitionRefused when it is not allowed."""
+    try:
+        getattr(conversation, trigger)()
+    except MachineError as error:
+        raise TransitionRefused(
+            f"{trigger!r} is not allowed in state {conversation.state.value!r}") from error
+    return conversation.state

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
-from typing import Any
+from typing import Any, NoReturn
 
 
 class State(StrEnum):
@@ -43,9 +43,18 @@ class CustomerMessage:
         return cls(id=str(data["id"]), text=str(data["text"]), received_at=float(data["received_at"]))
 
 
+def _unbound() -> NoReturn:
+    raise RuntimeError("the conversation is not bound to its machine (supportflow.domain.fsm.bind)")
+
+
 @dataclass
 class Conversation:
-    """One conversation's durable state; `version` guards every commit."""
+    """One conversation's durable state; `version` guards every commit.
+
+    It is the state machine's model: `supportflow.domain.fsm.bind` attaches the machine, which
+    then moves `state` and answers the trigger methods declared below (transitions'
+    `model_override`: only what is declared here is bound, so every trigger is typed).
+    """
 
     id: str
     contact_id: str
@@ -75,6 +84,43 @@ class Conversation:
     created_at: float = 0.0
     updated_at: float = 0.0
 
+    # ----- conditions of the transition table -----
+
+    def has_thread(self) -> bool:
+        """The conversation already has a thread (contact and static scopes, later turns)."""
+        return self.thread_id is not None
+
+    def wants_handoff(self) -> bool:
+        """The turn ends with a person: a handoff marker, the handoff tool, or the fallback."""
+        return self.handoff_reason is not None
+
+    # ----- triggers, bound by the machine -----
+
+    def user_message(self) -> bool: _unbound()
+    def may_user_message(self) -> bool: _unbound()
+    def attribute_stored(self) -> bool: _unbound()
+    def may_attribute_stored(self) -> bool: _unbound()
+    def thread_opened(self) -> bool: _unbound()
+    def may_thread_opened(self) -> bool: _unbound()
+    def message_posted(self) -> bool: _unbound()
+    def may_message_posted(self) -> bool: _unbound()
+    def run_started(self) -> bool: _unbound()
+    def may_run_started(self) -> bool: _unbound()
+    def run_pending(self) -> bool: _unbound()
+    def may_run_pending(self) -> bool: _unbound()
+    def run_completed(self) -> bool: _unbound()
+    def may_run_completed(self) -> bool: _unbound()
+    def reply_decided(self) -> bool: _unbound()
+    def may_reply_decided(self) -> bool: _unbound()
+    def failed(self) -> bool: _unbound()
+    def may_failed(self) -> bool: _unbound()
+    def agent_resolved(self) -> bool: _unbound()
+    def may_agent_resolved(self) -> bool: _unbound()
+    def agent_returned(self) -> bool: _unbound()
+    def may_agent_returned(self) -> bool: _unbound()
+
+    # ----- reading it -----
+
     @property
     def turn_text(self) -> str:
         """The customer's messages of this turn, joined in arrival order."""
@@ -86,8 +132,10 @@ class Conversation:
         return f"{self.id}:{self.turn}"
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        """The record as stored (the fields only, never what the machine attached)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["state"] = self.state.value
+        data["turn_messages"] = [message.to_dict() for message in self.turn_messages]
         return data
 
     @classmethod

@@ -43,4 +43,7 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("supportflow_dead_letters", Kind.COUNTER, "Outbound deliveries given up."),
     Metric("supportflow_watchdog_actions", Kind.COUNTER, "Conversations the watchdog woke.",
            ("action",)),
+    Metric("supportflow_step_errors", Kind.COUNTER,
+           "Steps that failed for a reason other than the assistant's (a bug, bad data).",
+           ("state",)),
 )}

@@ -56,3 +56,5 @@ def configure_logging(level: str | int = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper() if isinstance(level, str) else level)
+    # transitions narrates every state change at INFO; the conversation's own logs say enough.
+    logging.getLogger("transitions").setLevel(logging.WARNING)

@@ -8,7 +8,7 @@ from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from supportflow.services.ports import ConversationStore
+from supportflow.services.ports import OpsIndex
 
 from .ops import LATENCY, OpsStore
 from .redis_metrics import RedisMetrics, histogram_buckets, quantile
@@ -17,7 +17,7 @@ from .redis_metrics import RedisMetrics, histogram_buckets, quantile
 class OpsView:
     """Builds what /v1/ops/overview, /v1/ops/timeseries and /metrics show."""
 
-    def __init__(self, *, store: ConversationStore, ops: OpsStore, metrics: RedisMetrics,
+    def __init__(self, *, store: OpsIndex, ops: OpsStore, metrics: RedisMetrics,
                  clock: Callable[[], float], grace_s: float, worker_online_s: float) -> None:
         self.store, self.ops, self.metrics, self.clock = store, ops, metrics, clock
         self.grace_s, self.worker_online_s = grace_s, worker_online_s
@@ -34,7 +34,7 @@ class OpsView:
             "handoff_queue": {"length": len(handoffs),
                               "oldest_wait_s": None if oldest is None else max(0.0, now - oldest)},
             "polls": {"pending": by_state.get("poll", 0),
-                      "overdue": len(self.store.due_wakeups(now, self.grace_s))},
+                      "overdue": self.store.overdue_count(now, self.grace_s)},
             "queues": {self.ops.queue: self.ops.queue_depth()},
             "workers": self.workers(),
             "deliveries": {"dead_letters": self.ops.dead_letters()},

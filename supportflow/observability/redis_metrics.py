@@ -14,6 +14,8 @@ from .catalog import METRICS, Kind
 from .catalog import Metric as CatalogMetric
 
 SEPARATOR = "\x1f"
+# One write to a metric's hash: (key, field, amount).
+Increment = tuple[str, str, float]
 
 
 class RedisMetrics:
@@ -28,17 +30,29 @@ class RedisMetrics:
 
     def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
         """Add to a counter."""
-        self.redis.hincrbyfloat(self.key(name), _series(name, labels), amount)
+        self.apply(self.increments(name, amount, labels))
 
     def observe(self, name: str, value: float, **labels: str) -> None:
         """Record one observation in a histogram."""
+        self.apply(self.observations(name, value, labels))
+
+    def increments(self, name: str, amount: float, labels: dict[str, str]) -> list[Increment]:
+        """What adding to a counter writes: (hash key, field, amount)."""
+        return [(self.key(name), _series(name, labels), amount)]
+
+    def observations(self, name: str, value: float, labels: dict[str, str]) -> list[Increment]:
+        """What one histogram observation writes: its buckets and its sum."""
         metric = METRICS[name]
         series = _series(name, labels)
+        found = [(self.key(name), f"{series}{SEPARATOR}le={_le(bound)}", 1.0)
+                 for bound in (*metric.buckets, math.inf) if value <= bound]
+        return [*found, (self.key(name), f"{series}{SEPARATOR}sum", value)]
+
+    def apply(self, increments: list[Increment]) -> None:
+        """Write increments in one round trip (a unit of work carries them in its commit)."""
         pipe = self.redis.pipeline(transaction=False)
-        for bound in (*metric.buckets, math.inf):
-            if value <= bound:
-                pipe.hincrby(self.key(name), f"{series}{SEPARATOR}le={_le(bound)}", 1)
-        pipe.hincrbyfloat(self.key(name), f"{series}{SEPARATOR}sum", value)
+        for key, field, amount in increments:
+            pipe.hincrbyfloat(key, field, amount)
         pipe.execute()
 
     def counter_values(self, name: str) -> dict[tuple[str, ...], float]:

@@ -16,9 +16,17 @@ from supportflow.domain.flow import HandoffTimeoutAction
 from supportflow.domain.model import Author, Conversation, State, TranscriptMessage
 
 from .intake import UnknownConversation
-from .ports import Commit, ConversationStore, Metrics, NullMetrics, StaleWrite
-from .session import Session, conversation_event
-from .turns import TurnEngine
+from .ports import (
+    Conversations,
+    EventPublisher,
+    FlowCatalog,
+    Metrics,
+    NullMetrics,
+    OpsIndex,
+    TaskQueue,
+)
+from .steps import conversation_event
+from .unit_of_work import Purpose, StaleWrite, Taken, UnitOfWork, Work
 
 log = logging.getLogger(__name__)
 
@@ -94,15 +102,20 @@ class AgentReceipt:
 
 
 class AgentDesk:
-    """Agents' changes go through the FSM under the conversation's lease, version-checked."""
+    """Agents' changes go through the FSM on the unit of work (lease, version check)."""
 
-    def __init__(self, *, store: ConversationStore, board: AgentBoard, engine: TurnEngine,
-                 clock: Callable[[], float], lease_wait_s: float = 3.0,
-                 metrics: Metrics | None = None) -> None:
+    def __init__(self, *, store: Conversations, index: OpsIndex, uow: UnitOfWork,
+                 board: AgentBoard, flows: FlowCatalog, queue: TaskQueue,
+                 publisher: EventPublisher, clock: Callable[[], float],
+                 lease_wait_s: float = 3.0, metrics: Metrics | None = None) -> None:
         self.metrics = metrics or NullMetrics()
         self.store = store
+        self.index = index
+        self.uow = uow
         self.board = board
-        self.engine = engine
+        self.flows = flows
+        self.tasks = queue
+        self.publisher = publisher
         self.clock = clock
         self.lease_wait_s = lease_wait_s
 
@@ -110,7 +123,7 @@ class AgentDesk:
 
     def queue(self) -> list[QueueEntry]:
         """Handed-off conversations, oldest first, with wait, attribute and claim."""
-        entries = self.store.handoff_queue()
+        entries = self.index.handoff_queue()
         claims = self.board.claimants([cid for cid, _ in entries])
         now, found = self.clock(), []
         for cid, entered in entries:
@@ -160,53 +173,53 @@ class AgentDesk:
              client_message_id: str | None = None) -> AgentReceipt:
         """The claiming agent's message to the customer, once per client message id."""
         message_id = f"agent-{client_message_id or uuid.uuid4().hex}"
-        with self._hold(conversation_id) as session:
-            self._check_agent(session.conversation, agent, need_claim=True)
+        with self._hold(conversation_id) as work:
+            self._check_agent(work.conversation, agent, need_claim=True)
             if self.board.has_message(conversation_id, message_id):
                 return AgentReceipt(conversation_id, message_id, duplicate=True)
             message = TranscriptMessage(id=message_id, author=Author.AGENT, text=text,
-                                        at=self.clock(), turn=session.conversation.turn,
+                                        at=self.clock(), turn=work.conversation.turn,
                                         agent=agent)
-            self._commit(session, [message])
-        self.metrics.inc("supportflow_messages_out", author="agent")
-        self._publish(session.conversation, EventType.MESSAGE_CREATED, message.id,
-                      {"message": message.to_dict(), "agent": agent})
+            work.add_message(message)
+            work.metrics.inc("supportflow_messages_out", author="agent")
+            self._publish(work, EventType.MESSAGE_CREATED, message.id,
+                          {"message": message.to_dict(), "agent": agent})
+            self._commit(work)
         return AgentReceipt(conversation_id, message_id, duplicate=False)
 
     def resolve(self, conversation_id: str, agent: str) -> Conversation:
         """Close a handed-off conversation and take it out of the queue."""
-        with self._hold(conversation_id) as session:
-            self._check_agent(session.conversation, agent, need_claim=False)
-            session.machine.fire("agent_resolved")
-            self._commit(session)
+        with self._hold(conversation_id) as work:
+            self._check_agent(work.conversation, agent, need_claim=False)
+            work.conversation.agent_resolved()
+            self._publish(work, EventType.RESOLVED, f"resolved:{work.conversation.turn}",
+                          {"agent": agent})
+            self._commit(work)
         self.board.release(conversation_id)
-        conversation = session.conversation
-        self._publish(conversation, EventType.RESOLVED, f"resolved:{conversation.turn}",
-                      {"agent": agent})
-        return conversation
+        return work.conversation
 
     def give_back(self, conversation_id: str, agent: str) -> Conversation:
         """Return a handed-off conversation to the bot, which waits for the customer."""
-        with self._hold(conversation_id) as session:
-            self._check_agent(session.conversation, agent, need_claim=False)
-            self._return(session)
-            self._commit(session)
+        with self._hold(conversation_id) as work:
+            self._check_agent(work.conversation, agent, need_claim=False)
+            self._return(work)
+            self._publish(work, EventType.RETURNED_TO_BOT, f"returned:{work.conversation.turn}",
+                          {"agent": agent})
+            self._commit(work)
         self.board.release(conversation_id)
-        self._publish(session.conversation, EventType.RETURNED_TO_BOT,
-                      f"returned:{session.conversation.turn}", {"agent": agent})
-        return session.conversation
+        return work.conversation
 
     def expire_unclaimed(self) -> list[str]:
         """Apply the flow's timeout action to handoffs nobody claimed in time (beat task)."""
         now, acted = self.clock(), []
-        entries = self.store.handoff_queue()
+        entries = self.index.handoff_queue()
         claims = self.board.claimants([cid for cid, _ in entries])
         for cid, entered in entries:
             conversation = self.store.get(cid)
             if claims.get(cid) or conversation is None or conversation.handoff_timeout_told:
                 continue
             try:
-                if now - entered < self.engine.flows.get(conversation.flow).handoff.timeout_s:
+                if now - entered < self.flows.get(conversation.flow).handoff.timeout_s:
                     continue
                 if self._time_out(cid):
                     acted.append(cid)
@@ -217,34 +230,37 @@ class AgentDesk:
     # ----- helpers -----
 
     def _time_out(self, conversation_id: str) -> bool:
-        with self._hold(conversation_id, wait_s=0.0) as session:
-            conversation, handoff = session.conversation, session.flow.handoff
+        with self._hold(conversation_id, wait_s=0.0) as work:
+            conversation = work.conversation
+            handoff = self.flows.get(conversation.flow).handoff
             if (conversation.state is not State.HANDED_OFF or conversation.handoff_timeout_told
                     or self.board.claimant(conversation_id)):
                 return False
             returned = handoff.on_timeout is HandoffTimeoutAction.RETURN
             kind = "handoff-returned" if returned else "handoff-timeout"
             if returned:
-                self._return(session)
+                self._return(work)
             else:
                 conversation.handoff_timeout_told = True
             message = TranscriptMessage(id=f"{conversation.turn}:{kind}", author=Author.BOT,
                                         text=handoff.timeout_message, at=self.clock(),
                                         turn=conversation.turn)
-            self._commit(session, [message])
-        self.metrics.inc("supportflow_messages_out", author="bot")
-        self._publish(conversation, EventType.MESSAGE_CREATED, message.id,
-                      {"message": message.to_dict()})
+            work.add_message(message)
+            work.metrics.inc("supportflow_messages_out", author="bot")
+            self._publish(work, EventType.MESSAGE_CREATED, message.id,
+                          {"message": message.to_dict()})
+            if returned:
+                self._publish(work, EventType.RETURNED_TO_BOT, f"returned:{conversation.turn}",
+                              {"agent": None})
+            self._commit(work)
         if returned:
             self.board.release(conversation_id)
-            self._publish(conversation, EventType.RETURNED_TO_BOT,
-                          f"returned:{conversation.turn}", {"agent": None})
         return True
 
-    def _return(self, session: Session) -> None:
-        session.machine.fire("agent_returned")
-        session.conversation.handoff_reason = None
-        session.conversation.handoff_timeout_told = False
+    def _return(self, work: Work) -> None:
+        work.conversation.agent_returned()
+        work.conversation.handoff_reason = None
+        work.conversation.handoff_timeout_told = False
 
     def _check_agent(self, conversation: Conversation, agent: str, *, need_claim: bool) -> None:
         if conversation.state is not State.HANDED_OFF:
@@ -256,31 +272,39 @@ class AgentDesk:
             raise ClaimConflict(f"claimed by {holder}", holder)
 
     @contextmanager
-    def _hold(self, conversation_id: str, wait_s: float | None = None) -> Iterator[Session]:
-        """The conversation under its lease, like TurnEngine's session; waits briefly."""
-        conversation = self._get(conversation_id)
+    def _hold(self, conversation_id: str, wait_s: float | None = None) -> Iterator[Work]:
+        """The conversation on the unit of work; waits briefly while a worker holds it."""
         deadline = time.monotonic() + (self.lease_wait_s if wait_s is None else wait_s)
-        ttl = self.engine.config.lease_ttl_s
-        while (lease := self.store.acquire_lease(conversation_id, ttl)) is None:
+        while True:
+            taken, work = self.uow.take(conversation_id, Purpose.ANY)
+            if work is not None:
+                break
+            if taken is Taken.MISSING:
+                raise UnknownConversation(conversation_id)
             if time.monotonic() >= deadline:
                 raise ConversationBusy(conversation_id)
             time.sleep(0.05)
+        work.conversation.updated_at = self.clock()  # events of this change carry its time
         try:
-            conversation = self._get(conversation_id)
-            yield Session(conversation, self.engine.flows.get(conversation.flow), lease)
+            yield work
         finally:
-            self.store.release_lease(conversation_id, lease)
+            if work.held:
+                self.uow.release(work)
 
-    def _commit(self, session: Session, transcript: list[TranscriptMessage] | None = None) -> None:
-        conversation = session.conversation
-        conversation.updated_at = self.clock()
-        conversation.wake_at = None
-        self.store.commit(conversation, session.lease, Commit(transcript=transcript or []))
+    def _commit(self, work: Work) -> None:
+        """Write and let go; customer messages waiting for the bot get a worker."""
+        now = self.clock()
+        work.conversation.updated_at = now
+        committed = self.uow.commit(work, release=True, wake_at=None, now=now)
+        if work.events:
+            events, work.events = work.events, []
+            self.publisher.publish(events)
+        if committed.waiting:
+            self.tasks.drain(work.conversation.id)
 
-    def _publish(self, conversation: Conversation, kind: EventType, what: str,
-                 data: dict[str, object]) -> None:
-        event = conversation_event(conversation, kind, what, dict(data))
-        self.engine.publisher.publish([event])
+    def _publish(self, work: Work, kind: EventType, what: str, data: dict[str, object]) -> None:
+        """An event sent out once the change it tells of is committed."""
+        work.events.append(conversation_event(work.conversation, kind, what, dict(data)))
 
     def _get(self, conversation_id: str) -> Conversation:
         conversation = self.store.get(conversation_id)
@@ -290,6 +314,6 @@ class AgentDesk:
 
     def _flow_attribute(self, conversation: Conversation) -> str:
         try:
-            return self.engine.flows.get(conversation.flow).attribute
+            return self.flows.get(conversation.flow).attribute
         except KeyError:
             return "gpt_response"

@@ -14,7 +14,7 @@ from supportflow.domain.model import (
     TranscriptMessage,
 )
 
-from .ports import ConversationStore, FlowCatalog, Metrics, NullMetrics, TaskQueue
+from .ports import Conversations, FlowCatalog, Metrics, NullMetrics, TaskQueue
 
 
 class UnknownConversation(LookupError):
@@ -61,7 +61,7 @@ class Intake:
     def __init__(
         self,
         *,
-        store: ConversationStore,
+        store: Conversations,
         flows: FlowCatalog,
         queue: TaskQueue,
         clock: Callable[[], float],

@@ -134,20 +134,8 @@ class AssistantDirectory(Protocol):
     def client_for(self, backend: Backend) -> AssistantClient: ...
 
 
-class StaleWrite(Exception):
-    """A commit whose version or lease no longer holds: someone else moved the conversation."""
-
-
-@dataclass
-class Commit:
-    """What one step writes, atomically, besides the conversation record."""
-
-    consumed: int = 0
-    transcript: list[TranscriptMessage] = field(default_factory=list)
-
-
-class ConversationStore(Protocol):
-    """Durable conversation state, mailboxes, transcripts and indexes."""
+class Conversations(Protocol):
+    """Conversation records outside a turn: intake writes them, the web and agents read them."""
 
     def create(self, conversation: Conversation, welcome: TranscriptMessage) -> None: ...
 
@@ -156,18 +144,6 @@ class ConversationStore(Protocol):
     def accept_customer_message(self, conversation_id: str, message: CustomerMessage) -> bool:
         """Append to mailbox and transcript unless the id was seen; False for a duplicate."""
         ...
-
-    def mailbox(self, conversation_id: str) -> list[CustomerMessage]: ...
-
-    def acquire_lease(self, conversation_id: str, ttl_s: float) -> str | None: ...
-
-    def release_lease(self, conversation_id: str, token: str) -> None: ...
-
-    def commit(self, conversation: Conversation, lease: str, change: Commit) -> None:
-        """Write the conversation if its version and the lease still hold; bump the version."""
-        ...
-
-    def set_attribute(self, contact_id: str, name: str, value: str) -> None: ...
 
     def set_attributes(self, contact_id: str, values: dict[str, str]) -> None:
         """Store several contact attributes in one write."""
@@ -182,27 +158,38 @@ class ConversationStore(Protocol):
 
     def notes(self, conversation_id: str) -> list[dict[str, object]]: ...
 
-    def contact_thread(self, contact_id: str, scope_key: str, candidate: str | None) -> str | None:
-        """The contact's thread for scope_key; stores candidate when there is none yet."""
-        ...
-
     def transcript(self, conversation_id: str, after: int = 0, limit: int = 100) -> list[
         tuple[int, TranscriptMessage]
     ]: ...
 
-    def lease_held(self, conversation_id: str) -> bool: ...
 
-    def due_wakeups(self, now: float, grace_s: float) -> list[str]:
-        """Conversations a worker should have looked at more than grace_s ago."""
-        ...
-
-    def stranded_mailboxes(self, now: float, grace_s: float) -> list[str]:
-        """Conversations whose waiting customer messages nobody took for over grace_s."""
-        ...
-
-    def handoff_queue(self) -> list[tuple[str, float]]: ...
+class OpsIndex(Protocol):
+    """The indexes operators (and the agents' queue) read."""
 
     def counts_by_state(self) -> dict[str, int]: ...
+
+    def handoff_queue(self) -> list[tuple[str, float]]:
+        """Handed-off conversations, oldest first, with the time they entered the queue."""
+        ...
+
+    def overdue_count(self, now: float, grace_s: float) -> int: ...
+
+
+@dataclass(frozen=True)
+class Overdue:
+    """A conversation the watchdog wakes: its state ("mailbox" for waiting messages)."""
+
+    conversation_id: str
+    state: str
+    poll_id: int
+
+
+class WakeupIndex(Protocol):
+    """What the watchdog reads: conversations overdue for a worker."""
+
+    def wake_overdue(self, now: float, grace_s: float, limit: int) -> list[Overdue]:
+        """Overdue ones nobody holds, each at most once per grace period; at most `limit`."""
+        ...
 
 
 class TaskQueue(Protocol):

@@ -7,23 +7,26 @@ import re
 from collections.abc import Callable
 
 from supportflow.domain.flow import Flow
-from supportflow.domain.model import Conversation
 from supportflow.domain.tools import TOOLS
 
-from .ports import ConversationStore, ToolCall
+from .ports import ToolCall
+from .unit_of_work import Note, Work
 
 ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
 class ToolRunner:
-    """Executes one tool call against the conversation and says what happened, as JSON."""
+    """Executes one tool call on the unit of work and says what happened, as JSON.
 
-    def __init__(self, store: ConversationStore, clock: Callable[[], float]) -> None:
-        self.store = store
+    Its writes (attributes, notes) go out with the step's commit, like every other change.
+    """
+
+    def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
 
-    def run(self, conversation: Conversation, flow: Flow, call: ToolCall) -> str:
+    def run(self, work: Work, flow: Flow, call: ToolCall) -> str:
         """The tool's output; never raises for the assistant's mistakes."""
+        conversation = work.conversation
         spec = TOOLS.get(call.name)
         if spec is None or call.name not in flow.tools:
             return _error(f"unknown tool {call.name!r}; available: {', '.join(flow.tools) or 'none'}")
@@ -37,9 +40,9 @@ class ToolRunner:
         if call.name == "set_contact_attribute":
             if not ATTRIBUTE_NAME.match(arguments["name"]):
                 return _error("attribute names use letters, digits and underscores (max 64)")
-            self.store.set_attribute(conversation.contact_id, arguments["name"], arguments["value"])
+            work.set_attribute(arguments["name"], arguments["value"])
             return json.dumps({"ok": True, "result": f"saved {arguments['name']}"})
-        self.store.add_note(conversation.id, call.id, arguments["text"], self.clock())
+        work.add_note(Note(call.id, arguments["text"], self.clock()))
         return json.dumps({"ok": True, "result": "note saved"})
 
 

@@ -16,7 +16,7 @@ from supportflow.services.agents import (
     QueueEntry,
 )
 from supportflow.services.intake import UnknownConversation
-from supportflow.services.ports import StaleWrite
+from supportflow.services.unit_of_work import StaleWrite
 
 from .agent_schemas import (
     AgentConversationSchema,

@@ -7,16 +7,11 @@ from pathlib import Path
 import pytest
 
 from supportflow.bootstrap import Services, bootstrap
-from supportflow.domain.model import State
+from supportflow.domain.model import Conversation, State
 from supportflow.services.intake import Contact
-from supportflow.services.ports import (
-    AssistantError,
-    Commit,
-    ErrorKind,
-    RunState,
-    RunStatus,
-    StaleWrite,
-)
+from supportflow.services.ports import AssistantError, ErrorKind, RunState, RunStatus
+from supportflow.services.unit_of_work import Purpose, StaleWrite, Work
+from supportflow.services.watchdog import WatchdogReport
 from supportflow.settings import load_settings
 from tests.fakes import Clock, FakeAssistant, RecordingQueue
 
@@ -119,39 +114,40 @@ def test_a_stale_poll_is_ignored(
     assert assistant.statuses
 
 
-def test_a_held_lease_keeps_other_workers_out_and_the_owner_hands_over_waiting_messages(
+def test_a_held_conversation_keeps_other_workers_out_and_the_holder_hands_over_messages(
     parts: tuple[Services, FakeAssistant, RecordingQueue, Clock],
 ) -> None:
-    services, assistant, _, _ = parts
+    services, assistant, queue, clock = parts
     conversation_id = begin(services)
-    lease = services.store.acquire_lease(conversation_id, 5)
-    assert lease is not None
+    _, hold = services.uow.take(conversation_id, Purpose.ANY)
+    assert hold is not None
+    queue.drains.clear()
     services.engine.drain(conversation_id)
     assert state_of(services, conversation_id) is State.ASK
     assert assistant.posted == []
-    services.store.release_lease(conversation_id, lease)
+    # Letting go, the holder learns that a message waits and has a worker take it.
+    assert services.uow.commit(hold, release=True, now=clock()).waiting
     services.engine.drain(conversation_id)
     assert state_of(services, conversation_id) is State.POLL
 
 
-def test_a_commit_with_an_old_version_is_refused(
+def test_a_commit_with_an_old_version_or_without_the_lease_is_refused(
     parts: tuple[Services, FakeAssistant, RecordingQueue, Clock],
 ) -> None:
-    services, _, _, _ = parts
+    services, _, _, clock = parts
     conversation_id = begin(services)
-    lease = services.store.acquire_lease(conversation_id, 5)
-    assert lease is not None
-    old = services.store.get(conversation_id)
-    fresh = services.store.get(conversation_id)
-    assert old is not None and fresh is not None
-    services.store.commit(fresh, lease, Commit())
-    with pytest.raises(StaleWrite):
-        services.store.commit(old, lease, Commit())
-    with pytest.raises(StaleWrite):
-        services.store.commit(fresh, "not-the-lease", Commit())
+    _, old = services.uow.take(conversation_id, Purpose.ANY)
+    assert old is not None
+    fresh = Work(Conversation.from_dict(old.conversation.to_dict()), old.lease)
+    services.uow.commit(fresh, release=False, now=clock())
+    with pytest.raises(StaleWrite, match="version moved"):
+        services.uow.commit(old, release=False, now=clock())
+    stranger = Work(Conversation.from_dict(fresh.conversation.to_dict()), "not-the-lease")
+    with pytest.raises(StaleWrite, match="lease lost"):
+        services.uow.commit(stranger, release=False, now=clock())
 
 
-def test_watchdog_wakes_an_overdue_poll_and_a_stranded_mailbox(
+def test_watchdog_wakes_an_overdue_poll_and_a_stranded_mailbox_once_per_grace_period(
     parts: tuple[Services, FakeAssistant, RecordingQueue, Clock],
 ) -> None:
     services, _, queue, clock = parts
@@ -167,3 +163,24 @@ def test_watchdog_wakes_an_overdue_poll_and_a_stranded_mailbox(
     assert conversation is not None
     assert polling in report.polls and (polling, conversation.poll_id, 0.0) in queue.polls
     assert stranded in report.drains and stranded in queue.drains
+    # However late they stay, the next rounds within the grace period (2 s) wake nothing.
+    for _ in range(3):
+        clock.now += 0.5
+        assert services.watchdog.run() == WatchdogReport()
+    clock.now += 1.0
+    again = services.watchdog.run()
+    assert polling in again.polls and stranded in again.drains
+
+
+def test_watchdog_leaves_a_held_conversation_alone(
+    parts: tuple[Services, FakeAssistant, RecordingQueue, Clock],
+) -> None:
+    services, _, _, clock = parts
+    stranded = begin(services, "anyone?")
+    _, hold = services.uow.take(stranded, Purpose.ANY)
+    assert hold is not None
+    clock.now += 10
+    assert stranded not in services.watchdog.run().drains
+    services.uow.release(hold)
+    clock.now += 10
+    assert stranded in services.watchdog.run().drains

@@ -1,74 +1,82 @@
-"""The FSM table against DESIGN.md section 2."""
+"""The transition and step tables against DESIGN.md section 2; the conversation as the model."""
 
 from __future__ import annotations
 
 import pytest
 
-from supportflow.domain.flow import (
-    Backend,
-    BackendKind,
-    Fallback,
-    FallbackAction,
-    Flow,
-    Handoff,
-    PollSchedule,
-)
-from supportflow.domain.fsm import ConversationMachine, TransitionRefused
+from supportflow.domain.flow import PollSchedule
+from supportflow.domain.fsm import STEPS, TAKES_TURNS, WORKING_STATES, TransitionRefused, bind, fire
 from supportflow.domain.model import Conversation, State
 
 
-def make(fallback: FallbackAction = FallbackAction.HANDOFF) -> tuple[Conversation, ConversationMachine]:
-    flow = Flow(name="f", welcome="hi", backend=Backend(kind=BackendKind.RESPONSES, model="m"),
-                handoff=Handoff(markers=("HANDOFF",), message="bye"),
-                fallback=Fallback(action=fallback))
-    conversation = Conversation(id="c", contact_id="k", flow="f")
-    return conversation, ConversationMachine(conversation, flow)
+def conversation(state: State = State.ASK, **values: object) -> Conversation:
+    return bind(Conversation(id="c", contact_id="k", flow="f", state=state, **values))  # type: ignore[arg-type]
 
 
 def test_first_turn_walks_the_canonical_flow_to_wait_for_user() -> None:
-    conversation, machine = make()
-    path = [machine.fire(t) for t in ["user_message", "attribute_stored", "thread_opened",
-                                      "message_posted", "run_started", "run_pending",
-                                      "run_completed", "reply_decided"]]
+    c = conversation()
+    path = [fire(c, t) for t in ["user_message", "attribute_stored", "thread_opened",
+                                 "message_posted", "run_started", "run_pending",
+                                 "run_completed", "reply_decided"]]
     assert path == [State.STORE_ATTRIBUTE, State.OPEN_THREAD, State.POST_MESSAGE, State.START_RUN,
                     State.POLL, State.POLL, State.DECIDE, State.WAIT_FOR_USER]
-    assert conversation.state is State.WAIT_FOR_USER
+    assert c.state is State.WAIT_FOR_USER
+
+
+def test_each_steps_exit_trigger_leads_on_along_the_canonical_flow() -> None:
+    follows = {State.ASK: State.STORE_ATTRIBUTE, State.WAIT_FOR_USER: State.STORE_ATTRIBUTE,
+               State.STORE_ATTRIBUTE: State.OPEN_THREAD, State.OPEN_THREAD: State.POST_MESSAGE,
+               State.POST_MESSAGE: State.START_RUN, State.START_RUN: State.POLL,
+               State.POLL: State.DECIDE, State.DECIDE: State.WAIT_FOR_USER}
+    assert set(STEPS) == set(follows)
+    for state, step in STEPS.items():
+        assert fire(conversation(state), step.done) is follows[state], state
+    assert {State.ASK, State.WAIT_FOR_USER} == TAKES_TURNS
+    assert {State.STORE_ATTRIBUTE, State.OPEN_THREAD, State.POST_MESSAGE,
+                              State.START_RUN, State.DECIDE} == WORKING_STATES
+    assert [s for s, step in STEPS.items() if step.outside] == [
+        State.OPEN_THREAD, State.POST_MESSAGE, State.START_RUN, State.POLL]
 
 
 def test_a_conversation_with_a_thread_skips_open_thread() -> None:
-    conversation, machine = make()
-    conversation.thread_id = "t"
-    machine.fire("user_message")
-    assert machine.fire("attribute_stored") is State.POST_MESSAGE
+    c = conversation(State.STORE_ATTRIBUTE, thread_id="t")
+    assert c.attribute_stored() and c.state is State.POST_MESSAGE
 
 
 def test_a_handoff_reply_leads_to_handed_off_and_an_agent_can_resolve_or_give_back() -> None:
-    conversation, machine = make()
-    conversation.state = State.DECIDE
-    machine = ConversationMachine(conversation, machine.flow)
-    conversation.handoff_reason = "marker"
-    assert machine.fire("reply_decided") is State.HANDED_OFF
-    assert machine.fire("agent_returned") is State.WAIT_FOR_USER
-    conversation.state = State.HANDED_OFF
-    machine = ConversationMachine(conversation, machine.flow)
-    assert machine.fire("agent_resolved") is State.CLOSED
+    c = conversation(State.DECIDE, handoff_reason="marker")
+    assert fire(c, "reply_decided") is State.HANDED_OFF
+    assert fire(c, "agent_returned") is State.WAIT_FOR_USER
+    closing = conversation(State.HANDED_OFF)
+    assert fire(closing, "agent_resolved") is State.CLOSED
 
 
-@pytest.mark.parametrize(("action", "expected"), [(FallbackAction.HANDOFF, State.HANDED_OFF),
-                                                  (FallbackAction.REPLY, State.WAIT_FOR_USER)])
-def test_failure_runs_the_flows_fallback(action: FallbackAction, expected: State) -> None:
-    conversation, machine = make(action)
-    conversation.state = State.POLL
-    machine = ConversationMachine(conversation, machine.flow)
-    assert machine.fire("failed") is expected
+@pytest.mark.parametrize(("reason", "expected"), [("assistant failure: x", State.HANDED_OFF),
+                                                  (None, State.WAIT_FOR_USER)])
+def test_failure_hands_off_when_the_fallback_set_a_reason_else_waits(
+    reason: str | None, expected: State
+) -> None:
+    assert fire(conversation(State.POLL, handoff_reason=reason), "failed") is expected
 
 
 def test_a_trigger_the_table_does_not_allow_is_refused_and_changes_nothing() -> None:
-    conversation, machine = make()
+    c = conversation()
     with pytest.raises(TransitionRefused):
-        machine.fire("run_completed")
-    assert conversation.state is State.ASK
-    assert not machine.can("run_started")
+        fire(c, "run_completed")
+    assert c.state is State.ASK
+    assert not c.may_run_started() and c.may_user_message()
+
+
+def test_an_unbound_conversation_says_so() -> None:
+    with pytest.raises(RuntimeError, match="not bound"):
+        Conversation(id="c", contact_id="k", flow="f").user_message()
+
+
+def test_the_record_holds_the_fields_only() -> None:
+    c = conversation()
+    fire(c, "user_message")
+    assert Conversation.from_dict(c.to_dict()) == c
+    assert c.to_dict()["state"] == "store_attribute"
 
 
 def test_poll_schedule_grows_to_its_ceiling_and_honours_the_api_hint_within_it() -> None:
@@ -76,9 +84,3 @@ def test_poll_schedule_grows_to_its_ceiling_and_honours_the_api_hint_within_it()
     assert [schedule.delay(n) for n in range(7)] == [1, 2, 4, 8, 10, 10, 10]
     assert schedule.delay(0, poll_after_s=0.5) == 0.5
     assert schedule.delay(0, poll_after_s=30) == 10
-
-
-def test_handoff_marker_matches_the_whole_reply_only() -> None:
-    _, machine = make()
-    assert machine.flow.is_handoff("  HANDOFF \n")
-    assert not machine.flow.is_handoff("HANDOFF now")

@@ -1,0 +1,69 @@
+"""Where a conversation lives in Redis: every key under one prefix (DESIGN.md section 6)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+def dump(value: Any) -> bytes:
+    """JSON as UTF-8; text that is not valid Unicode (a lone surrogate) raises here, before
+    anything is written, instead of leaving a record the scripts cannot read."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class OneConversation:
+    record: str
+    lease: str
+    mailbox: str
+    transcript: str
+    ids: str
+    notes: str
+    faults: str
+
+
+@dataclass(frozen=True)
+class ConversationKeys:
+    """Key names; shared by the store, the unit of work and the agents' board."""
+
+    prefix: str
+
+    def key(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    def of(self, conversation_id: str) -> OneConversation:
+        base = self.key("conv", conversation_id)
+        return OneConversation(record=base, lease=f"{base}:lease", mailbox=f"{base}:mailbox",
+                               transcript=f"{base}:transcript", ids=f"{base}:ids",
+                               notes=f"{base}:notes", faults=f"{base}:faults")
+
+    def attributes(self, contact_id: str) -> str:
+        return self.key("contact", contact_id, "attributes")
+
+    def contact_threads(self, contact_id: str) -> str:
+        return self.key("contact", contact_id, "threads")
+
+    def state(self, state: str) -> str:
+        return self.key("state", state)
+
+    @property
+    def conversations(self) -> str:
+        return self.key("conversations")
+
+    @property
+    def wakeups(self) -> str:
+        return self.key("wakeups")
+
+    @property
+    def mailboxes(self) -> str:
+        return self.key("mailboxes")
+
+    @property
+    def handoffs(self) -> str:
+        return self.key("handoffs")
+
+    @property
+    def handoffs_log(self) -> str:
+        return self.key("handoffs", "log")

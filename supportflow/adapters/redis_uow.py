@@ -1,0 +1,189 @@
+"""The unit of work on Redis: take and commit a conversation in one round trip each.
+
+A lease is short (SUPPORTFLOW_LEASE_TTL_S); while a step runs, the process renews every lease
+it holds in one round trip every third of the TTL (LeaseKeeper), so a worker that dies costs
+its conversations seconds, and a slow step keeps its hold.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import threading
+from typing import Any, cast
+
+import redis
+
+from supportflow.domain.model import Conversation, CustomerMessage
+from supportflow.observability.redis_metrics import RedisMetrics
+from supportflow.services.unit_of_work import (
+    Committed,
+    MetricEntry,
+    Purpose,
+    StaleWrite,
+    Taken,
+    Work,
+)
+
+from . import redis_scripts
+from .redis_keys import ConversationKeys, dump
+
+log = logging.getLogger(__name__)
+FAULTS_KEPT_S = 86_400
+
+
+class LeaseKeeper:
+    """Renews every lease this process holds, in one round trip, every third of the TTL."""
+
+    def __init__(self, client: redis.Redis, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._renew = client.register_script(redis_scripts.RENEW)
+        self._held: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._pid = 0
+        self._wake = threading.Event()
+
+    def hold(self, key: str, token: str) -> None:
+        with self._lock:
+            self._held[key] = token
+            if self._pid != os.getpid():  # first use, or first use after a fork
+                self._pid = os.getpid()
+                threading.Thread(target=self._run, name="lease-keeper", daemon=True).start()
+
+    def drop(self, key: str) -> None:
+        with self._lock:
+            self._held.pop(key, None)
+
+    def renew_now(self) -> int:
+        """Renew every held lease; how many are still held."""
+        with self._lock:
+            held = dict(self._held)
+        if not held:
+            return 0
+        return int(self._renew(keys=list(held), args=[int(self.ttl_s * 1000), *held.values()]))
+
+    def _run(self) -> None:
+        while not self._wake.wait(self.ttl_s / 3):
+            try:
+                self.renew_now()
+            except redis.RedisError as error:  # the next round tries again; commits will tell
+                log.warning("leases not renewed: %s", error)
+
+
+class RedisUnitOfWork:
+    """Implements the UnitOfWork port on the keys of RedisConversationStore."""
+
+    def __init__(self, client: redis.Redis, *, prefix: str, lease_ttl_s: float,
+                 metrics: RedisMetrics) -> None:
+        self.redis = client
+        self.keys = ConversationKeys(prefix)
+        self.lease_ttl_s = lease_ttl_s
+        self.metrics = metrics
+        self.leases = LeaseKeeper(client, lease_ttl_s)
+        self._take = client.register_script(redis_scripts.TAKE)
+        self._commit = client.register_script(redis_scripts.COMMIT)
+        self._release = client.register_script(redis_scripts.RELEASE)
+
+    def take(self, conversation_id: str, purpose: Purpose = Purpose.DRAIN,
+             poll_id: int | None = None) -> tuple[Taken, Work | None]:
+        """Lease, record and waiting messages in one round trip (nothing when there is no work)."""
+        keys = self.keys.of(conversation_id)
+        token = secrets.token_hex(8)
+        reply = cast(list[bytes], self._take(
+            keys=[keys.lease, keys.record, keys.mailbox],
+            args=[token, int(self.lease_ttl_s * 1000), purpose.value,
+                  -1 if poll_id is None else poll_id]))
+        outcome = Taken(reply[0].decode())
+        if outcome is not Taken.TAKEN:
+            return outcome, None
+        self.leases.hold(keys.lease, token)
+        conversation = Conversation.from_dict(json.loads(reply[1]))
+        mailbox = [CustomerMessage.from_dict(json.loads(entry)) for entry in reply[2:]]
+        return outcome, Work(conversation, token, mailbox)
+
+    def commit(self, work: Work, *, release: bool, keep_if_waiting: bool = False,
+               wake_at: float | None = None, now: float) -> Committed:
+        """Everything the step wrote, version- and lease-checked, in one round trip."""
+        conversation = work.conversation
+        keys = self.keys.of(conversation.id)
+        expected = conversation.version
+        conversation.version = expected + 1
+        conversation.wake_at = wake_at
+        try:
+            metric_keys, metric_args = self._metric_ops(work.metrics.entries, first_key=12)
+            record = dump(conversation.to_dict())
+            args: list[Any] = [
+                work.lease, expected, record, work.consumed, conversation.id,
+                "" if wake_at is None else repr(wake_at), repr(now),
+                int(self.lease_ttl_s * 1000), self.keys.prefix, conversation.state.value,
+                conversation.handoff_reason or "", int(release), int(keep_if_waiting),
+                len(work.transcript), len(work.attributes), len(work.notes),
+                len(metric_args) // 3]
+            for message in work.transcript:
+                args += [message.id, dump(message.to_dict())]
+            for name, value in work.attributes.items():
+                args += [name, value.encode()]
+            for note in work.notes:
+                args += [note.id, dump({"id": note.id, "text": note.text, "at": note.at})]
+            reply = cast(list[Any], self._commit(
+                keys=[keys.record, keys.lease, keys.mailbox, keys.transcript, keys.ids,
+                      self.keys.wakeups, self.keys.handoffs, self.keys.mailboxes,
+                      self.keys.attributes(conversation.contact_id), keys.notes,
+                      self.keys.handoffs_log, *metric_keys],
+                args=[*args, *metric_args]))
+        except BaseException:
+            conversation.version = expected
+            raise
+        if reply[0] != 1:
+            conversation.version = expected
+            what = "lease lost" if reply[0] == -1 else "version moved"
+            raise StaleWrite(f"conversation {conversation.id}: {what}")
+        work.metrics.take()
+        handed_back = [CustomerMessage.from_dict(json.loads(entry)) for entry in reply[2:]]
+        if release and not handed_back:
+            work.held = False
+            self.leases.drop(keys.lease)
+        work.written(handed_back)
+        return Committed(waiting=bool(reply[1]), handed_back=handed_back)
+
+    def release(self, work: Work) -> None:
+        """Let go of the lease (if still ours), writing the buffered metrics."""
+        keys = self.keys.of(work.conversation.id)
+        metric_keys, metric_args = self._metric_ops(work.metrics.take(), first_key=2)
+        work.held = False
+        self.leases.drop(keys.lease)
+        self._release(keys=[keys.lease, *metric_keys],
+                      args=[work.lease, len(metric_args) // 3, *metric_args])
+
+    def count_fault(self, conversation_id: str, what: str) -> int:
+        """Count a failed attempt; kept a day."""
+        key = self.keys.of(conversation_id).faults
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hincrby(key, what, 1)
+        pipe.expire(key, FAULTS_KEPT_S)
+        count, _ = pipe.execute()
+        return int(count)
+
+    def contact_thread(self, contact_id: str, scope_key: str, candidate: str | None) -> str | None:
+        """The contact's thread for scope_key; the first candidate stored wins a race."""
+        key = self.keys.contact_threads(contact_id)
+        if candidate is not None:
+            self.redis.hsetnx(key, scope_key, candidate)
+        raw = cast(bytes | None, self.redis.hget(key, scope_key))
+        return raw.decode() if raw else None
+
+    def _metric_ops(self, entries: list[MetricEntry], first_key: int) -> tuple[list[str], list[Any]]:
+        """The buffered metrics as (key index, field, amount) triples on their keys."""
+        keys: dict[str, int] = {}
+        args: list[Any] = []
+        for entry in entries:
+            if entry.kind == "inc":
+                ops = self.metrics.increments(entry.name, entry.value, entry.labels)
+            else:
+                ops = self.metrics.observations(entry.name, entry.value, entry.labels)
+            for key, field, amount in ops:
+                index = keys.setdefault(key, first_key + len(keys))
+                args += [index, field, repr(amount)]
+        return list(keys), args

@@ -1,0 +1,242 @@
+"""The turn engine: runs the step table (domain/fsm.py STEPS) on a unit of work.
+
+One task = one take (one Redis round trip) and a commit after each step that changed the
+assistant's side, folding in the steps that did not; the last commit of a session also lets
+go of the lease and hands back customer messages that arrived meanwhile, which the engine
+then takes as the next turn. Budget for a first turn with one pending check: 8 round trips.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from supportflow.domain.flow import Backend, BackendKind, Flow
+from supportflow.domain.fsm import (
+    ASSISTANT_STEPS,
+    STEPS,
+    TAKES_TURNS,
+    WORKING_STATES,
+    Step,
+    Wake,
+    fire,
+)
+from supportflow.domain.model import State
+from supportflow.observability.logs import bind as bind_log
+
+from .ports import (
+    AssistantDirectory,
+    AssistantError,
+    EventPublisher,
+    FailureLog,
+    FlowCatalog,
+    Metrics,
+    NullFailureLog,
+    NullMetrics,
+    NullPublisher,
+    TaskQueue,
+)
+from .steps import Steps
+from .unit_of_work import Purpose, StaleWrite, Taken, UnitOfWork, Work
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    retry_base_s: float = 1.0
+    retry_max_s: float = 60.0
+    # A step that fails for a reason retrying the assistant cannot fix (a bug, bad data) is
+    # tried this many times, then the flow's fallback runs: nothing jams a conversation.
+    max_faults: int = 3
+    # Errors of the infrastructure (Redis down): the task is retried as a whole, not counted.
+    transient: tuple[type[BaseException], ...] = field(default_factory=tuple)
+
+
+class TurnEngine:
+    """Drives conversations through the step table; one writer per conversation (the lease)."""
+
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWork,
+        flows: FlowCatalog,
+        assistants: AssistantDirectory,
+        queue: TaskQueue,
+        clock: Callable[[], float],
+        config: EngineConfig | None = None,
+        publisher: EventPublisher | None = None,
+        metrics: Metrics | None = None,
+        failures: FailureLog | None = None,
+    ) -> None:
+        self.uow = uow
+        self.flows = flows
+        self.queue = queue
+        self.clock = clock
+        self.config = config or EngineConfig()
+        self.publisher = publisher or NullPublisher()
+        self.metrics = metrics or NullMetrics()
+        self.steps = Steps(assistants=assistants, uow=uow, clock=clock,
+                           failures=failures or NullFailureLog())
+
+    # ----- entry points (one per Celery task) -----
+
+    def drain(self, conversation_id: str) -> None:
+        """Take waiting customer messages as a turn, or go on with a step under way."""
+        self._run(conversation_id, Purpose.DRAIN, None)
+
+    def poll(self, conversation_id: str, poll_id: int) -> None:
+        """Check the conversation's run once; a poll that is no longer current does nothing."""
+        self._run(conversation_id, Purpose.POLL, poll_id)
+
+    # ----- the loop -----
+
+    def _run(self, conversation_id: str, purpose: Purpose, poll_id: int | None) -> None:
+        taken, work = self.uow.take(conversation_id, purpose, poll_id)
+        if work is None:
+            if taken is Taken.STALE:
+                log.info("stale poll %s of %s dropped", poll_id, conversation_id)
+            return
+        bind_log(turn=work.conversation.turn)
+        try:
+            self._advance(work, polled=purpose is Purpose.POLL)
+        except StaleWrite as error:
+            log.warning("stopped: %s", error)
+        except self.config.transient:
+            raise
+        except Exception as error:
+            self._fault(work, error)
+        finally:
+            if work.held:
+                self.uow.release(work)
+
+    def _advance(self, work: Work, *, polled: bool) -> None:
+        """Run steps until the conversation waits for someone (customer, run, agent, retry)."""
+        flow = self.flows.get(work.conversation.flow)
+        due, unsaved = polled, False
+        while True:
+            step = STEPS.get(work.conversation.state)
+            if step is None or not self._runnable(work, step, due):
+                if self._settle(work):
+                    continue
+                return
+            if unsaved:
+                self._save(work)
+            due = False
+            self._step(work, flow, step)
+            unsaved = step.outside
+
+    def _runnable(self, work: Work, step: Step, due: bool) -> bool:
+        if work.wakeup is not None:
+            return False
+        if step.wake is Wake.CUSTOMER:
+            return bool(work.mailbox)
+        return step.wake is Wake.NOW or (step.wake is Wake.RUN_CHECK and due)
+
+    def _step(self, work: Work, flow: Flow, step: Step) -> None:
+        """Run the step's effect and fire its exit trigger (unless the effect moved it)."""
+        try:
+            if not self.steps.run(step.effect, work, flow):
+                fire(work.conversation, step.done)
+        except AssistantError as error:
+            self._assistant_failed(work, flow, error)
+
+    def _save(self, work: Work) -> None:
+        """Commit mid-session: what changed outside is never redone."""
+        now = self.clock()
+        work.conversation.updated_at = now
+        wake_at = now if work.conversation.state in WORKING_STATES else None
+        self.uow.commit(work, release=False, wake_at=wake_at, now=now)
+        self._after_commit(work)
+
+    def _settle(self, work: Work, *, keep_going: bool = True) -> bool:
+        """The session's last commit: the next wake-up, and let go (True: messages came in)."""
+        conversation, wakeup, now = work.conversation, work.wakeup, self.clock()
+        conversation.updated_at = now
+        if wakeup is not None and wakeup.poll:
+            conversation.poll_id += 1
+        wake_at = now + wakeup.delay_s if wakeup is not None else None
+        committed = self.uow.commit(work, release=True, keep_if_waiting=keep_going,
+                                    wake_at=wake_at, now=now)
+        self._after_commit(work)
+        if wakeup is not None:
+            if wakeup.poll:
+                self.queue.poll(conversation.id, conversation.poll_id, wakeup.delay_s)
+            else:
+                self.queue.drain(conversation.id, wakeup.delay_s)
+        elif committed.waiting and not committed.handed_back:
+            self.queue.drain(conversation.id)
+        return bool(committed.handed_back)
+
+    def _after_commit(self, work: Work) -> None:
+        work.wakeup = None
+        if work.events:
+            events, work.events = work.events, []
+            self.publisher.publish(events)
+
+    # ----- failures -----
+
+    def _assistant_failed(self, work: Work, flow: Flow, error: AssistantError) -> None:
+        """A retryable error is tried again later, with backoff; then the fallback runs."""
+        conversation = work.conversation
+        work.metrics.inc("supportflow_assistant_errors", status=error.label)
+        if not error.retryable or conversation.step_attempt >= flow.max_step_retries:
+            self.steps.fail(work, flow, error.describe(), outcome="error")
+            return
+        conversation.step_attempt += 1
+        backoff = self.config.retry_base_s * 2 ** (conversation.step_attempt - 1)
+        delay = min(max(backoff, error.retry_after_s or 0.0), self.config.retry_max_s)
+        log.info("retrying %s of %s in %.1f s: %s",
+                 conversation.state.value, conversation.id, delay, error.message)
+        work.wake_in(delay, poll=conversation.state is State.POLL)
+
+    def _fault(self, work: Work, error: Exception) -> None:
+        """A step failed for another reason: try it again a few times, then the fallback."""
+        conversation_id = work.conversation.id
+        turn, state, poll_id = work.committed
+        log.exception("step %s of %s (turn %s) failed", state.value, conversation_id, turn)
+        self.metrics.inc("supportflow_step_errors", state=state.value)
+        if work.held:
+            self.uow.release(work)
+        attempts = self.uow.count_fault(conversation_id, f"{turn}:{state.value}")
+        if attempts < self.config.max_faults:
+            delay = min(self.config.retry_base_s * 2 ** (attempts - 1), self.config.retry_max_s)
+            if state is State.POLL:
+                self.queue.poll(conversation_id, poll_id, delay)
+            else:
+                self.queue.drain(conversation_id, delay)
+            return
+        reason = f"internal error in {state.value}: {type(error).__name__}: {error}"
+        self._fall_back(conversation_id, printable(reason))
+
+    def _fall_back(self, conversation_id: str, reason: str) -> None:
+        """Run the flow's fallback on the record as last committed; the turn's messages stay
+        in the transcript for agents, and never go back into the record."""
+        _, work = self.uow.take(conversation_id, Purpose.ANY)
+        if work is None:
+            return
+        try:
+            conversation = work.conversation
+            if conversation.state in TAKES_TURNS and work.take_mailbox():
+                conversation.turn += 1
+                fire(conversation, "user_message")
+            if conversation.state in ASSISTANT_STEPS:
+                try:
+                    flow = self.flows.get(conversation.flow)
+                except KeyError:  # the flow is gone from the configuration: its defaults
+                    flow = Flow(name=conversation.flow, welcome="",
+                                backend=Backend(kind=BackendKind.RESPONSES))
+                self.steps.fail(work, flow, reason, outcome="error")
+            self._settle(work, keep_going=False)
+        except Exception:
+            log.exception("the fallback of %s failed too", conversation_id)
+        finally:
+            if work.held:
+                self.uow.release(work)
+
+
+def printable(text: str, limit: int = 300) -> str:
+    """Text that is valid Unicode whatever the error held (lone surrogates escaped), shortened."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")[:limit]
+
