@@ -5,6 +5,9 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+import redis
 
 from supportflow.domain.flow import Backend
 from supportflow.services.ports import RunRequest, RunState, RunStatus
@@ -83,3 +86,31 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+class CountingRedis(redis.Redis):
+    """A real Redis client that counts its round trips (a command, a script or a pipeline)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands: list[str] = []
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        self.commands.append(str(args[0]))
+        return super().execute_command(*args, **options)
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> redis.client.Pipeline:
+        owner = self
+
+        class CountedPipeline(redis.client.Pipeline):
+            def execute(self, raise_on_error: bool = True) -> list[Any]:
+                owner.commands.append("PIPELINE")
+                return super().execute(raise_on_error)
+
+        return CountedPipeline(self.connection_pool, self.response_callbacks, transaction,
+                               shard_hint)
+
+    def trips(self) -> list[str]:
+        """The round trips since the last call (EVALSHA for a script), one entry each."""
+        made, self.commands = self.commands, []
+        return made

@@ -55,8 +55,8 @@ class Wake(StrEnum):
 class Step:
     """What the worker does in a state: the effect (by name, in services/steps.py) and the
     trigger it fires when the effect is done. `outside` effects change the assistant's side
-    (a thread, a message, a run, tool outputs): the worker commits right after them, so they
-    are never redone; the others are folded into the next commit."""
+    (a thread, a message, a run): the worker commits right after them, so they are never
+    redone; the others are folded into the next commit."""
 
     effect: str
     done: str
@@ -72,8 +72,9 @@ STEPS: dict[State, Step] = {
     S.OPEN_THREAD:     Step("open_thread",     "thread_opened",    outside=True),
     S.POST_MESSAGE:    Step("post_message",    "message_posted",   outside=True),
     S.START_RUN:       Step("start_run",       "run_started",      outside=True),
-    # Not finished yet: `run_pending`, and the next check after the schedule's delay.
-    S.POLL:            Step("check_run",       "run_completed",    Wake.RUN_CHECK, outside=True),
+    # Not finished: `run_pending` and the next check after the schedule's delay (tool calls:
+    # their outputs go back first). Checking changes nothing, so a reply is not saved apart.
+    S.POLL:            Step("check_run",       "run_completed",    Wake.RUN_CHECK),
     S.DECIDE:          Step("decide",          "reply_decided"),
 }  # fmt: skip
 # States without a step wait for someone other than the worker.

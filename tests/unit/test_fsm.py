@@ -35,7 +35,7 @@ def test_each_steps_exit_trigger_leads_on_along_the_canonical_flow() -> None:
     assert {State.STORE_ATTRIBUTE, State.OPEN_THREAD, State.POST_MESSAGE,
                               State.START_RUN, State.DECIDE} == WORKING_STATES
     assert [s for s, step in STEPS.items() if step.outside] == [
-        State.OPEN_THREAD, State.POST_MESSAGE, State.START_RUN, State.POLL]
+        State.OPEN_THREAD, State.POST_MESSAGE, State.START_RUN]
 
 
 def test_a_conversation_with_a_thread_skips_open_thread() -> None:

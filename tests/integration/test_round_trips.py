@@ -1,0 +1,120 @@
+"""Budgets of the hot path in Redis round trips (DESIGN.md section 3), counted on a real Redis.
+
+Taking a conversation is one round trip, committing a step is one (metrics included), a stale
+or duplicate task is dropped in one, and a whole first turn with one pending check is eight.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from supportflow.bootstrap import Services, bootstrap
+from supportflow.domain.model import State
+from supportflow.observability.redis_metrics import render
+from supportflow.services.intake import Contact
+from supportflow.services.ports import RunState, RunStatus
+from supportflow.services.unit_of_work import Purpose
+from supportflow.settings import load_settings
+from tests.fakes import Clock, CountingRedis, FakeAssistant, RecordingQueue
+
+EVAL = "EVALSHA"
+
+
+@pytest.fixture
+def counted(redis_url: str, flows_dir: Path) -> tuple[Services, CountingRedis, FakeAssistant,
+                                                      RecordingQueue]:
+    spy = CountingRedis.from_url(redis_url)
+    assistant, queue = FakeAssistant(), RecordingQueue()
+    # A long lease: no background renewal lands inside a measured step.
+    settings = load_settings({"redis_url": redis_url, "flows_dir": flows_dir,
+                              "key_prefix": f"tripstest{id(spy)}", "lease_ttl_s": 60.0})
+    services = bootstrap(settings, queue=queue, assistants=assistant, redis_client=spy,
+                         clock=Clock())
+    return services, spy, assistant, queue
+
+
+def first_message(services: Services, text: str = "How long does shipping take?") -> str:
+    conversation, _ = services.intake.start_conversation(Contact(id="budget"), "responses")
+    services.intake.receive_message(conversation.id, None, text)
+    return conversation.id
+
+
+def metric_total(services: Services, name: str) -> float:
+    return sum(services.metrics.counter_values(name).values())
+
+
+def test_a_first_turn_takes_eight_round_trips_and_its_metrics_ride_on_the_commits(
+    counted: tuple[Services, CountingRedis, FakeAssistant, RecordingQueue],
+) -> None:
+    services, spy, assistant, queue = counted
+    first_message(services, "warm-up")  # loads the scripts into Redis once
+    services.engine.drain(queue.drains[-1])
+    runs_before = metric_total(services, "supportflow_runs")
+    conversation_id = first_message(services)
+    spy.trips()
+
+    services.engine.drain(conversation_id)  # take; open_thread, post_message, start_run commits
+    assert spy.trips() == [EVAL] * 4
+    (_, poll_id, _) = queue.polls[-1]
+    services.engine.poll(conversation_id, poll_id)  # take; still pending: commit and let go
+    assert spy.trips() == [EVAL] * 2
+    assistant.statuses = [RunStatus(RunState.COMPLETED, reply="We ship within 2 days.")]
+    services.engine.poll(conversation_id, queue.polls[-1][1])  # take; reply and let go
+    assert spy.trips() == [EVAL] * 2
+
+    conversation = services.store.get(conversation_id)
+    assert conversation is not None and conversation.state is State.WAIT_FOR_USER
+    assert metric_total(services, "supportflow_runs") == runs_before + 1
+
+
+def test_a_later_turn_on_its_thread_takes_three_round_trips_to_start(
+    counted: tuple[Services, CountingRedis, FakeAssistant, RecordingQueue],
+) -> None:
+    services, spy, assistant, queue = counted
+    conversation_id = first_message(services)
+    services.engine.drain(conversation_id)
+    assistant.statuses = [RunStatus(RunState.COMPLETED, reply="Sure.")]
+    services.engine.poll(conversation_id, queue.polls[-1][1])
+    services.intake.receive_message(conversation_id, None, "And returns?")
+    spy.trips()
+    services.engine.drain(conversation_id)
+    assert spy.trips() == [EVAL] * 3
+
+
+def test_a_stale_poll_a_duplicate_drain_and_a_busy_conversation_cost_one_round_trip(
+    counted: tuple[Services, CountingRedis, FakeAssistant, RecordingQueue],
+) -> None:
+    services, spy, _, queue = counted
+    conversation_id = first_message(services)
+    services.engine.drain(conversation_id)
+    current = queue.polls[-1][1]
+    spy.trips()
+    services.engine.poll(conversation_id, current - 1)  # an old poll
+    services.engine.drain(conversation_id)  # nothing waits: a duplicate drain
+    assert spy.trips() == [EVAL, EVAL]
+    _, hold = services.uow.take(conversation_id, Purpose.ANY)
+    assert hold is not None
+    spy.trips()
+    services.engine.poll(conversation_id, current)  # held by someone else
+    assert spy.trips() == [EVAL]
+    services.uow.release(hold)
+
+
+def test_counters_and_histograms_reach_the_keys_metrics_reads(
+    counted: tuple[Services, CountingRedis, FakeAssistant, RecordingQueue],
+) -> None:
+    services, _, assistant, queue = counted
+    before = {name: metric_total(services, name) for name in
+              ("supportflow_polls", "supportflow_messages_out")}
+    conversation_id = first_message(services)
+    services.engine.drain(conversation_id)
+    assistant.statuses = [RunStatus(RunState.COMPLETED, reply="Yes.")]
+    services.engine.poll(conversation_id, queue.polls[-1][1])
+    assert metric_total(services, "supportflow_polls") == before["supportflow_polls"] + 1
+    assert metric_total(services, "supportflow_messages_out") == (
+        before["supportflow_messages_out"] + 1)
+    exposition = render(services.ops_view.families)
+    assert b"supportflow_reply_latency_seconds_count" in exposition
+    assert b'supportflow_runs_total{backend="responses",outcome="completed"}' in exposition
