@@ -51,7 +51,7 @@ elseif purpose == 'drain' then
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 local taken = {'taken', raw}
-if purpose ~= 'any' and takes_turns[state] then
+if takes_turns[state] then
   for _, entry in ipairs(redis.call('LRANGE', KEYS[3], 0, -1)) do table.insert(taken, entry) end
 end
 return taken

@@ -184,3 +184,52 @@ def test_watchdog_leaves_a_held_conversation_alone(
     services.uow.release(hold)
     clock.now += 10
     assert stranded in services.watchdog.run().drains
+
+
+def test_a_step_that_keeps_failing_for_another_reason_gets_the_fallback_and_shows_in_ops(
+    parts: tuple[Services, FakeAssistant, RecordingQueue, Clock],
+) -> None:
+    services, assistant, queue, _ = parts
+    assistant.failures["post_messages"] = [RuntimeError("a bug in the client")] * 5
+    errors_before = sum(services.metrics.counter_values("supportflow_step_errors").values())
+    conversation_id = begin(services)
+    queue.drains.clear()
+    for _ in range(3):  # the first try and the retries the engine queued
+        services.engine.drain(conversation_id)
+    assert queue.drains == [conversation_id, conversation_id]  # tried again, with backoff
+    conversation = services.store.get(conversation_id)
+    assert conversation is not None and conversation.state is State.HANDED_OFF
+    assert conversation.failure_reason == (
+        "internal error in post_message: RuntimeError: a bug in the client")
+    assert assistant.calls.count("post_messages") == 3
+    texts = [m.text for _, m in services.agents.view(conversation_id).messages]
+    assert texts == ["Hello! How can I help?", "How long does shipping take?",
+                     "Sorry, something went wrong on our side. A person from our team will take over."]
+    assert conversation_id in [f["conversation_id"] for f in services.ops.failures()]
+    errors = sum(services.metrics.counter_values("supportflow_step_errors").values())
+    assert errors == errors_before + 3
+
+
+def test_text_that_cannot_be_stored_jams_nothing_and_the_next_message_is_answered(
+    parts: tuple[Services, FakeAssistant, RecordingQueue, Clock],
+) -> None:
+    services, assistant, queue, _ = parts
+    conversation, _ = services.intake.start_conversation(Contact(id="k2"), "responses_reply_fallback")
+    # A lone surrogate that slipped past the edge: no commit can write it into the record.
+    services.intake.receive_message(conversation.id, "bad", "hi \udc80")
+    for _ in range(3):
+        services.engine.drain(conversation.id)
+    after = services.store.get(conversation.id)
+    assert after is not None and after.state is State.WAIT_FOR_USER and after.turn == 1
+    assert after.failure_reason and "internal error in ask" in after.failure_reason
+    messages = [m for _, m in services.store.transcript(conversation.id)]
+    assert [m.id for m in messages] == ["welcome", "bad", "1:fallback"]
+    assert messages[-1].text == "Sorry, please try again."
+    services.intake.receive_message(conversation.id, None, "How long does shipping take?")
+    services.engine.drain(conversation.id)
+    assistant.statuses = [RunStatus(RunState.COMPLETED, reply="We ship within 2 days.")]
+    services.engine.poll(conversation.id, queue.polls[-1][1])
+    answered = services.store.get(conversation.id)
+    assert answered is not None and answered.state is State.WAIT_FOR_USER and answered.turn == 2
+    assert [m.text for _, m in services.store.transcript(conversation.id)][-1] == (
+        "We ship within 2 days.")
