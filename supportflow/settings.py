@@ -34,9 +34,11 @@ class Settings:
     sandbox_knowledge: Path = field(default_factory=defaults.knowledge_file)
     http_connect_timeout_s: float = 5.0
     http_read_timeout_s: float = 30.0
-    lease_ttl_s: float = 45.0
-    watchdog_interval_s: float = 5.0
-    watchdog_grace_s: float = 15.0
+    # A worker renews the leases it holds every third of this while a step runs; a worker
+    # that dies lets go this long after its last renewal (then the watchdog wakes its work).
+    lease_ttl_s: float = 6.0
+    watchdog_interval_s: float = 2.0
+    watchdog_grace_s: float = 5.0
     step_retry_base_s: float = 1.0
     step_retry_max_s: float = 60.0
     max_message_chars: int = 4000

@@ -42,3 +42,57 @@ def serving(app: Any) -> Iterator[str]:
     finally:
         http.shutdown()
         thread.join(timeout=5)
+
+
+def wait_idle(redis_url: str, conversation_ids: list[str], timeout: float = 20.0,
+              prefix: str = "sf") -> None:
+    """Wait until these conversations have nothing left to do: no task naming them waits in
+    the broker's queue, no worker holds them, no poll or retry is planned (wake_at), and no
+    customer message waits for a turn; seen twice in a row, so a task passing from the broker
+    to a worker is not missed. Use it, not a sleep, to show that nothing more happens.
+    """
+    import json
+
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+
+    def busy(conversation_id: str) -> bool:
+        base = f"{prefix}:conv:{conversation_id}"
+        raw = client.get(base)
+        record = json.loads(raw) if raw else {}
+        waiting = record.get("state") in ("ask", "wait_for_user") and client.llen(f"{base}:mailbox")
+        return bool(client.exists(f"{base}:lease") or record.get("wake_at") is not None or waiting)
+
+    def idle() -> bool:
+        queued = client.lrange("supportflow", 0, -1)
+        return not any(cid.encode() in message for message in queued for cid in conversation_ids) \
+            and not any(busy(cid) for cid in conversation_ids)
+
+    _twice(idle, timeout)
+    client.close()
+
+
+def wait_no_tasks(redis_url: str, task_name: str, timeout: float = 20.0) -> None:
+    """Wait until no task of this name is queued or held by a worker (countdowns included)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    needle = f'"{task_name}"'.encode()
+
+    def none_left() -> bool:
+        pending = [*client.lrange("supportflow", 0, -1), *client.hvals("unacked")]
+        return not any(needle in message for message in pending)
+
+    _twice(none_left, timeout)
+    client.close()
+
+
+def _twice(check: Callable[[], bool], timeout: float) -> None:
+    streak = [0]
+
+    def twice() -> bool:
+        streak[0] = streak[0] + 1 if check() else 0
+        return streak[0] >= 2
+
+    wait_until(twice, timeout=timeout, interval=0.1)

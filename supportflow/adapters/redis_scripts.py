@@ -147,28 +147,34 @@ return kept
 """
 
 # KEYS: wakeups, mailboxes (both by due time)
-# ARGV: now, grace s, most to look at per index, key prefix
-# Each overdue conversation gets its score set to now as it is looked at, so it is woken at
-# most once per grace period, however late it is; one held by a worker is skipped.
+# ARGV: now, grace s, most to wake per index, key prefix
+# A conversation gets its score set to now as it is woken, so it is woken at most once per
+# grace period however late it is; one held by a worker is skipped (its holder commits a new
+# wake-up, or its lease runs out and a later round wakes it). At most 4 x limit are looked at.
 # Returns {id, state, poll id} of each to wake (state 'mailbox' for waiting messages).
 WAKE_OVERDUE = """
 local now, limit, prefix = tonumber(ARGV[1]), tonumber(ARGV[3]), ARGV[4]
 local due = now - tonumber(ARGV[2])
 local wake, seen = {}, {}
 for index = 1, 2 do
-  for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[index], '-inf', due, 'LIMIT', 0, limit)) do
-    redis.call('ZADD', KEYS[index], 'XX', now, id)
+  local woken = 0
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[index], '-inf', due, 'LIMIT', 0, 4 * limit)) do
+    if woken >= limit then break end
     local conv = prefix .. ':conv:' .. id
     if not seen[id] and redis.call('EXISTS', conv .. ':lease') == 0 then
       seen[id] = true
       local raw = redis.call('GET', conv)
       if not raw then
         redis.call('ZREM', KEYS[index], id)
-      elseif index == 1 then
-        local record = cjson.decode(raw)
-        table.insert(wake, {id, record['state'], tostring(record['poll_id'])})
       else
-        table.insert(wake, {id, 'mailbox', '0'})
+        redis.call('ZADD', KEYS[index], 'XX', now, id)
+        woken = woken + 1
+        if index == 1 then
+          local record = cjson.decode(raw)
+          table.insert(wake, {id, record['state'], tostring(record['poll_id'])})
+        else
+          table.insert(wake, {id, 'mailbox', '0'})
+        end
       end
     end
   end

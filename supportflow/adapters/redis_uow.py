@@ -44,6 +44,7 @@ class LeaseKeeper:
         self._lock = threading.Lock()
         self._pid = 0
         self._wake = threading.Event()
+        self.rounds = 0  # renewal round trips made (for tests and debugging)
 
     def hold(self, key: str, token: str) -> None:
         with self._lock:
@@ -62,6 +63,7 @@ class LeaseKeeper:
             held = dict(self._held)
         if not held:
             return 0
+        self.rounds += 1
         return int(self._renew(keys=list(held), args=[int(self.ttl_s * 1000), *held.values()]))
 
     def _run(self) -> None:

@@ -14,6 +14,7 @@ from supportflow.services.unit_of_work import Purpose, StaleWrite, Work
 from supportflow.services.watchdog import WatchdogReport
 from supportflow.settings import load_settings
 from tests.fakes import Clock, FakeAssistant, RecordingQueue
+from tests.helpers import wait_until
 
 
 @pytest.fixture
@@ -233,3 +234,23 @@ def test_text_that_cannot_be_stored_jams_nothing_and_the_next_message_is_answere
     assert answered is not None and answered.state is State.WAIT_FOR_USER and answered.turn == 2
     assert [m.text for _, m in services.store.transcript(conversation.id)][-1] == (
         "We ship within 2 days.")
+
+
+def test_a_slow_step_keeps_its_short_lease_and_a_dead_holders_lease_runs_out(
+    redis_url: str, flows_dir: Path,
+) -> None:
+    settings = load_settings({"redis_url": redis_url, "flows_dir": flows_dir,
+                              "key_prefix": "leasetest", "lease_ttl_s": 0.6})
+    services = bootstrap(settings, queue=RecordingQueue(), assistants=FakeAssistant())
+    slow, dead = begin(services), begin(services, "anyone?")
+    _, holding = services.uow.take(slow, Purpose.ANY)
+    _, dying = services.uow.take(dead, Purpose.ANY)
+    assert holding is not None and dying is not None
+    keeper = services.uow.leases
+    keeper.drop(services.uow.keys.of(dead).lease)  # its process died: nobody renews it
+    start = keeper.rounds
+    wait_until(lambda: keeper.rounds >= start + 3 and not services.store.lease_held(dead),
+               timeout=10)
+    assert services.store.lease_held(slow)  # renewed in one round trip for all it holds
+    services.uow.commit(holding, release=True, now=1.0)
+    assert not services.store.lease_held(slow)

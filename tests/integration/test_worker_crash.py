@@ -1,4 +1,5 @@
-"""A worker killed with SIGKILL in the middle of a turn: the turn is not lost, nor answered twice."""
+"""Workers killed with SIGKILL: no turn is lost or answered twice, and with the default lease
+and watchdog settings recovery takes seconds (issue 8: at most 15 s to the last reply)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,14 @@ import redis
 from supportflow.adapters.redis_store import RedisConversationStore
 from supportflow.runtime.redis_server import EmbeddedRedis
 from tests.conftest import Processes, Sandbox, make_app, stack_env
+from tests.helpers import wait_idle, wait_until
 
 from .chat import Chat
 
 pytestmark = pytest.mark.slow
+# Settings the README recommends; the shared test stack shortens them, this test must not.
+DEFAULTS_UNDER_TEST = ("SUPPORTFLOW_LEASE_TTL_S", "SUPPORTFLOW_WATCHDOG_INTERVAL_S",
+                       "SUPPORTFLOW_WATCHDOG_GRACE_S")
 
 
 @pytest.fixture
@@ -27,45 +32,62 @@ def lonely_stack(
 ) -> Iterator[tuple[Any, Processes, str]]:
     """A Redis of its own, so that no other worker can pick up this test's tasks."""
     with EmbeddedRedis(tmp_path / "redis") as server:
-        processes = Processes(stack_env(server.url, sandbox.url, flows_dir), tmp_path)
+        env = stack_env(server.url, sandbox.url, flows_dir)
+        for name in DEFAULTS_UNDER_TEST:
+            env.pop(name)
+        processes = Processes(env, tmp_path)
+        sandbox.reset()
         try:
             yield make_app(server.url, sandbox.url, flows_dir).test_client(), processes, server.url
         finally:
             processes.stop_all()
+            sandbox.reset()
 
 
-@pytest.mark.parametrize("backend", ["responses", "assistants"])
-def test_worker_killed_while_polling_loses_no_turn_and_replies_once(
-    lonely_stack: tuple[Any, Processes, str], sandbox: Sandbox, backend: str
+def test_twenty_conversations_survive_a_killed_worker_within_fifteen_seconds_replying_once(
+    lonely_stack: tuple[Any, Processes, str], sandbox: Sandbox
 ) -> None:
     client, processes, url = lonely_stack
-    sandbox.reset()
-    sandbox.configure(latency_s=2.0)
-    first = processes.worker(concurrency=1)
+    sandbox.configure(latency_s=3.0)  # every conversation is still waiting on its run...
+    worker = processes.worker(concurrency=2)
     processes.beat()
-    chat = Chat(client, backend)
-    chat.say("How long does shipping take?")
-    chat.wait_for_state("poll")
-    os.killpg(first.pid, signal.SIGKILL)
-    first.wait()
-    processes.worker(concurrency=1)
-    replies = chat.wait_for_bot_messages(2, timeout=30)
-    assert "we ship within" in replies[1].lower()
-    time.sleep(3)  # time for a duplicate to show up, if there were one
-    assert len(chat.bot_texts()) == 2
-    assert [m["text"] for m in chat.messages("customer")] == ["How long does shipping take?"]
+    chats = [Chat(client, "responses" if n % 2 else "assistants") for n in range(20)]
+    for n, chat in enumerate(chats):
+        chat.say("How long does shipping take?", message_id=f"m-{n}")
+    wait_until(lambda: all(chat.state()["state"] == "poll" for chat in chats), timeout=30)
+    # ...and two are in the middle of a check that takes 4 s, holding their lease.
+    served = sandbox.stats()["faults_served"]
+    sandbox.configure(latency_s=3.0, faults=[
+        {"method": "GET", "path": "/responses/", "delay_s": 4.0, "times": 1},
+        {"method": "GET", "path": "/runs/", "delay_s": 4.0, "times": 1}])
+    wait_until(lambda: sandbox.stats()["faults_served"] == served + 2, timeout=10)
+    assert all(len(chat.bot_texts()) == 1 for chat in chats)  # nobody answered yet
+    killed = time.monotonic()
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait()
+    processes.worker(concurrency=2)
+    wait_until(lambda: all(len(chat.bot_texts()) >= 2 for chat in chats), timeout=30)
+    recovered_s = time.monotonic() - killed
+    print(f"last reply {recovered_s:.1f} s after the kill")  # shown with pytest -s
+    assert recovered_s <= 15.0, f"the last reply came {recovered_s:.1f} s after the kill"
+    wait_idle(url, [chat.id for chat in chats])
     store = RedisConversationStore(redis.Redis.from_url(url))
-    conversation = store.get(chat.id)
-    assert conversation is not None and conversation.thread_id
-    assert sandbox.stats()["runs_by_thread"][conversation.thread_id] == 1
-    assert chat.state()["state"] == "wait_for_user"
+    runs = []
+    for chat in chats:
+        assert len(chat.bot_texts()) == 2, chat.bot_texts()
+        assert "we ship within" in chat.bot_texts()[1].lower()
+        assert [m["text"] for m in chat.messages("customer")] == ["How long does shipping take?"]
+        assert chat.state()["state"] == "wait_for_user"
+        conversation = store.get(chat.id)
+        assert conversation is not None and conversation.thread_id
+        runs.append(sandbox.stats()["runs_by_thread"][conversation.thread_id])
+    assert runs == [1] * 20  # no run was started twice
 
 
 def test_worker_killed_before_taking_the_message_leaves_it_for_the_next_worker(
     lonely_stack: tuple[Any, Processes, str], sandbox: Sandbox
 ) -> None:
     client, processes, _ = lonely_stack
-    sandbox.reset()
     processes.beat()
     chat = Chat(client, "responses")
     chat.say("Can I return an item?")  # no worker yet: the drain task waits in the broker
