@@ -101,6 +101,8 @@ class SandboxStore:
         # When each check came in (time.time()), so tests can see the poll schedule.
         self.check_times_by_thread: dict[str, list[float]] = {}
         self.tool_outputs_by_thread: dict[str, list[str]] = {}
+        # When each injected fault was served (time.time()), so tests can see retry waits.
+        self.fault_times: list[float] = []
         # Fingerprints (never the keys) of the bearer tokens seen, so tests can tell which was used.
         self.bearer_fingerprints: set[str] = set()
         # Metadata of the objects made in each thread: (kind, metadata), in order.
@@ -224,6 +226,7 @@ class SandboxStore:
             if fault["times"] > 0 and fault["method"] in {method, "*"} and fault["path"] in path:
                 fault["times"] -= 1
                 self.counts["faults_served"] += 1
+                self.fault_times.append(time.time())
                 return fault
         return None
 
@@ -294,6 +297,7 @@ class SandboxStore:
             "runs_by_thread": dict(self.runs_by_thread),
             "checks_by_thread": dict(self.checks_by_thread),
             "check_times_by_thread": {k: list(v) for k, v in self.check_times_by_thread.items()},
+            "fault_times": list(self.fault_times),
             "bearer_fingerprints": sorted(self.bearer_fingerprints),
             "metadata_by_thread": {k: list(v) for k, v in self.metadata_by_thread.items()},
             "tool_outputs_by_thread": {k: list(v) for k, v in self.tool_outputs_by_thread.items()},

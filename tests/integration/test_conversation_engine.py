@@ -13,7 +13,7 @@ import redis
 from supportflow.adapters.redis_store import RedisConversationStore
 from supportflow.domain.flow import DEFAULT_HANDOFF_MARKER, Handoff
 from tests.conftest import Sandbox
-from tests.helpers import wait_until
+from tests.helpers import wait_idle, wait_until
 
 from .chat import Chat
 
@@ -88,7 +88,7 @@ def test_static_scope_uses_the_flows_thread(
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_handoff_marker_hands_off_and_the_bot_stays_silent(
-    client: Any, store: RedisConversationStore, sandbox: Sandbox, backend: str
+    client: Any, store: RedisConversationStore, sandbox: Sandbox, redis_url: str, backend: str
 ) -> None:
     chat = Chat(client, backend)
     chat.say("I want to talk to a human please")
@@ -97,7 +97,7 @@ def test_handoff_marker_hands_off_and_the_bot_stays_silent(
     assert chat.id in dict(store.handoff_queue())
     runs_before = sandbox.stats()["runs_total"]
     chat.say("Hello? Anyone there?")
-    time.sleep(1.5)
+    wait_idle(redis_url, [chat.id])
     assert chat.bot_texts()[-1] == HANDOFF_MESSAGE
     assert len(chat.bot_texts()) == 2
     assert chat.messages("customer")[-1]["text"] == "Hello? Anyone there?"
@@ -129,10 +129,10 @@ def test_run_that_never_finishes_reaches_the_deadline_and_hands_off(
 ) -> None:
     sandbox.configure(never_finish=True)
     chat = Chat(client, f"{backend}_deadline")
-    started = time.monotonic()
     chat.say("How long does shipping take?")
     state = chat.wait_for_state("handed_off", timeout=15)
-    assert time.monotonic() - started >= 1.4
+    asked, told = chat.messages("customer")[-1], chat.messages("bot")[-1]
+    assert told["at"] - asked["at"] >= 1.5  # as the service recorded them
     assert "did not answer within 1.5 s" in state["failure_reason"]
     assert state["handoff_reason"].startswith("assistant failure")
     assert chat.bot_texts()[-1].startswith("Sorry, something went wrong")
@@ -177,14 +177,14 @@ def test_three_quick_messages_during_a_run_become_one_next_turn(
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_repeated_client_message_id_is_processed_once(
-    client: Any, store: RedisConversationStore, sandbox: Sandbox, backend: str
+    client: Any, store: RedisConversationStore, sandbox: Sandbox, redis_url: str, backend: str
 ) -> None:
     chat = Chat(client, backend)
     first = chat.say("How long does shipping take?", message_id="m-1")
     again = chat.say("How long does shipping take?", message_id="m-1")
     assert first["duplicate"] is False and again["duplicate"] is True
     chat.wait_for_bot_messages(2)
-    time.sleep(1.0)
+    wait_idle(redis_url, [chat.id])
     assert len(chat.messages("customer")) == 1
     assert len(chat.bot_texts()) == 2
     conversation = store.get(chat.id)

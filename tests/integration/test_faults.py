@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import itertools
-import time
 from typing import Any
 
 import pytest
+import redis
 
+from supportflow.adapters.redis_store import RedisConversationStore
 from tests.conftest import Sandbox
 
 from .chat import Chat
@@ -20,6 +21,12 @@ RUN = {"responses": "/responses", "assistants": "/runs"}
 OPEN_THREAD = {"responses": "/conversations", "assistants": "/threads"}
 
 
+def thread_of(redis_url: str, chat: Chat) -> str:
+    conversation = RedisConversationStore(redis.Redis.from_url(redis_url)).get(chat.id)
+    assert conversation is not None and conversation.thread_id
+    return conversation.thread_id
+
+
 def ask(client: Any, backend: str, text: str = "How long does shipping take?") -> Chat:
     chat = Chat(client, backend)
     chat.say(text)
@@ -28,17 +35,21 @@ def ask(client: Any, backend: str, text: str = "How long does shipping take?") -
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_429_is_retried_after_the_time_the_api_asks_for(
-    client: Any, sandbox: Sandbox, backend: str
+    client: Any, sandbox: Sandbox, redis_url: str, backend: str
 ) -> None:
     sandbox.configure(faults=[{"method": "POST", "path": POST_MESSAGE[backend], "status": 429,
                                "retry_after_ms": 600, "times": 2}])
     served = sandbox.stats()["faults_served"]
-    started = time.monotonic()
     chat = ask(client, backend)
     assert "we ship within" in chat.wait_for_bot_messages(2)[-1].lower()
-    assert time.monotonic() - started >= 1.2
-    assert sandbox.stats()["faults_served"] - served == 2
+    stats = sandbox.stats()
+    assert stats["faults_served"] - served == 2
     assert len(chat.messages("customer")) == 1
+    # As the sandbox saw them: each try came at least the 0.6 s the API asked for after the
+    # refused one (the run's first check follows the accepted try).
+    first, second = stats["fault_times"][-2:]
+    checks = stats["check_times_by_thread"][thread_of(redis_url, chat)]
+    assert second - first >= 0.6 and checks[0] - second >= 0.6
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -77,20 +88,6 @@ def test_a_client_error_fails_at_once_keeping_the_apis_message(
     assert sandbox.stats()["faults_served"] - served == 1
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_retries_are_bounded_then_the_fallback_runs(
-    client: Any, sandbox: Sandbox, backend: str
-) -> None:
-    sandbox.configure(faults=[{"method": "POST", "path": OPEN_THREAD[backend], "status": 503,
-                               "times": 50}])
-    served = sandbox.stats()["faults_served"]
-    chat = ask(client, backend)
-    state = chat.wait_for_state("handed_off", timeout=30)
-    assert "HTTP 503" in state["failure_reason"]
-    assert sandbox.stats()["faults_served"] - served == 6  # the first try and five retries
-    assert chat.bot_texts()[-1].startswith("Sorry, something went wrong")
-
-
 OUTCOMES = [("responses", "failed", "The sandbox failed this response."),
             ("responses", "cancelled", "cancelled"),
             ("responses", "incomplete", "max_output_tokens"),
@@ -115,16 +112,10 @@ def test_run_outcomes_other_than_completed_go_to_the_fallback_with_the_reason(
 def test_poll_honours_openai_poll_after_ms_within_the_schedule(
     client: Any, sandbox: Sandbox, redis_url: str, backend: str
 ) -> None:
-    import redis
-
-    from supportflow.adapters.redis_store import RedisConversationStore
-
     sandbox.configure(latency_s=2.0, poll_after_ms=300)
     chat = ask(client, backend, "Where is my order? I want order tracking")
     chat.wait_for_bot_messages(2)
-    conversation = RedisConversationStore(redis.Redis.from_url(redis_url)).get(chat.id)
-    assert conversation is not None and conversation.thread_id
-    checks = sandbox.stats()["check_times_by_thread"][conversation.thread_id]
+    checks = sandbox.stats()["check_times_by_thread"][thread_of(redis_url, chat)]
     gaps = [later - earlier for earlier, later in itertools.pairwise(checks)]
     # Without the hint the gaps would be 0.4, 0.8, 1.0: with it, all near 0.3 s.
     assert len(checks) >= 6

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from supportflow.bootstrap import Services, bootstrap
+from supportflow.domain.flow import DEFAULT_HANDOFF_MARKER
 from supportflow.domain.model import Conversation, State
 from supportflow.services.intake import Contact
 from supportflow.services.ports import AssistantError, ErrorKind, RunState, RunStatus
@@ -92,15 +93,20 @@ def test_a_non_retryable_error_runs_the_fallback_with_the_apis_message(
 def test_retries_are_bounded_then_the_fallback_runs(
     parts: tuple[Services, FakeAssistant, RecordingQueue, Clock],
 ) -> None:
-    services, assistant, _, _ = parts
+    services, assistant, queue, _ = parts
     assistant.failures["open_thread"] = [
         AssistantError(ErrorKind.STATUS, "upstream 503", status=503) for _ in range(10)]
     conversation_id = begin(services)
-    for _ in range(7):
+    queue.drains.clear()
+    for _ in range(7):  # the first try and each retry the engine queued (one more does nothing)
         services.engine.drain(conversation_id)
     conversation = services.store.get(conversation_id)
     assert conversation is not None and conversation.state is State.HANDED_OFF
-    assert "upstream 503" in (conversation.failure_reason or "")
+    assert conversation.failure_reason == "upstream 503 (HTTP 503)"
+    assert assistant.calls.count("open_thread") == 6  # the first try and max_step_retries (5)
+    assert len(queue.drains) == 5
+    assert [m.text for _, m in services.store.transcript(conversation_id)][-1].startswith(
+        "Sorry, something went wrong")
 
 
 def test_a_stale_poll_is_ignored(
@@ -254,3 +260,41 @@ def test_a_slow_step_keeps_its_short_lease_and_a_dead_holders_lease_runs_out(
     assert services.store.lease_held(slow)  # renewed in one round trip for all it holds
     services.uow.commit(holding, release=True, now=1.0)
     assert not services.store.lease_held(slow)
+
+
+def handed_off(services: Services, assistant: FakeAssistant, queue: RecordingQueue,
+               flow: str) -> str:
+    conversation, _ = services.intake.start_conversation(Contact(id="k3"), flow)
+    services.intake.receive_message(conversation.id, None, "I want a person")
+    services.engine.drain(conversation.id)
+    assistant.statuses = [RunStatus(RunState.COMPLETED, reply=DEFAULT_HANDOFF_MARKER)]
+    services.engine.poll(conversation.id, queue.polls[-1][1])
+    assert state_of(services, conversation.id) is State.HANDED_OFF
+    return conversation.id
+
+
+def test_an_unclaimed_handoff_is_told_of_the_wait_once(
+    parts: tuple[Services, FakeAssistant, RecordingQueue, Clock],
+) -> None:
+    services, assistant, queue, clock = parts
+    conversation_id = handed_off(services, assistant, queue, "handoff_tell")
+    assert services.agents.expire_unclaimed() == []  # not yet: the flow waits 1.5 s
+    clock.now += 2
+    assert services.agents.expire_unclaimed() == [conversation_id]
+    for _ in range(3):
+        clock.now += 10
+        assert services.agents.expire_unclaimed() == []
+    texts = [m.text for _, m in services.store.transcript(conversation_id)]
+    assert texts.count("timeout-tell") == 1
+    assert state_of(services, conversation_id) is State.HANDED_OFF
+
+
+def test_a_claimed_handoff_never_times_out(
+    parts: tuple[Services, FakeAssistant, RecordingQueue, Clock],
+) -> None:
+    services, assistant, queue, clock = parts
+    conversation_id = handed_off(services, assistant, queue, "handoff_tell")
+    assert services.agents.claim(conversation_id, "sam")
+    clock.now += 60
+    assert services.agents.expire_unclaimed() == []
+    assert "timeout-tell" not in [m.text for _, m in services.store.transcript(conversation_id)]

@@ -17,7 +17,7 @@ from supportflow.adapters.vault import Vault
 from supportflow.domain.inbox import Inbox, InboxKind
 from supportflow.webhooks.signing import new_secret
 from tests.conftest import AGENTS_WEBHOOK_PORT, AGENTS_WEBHOOK_SECRET, VAULT_KEY
-from tests.helpers import wait_until
+from tests.helpers import wait_no_tasks, wait_until
 
 from .receiver import Receiver, running, spec_signature, spec_verifies
 
@@ -140,11 +140,11 @@ def test_racing_first_messages_start_one_conversation(client: Any, inbox: Inbox)
 
 
 def test_failing_receiver_gets_one_success_with_one_webhook_id(
-        client: Any, inbox: Inbox, receiver: Receiver) -> None:
+        client: Any, inbox: Inbox, receiver: Receiver, redis_url: str) -> None:
     receiver.plan = [500, 503, 500, 502]
     assert post(client, inbox, payload("t-retry")).status_code == 202
     [success] = bot_callbacks(receiver, inbox)
-    time.sleep(1.5)
+    wait_no_tasks(redis_url, "supportflow.deliver")  # no further attempt is on its way
     attempts = [r for r in receiver.on("/callback") if r.json()["type"] == "message.created"]
     assert [r.status for r in attempts] == [500, 503, 500, 502, 200]
     assert {r.headers["Webhook-Id"] for r in attempts} == {success.headers["Webhook-Id"]}
