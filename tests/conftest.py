@@ -17,6 +17,7 @@ import yaml
 
 from supportflow import defaults
 from supportflow.settings import PROJECT_ROOT
+from tests.fakes import Clock, FakeAssistant, RecordingQueue
 from tests.helpers import free_port, wait_until
 
 # A vault key made for the test session only.
@@ -193,6 +194,21 @@ def stack(redis_url: str, sandbox: Sandbox, flows_dir: Path,
     processes.beat()
     yield {"env": env, "processes": processes}
     processes.stop_all()
+
+
+def wire_fakes(redis_url: str, flows_dir: Path, redis_client: Any = None, **settings: Any
+               ) -> tuple[Any, FakeAssistant, RecordingQueue, Clock]:
+    """The real wiring (bootstrap) on a real Redis, with a fake assistant, queue and clock,
+    under a key prefix of its own; `settings` override Settings fields."""
+    from supportflow.bootstrap import bootstrap
+    from supportflow.settings import load_settings
+
+    assistant, queue, clock = FakeAssistant(), RecordingQueue(), Clock()
+    loaded = load_settings({"redis_url": redis_url, "flows_dir": flows_dir,
+                            "key_prefix": f"fakes{uuid.uuid4().hex[:8]}", **settings})
+    services = bootstrap(loaded, queue=queue, assistants=assistant, clock=clock,
+                         redis_client=redis_client)
+    return services, assistant, queue, clock
 
 
 def make_app(redis_url: str, sandbox_url: str, flows_dir: Path, clock: Any = None,

@@ -8,7 +8,7 @@ from typing import Any, cast
 
 import redis
 
-from supportflow.services.agents import ClaimOutcome
+from supportflow.services.ports import ClaimOutcome
 
 # KEYS: record, claims; ARGV: conversation id, agent.
 # Returns {code, holder}: 1 won, 2 already the agent's, 0 held by another,

@@ -5,11 +5,9 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from enum import StrEnum
-from typing import Any, Protocol
 
 from supportflow.domain.events import EventType
 from supportflow.domain.flow import HandoffTimeoutAction
@@ -17,6 +15,8 @@ from supportflow.domain.model import Author, Conversation, State, TranscriptMess
 
 from .intake import UnknownConversation
 from .ports import (
+    AgentBoard,
+    ClaimOutcome,
     Conversations,
     EventPublisher,
     FlowCatalog,
@@ -29,34 +29,6 @@ from .steps import conversation_event
 from .unit_of_work import Purpose, StaleWrite, Taken, UnitOfWork, Work
 
 log = logging.getLogger(__name__)
-
-
-class ClaimOutcome(StrEnum):
-    WON = "won"
-    ALREADY_YOURS = "already_yours"
-    TAKEN = "taken"
-    NOT_HANDED_OFF = "not_handed_off"
-    UNKNOWN = "unknown"
-
-
-class AgentBoard(Protocol):
-    """Who holds which handoff (claimed atomically), and transcript-id checks."""
-
-    def claim(self, conversation_id: str, agent: str) -> tuple[ClaimOutcome, str | None]: ...
-
-    def claimant(self, conversation_id: str) -> str | None: ...
-
-    def claimants(self, conversation_ids: Sequence[str]) -> dict[str, str | None]: ...
-
-    def release(self, conversation_id: str) -> None: ...
-
-    def has_message(self, conversation_id: str, message_id: str) -> bool: ...
-
-    def latest_handoff_id(self) -> str: ...
-
-    def handoffs_after(self, after: str, count: int = 100) -> list[tuple[str, dict[str, Any]]]:
-        """Handoff announcements newer than `after`, oldest first."""
-        ...
 
 
 class NotHandedOff(Exception):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from supportflow.domain.events import ConversationEvent
 from supportflow.domain.flow import Backend, Flow
@@ -189,6 +189,34 @@ class WakeupIndex(Protocol):
 
     def wake_overdue(self, now: float, grace_s: float, limit: int) -> list[Overdue]:
         """Overdue ones nobody holds, each at most once per grace period; at most `limit`."""
+        ...
+
+
+class ClaimOutcome(StrEnum):
+    WON = "won"
+    ALREADY_YOURS = "already_yours"
+    TAKEN = "taken"
+    NOT_HANDED_OFF = "not_handed_off"
+    UNKNOWN = "unknown"
+
+
+class AgentBoard(Protocol):
+    """Who holds which handoff (claimed atomically), and transcript-id checks."""
+
+    def claim(self, conversation_id: str, agent: str) -> tuple[ClaimOutcome, str | None]: ...
+
+    def claimant(self, conversation_id: str) -> str | None: ...
+
+    def claimants(self, conversation_ids: Sequence[str]) -> dict[str, str | None]: ...
+
+    def release(self, conversation_id: str) -> None: ...
+
+    def has_message(self, conversation_id: str, message_id: str) -> bool: ...
+
+    def latest_handoff_id(self) -> str: ...
+
+    def handoffs_after(self, after: str, count: int = 100) -> list[tuple[str, dict[str, Any]]]:
+        """Handoff announcements newer than `after`, oldest first."""
         ...
 
 

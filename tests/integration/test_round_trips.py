@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from supportflow.bootstrap import Services, bootstrap
+from supportflow.bootstrap import Services
 from supportflow.domain.model import State
 from supportflow.observability.redis_metrics import render
 from supportflow.services.intake import Contact
 from supportflow.services.ports import RunState, RunStatus
 from supportflow.services.unit_of_work import Purpose
-from supportflow.settings import load_settings
-from tests.fakes import Clock, CountingRedis, FakeAssistant, RecordingQueue
+from tests.conftest import wire_fakes
+from tests.fakes import CountingRedis, FakeAssistant, RecordingQueue
 
 EVAL = "EVALSHA"
 
@@ -26,12 +26,8 @@ EVAL = "EVALSHA"
 def counted(redis_url: str, flows_dir: Path) -> tuple[Services, CountingRedis, FakeAssistant,
                                                       RecordingQueue]:
     spy = CountingRedis.from_url(redis_url)
-    assistant, queue = FakeAssistant(), RecordingQueue()
     # A long lease: no background renewal lands inside a measured step.
-    settings = load_settings({"redis_url": redis_url, "flows_dir": flows_dir,
-                              "key_prefix": f"tripstest{id(spy)}", "lease_ttl_s": 60.0})
-    services = bootstrap(settings, queue=queue, assistants=assistant, redis_client=spy,
-                         clock=Clock())
+    services, assistant, queue, _ = wire_fakes(redis_url, flows_dir, spy, lease_ttl_s=60.0)
     return services, spy, assistant, queue
 
 

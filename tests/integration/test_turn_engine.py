@@ -6,26 +6,21 @@ from pathlib import Path
 
 import pytest
 
-from supportflow.bootstrap import Services, bootstrap
+from supportflow.bootstrap import Services
 from supportflow.domain.flow import DEFAULT_HANDOFF_MARKER
 from supportflow.domain.model import Conversation, State
 from supportflow.services.intake import Contact
 from supportflow.services.ports import AssistantError, ErrorKind, RunState, RunStatus
 from supportflow.services.unit_of_work import Purpose, StaleWrite, Work
 from supportflow.services.watchdog import WatchdogReport
-from supportflow.settings import load_settings
+from tests.conftest import wire_fakes
 from tests.fakes import Clock, FakeAssistant, RecordingQueue
 from tests.helpers import wait_until
 
 
 @pytest.fixture
 def parts(redis_url: str, flows_dir: Path) -> tuple[Services, FakeAssistant, RecordingQueue, Clock]:
-    assistant, queue, clock = FakeAssistant(), RecordingQueue(), Clock()
-    settings = load_settings({"redis_url": redis_url, "flows_dir": flows_dir,
-                              "key_prefix": f"enginetest{id(assistant)}",
-                              "step_retry_base_s": 1.0, "watchdog_grace_s": 2.0})
-    services = bootstrap(settings, queue=queue, assistants=assistant, clock=clock)
-    return services, assistant, queue, clock
+    return wire_fakes(redis_url, flows_dir, step_retry_base_s=1.0, watchdog_grace_s=2.0)
 
 
 def begin(services: Services, text: str = "How long does shipping take?") -> str:
@@ -245,9 +240,7 @@ def test_text_that_cannot_be_stored_jams_nothing_and_the_next_message_is_answere
 def test_a_slow_step_keeps_its_short_lease_and_a_dead_holders_lease_runs_out(
     redis_url: str, flows_dir: Path,
 ) -> None:
-    settings = load_settings({"redis_url": redis_url, "flows_dir": flows_dir,
-                              "key_prefix": "leasetest", "lease_ttl_s": 0.6})
-    services = bootstrap(settings, queue=RecordingQueue(), assistants=FakeAssistant())
+    services, _, _, _ = wire_fakes(redis_url, flows_dir, lease_ttl_s=0.6)
     slow, dead = begin(services), begin(services, "anyone?")
     _, holding = services.uow.take(slow, Purpose.ANY)
     _, dying = services.uow.take(dead, Purpose.ANY)
