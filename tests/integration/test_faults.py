@@ -117,9 +117,10 @@ def test_poll_honours_openai_poll_after_ms_within_the_schedule(
     chat.wait_for_bot_messages(2)
     checks = sandbox.stats()["check_times_by_thread"][thread_of(redis_url, chat)]
     gaps = [later - earlier for earlier, later in itertools.pairwise(checks)]
-    # Without the hint the gaps would be 0.4, 0.8, 1.0: with it, all near 0.3 s.
+    # Without the hint the run (2 s) would be checked 4 times (0.2, 0.4, 0.8, 1.0 s apart);
+    # with it, every 0.3 s (a countdown never runs early; how late it runs is the machine's).
     assert len(checks) >= 6
-    assert all(0.25 <= gap <= 0.7 for gap in gaps), gaps
+    assert all(gap >= 0.25 for gap in gaps), gaps
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
