@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
@@ -26,6 +27,7 @@ from supportflow.domain.flow import (
     PollSchedule,
     PromptRef,
     ThreadScope,
+    WidgetAccess,
 )
 from supportflow.domain.tools import TOOLS
 
@@ -115,6 +117,50 @@ class FallbackSchema(Schema):
         return Fallback(**data)
 
 
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_problem(text: str) -> str | None:
+    """Why `text` is not an exact web origin as browsers send it (None when it is one)."""
+    if "*" in text:
+        return f"{text!r}: exact origins only, no wildcards (e.g. https://shop.example)"
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        return f"{text!r}: not an origin (e.g. https://shop.example)"
+    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+        return f"{text!r}: an origin is https:// or http:// and a host (e.g. https://shop.example)"
+    if parts.path or parts.query or parts.fragment or parts.username or parts.password:
+        return f"{text!r}: an origin has no path, query or user (e.g. https://shop.example)"
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    if not host.isascii():  # browsers send international names in their xn-- form
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            return f"{text!r}: not a valid host name"
+    exact = f"{parts.scheme}://{host}" + (f":{port}" if port and port != DEFAULT_PORTS[parts.scheme] else "")
+    if text != exact:
+        return f"{text!r}: write it as browsers send it: {exact!r}"
+    return None
+
+
+def check_origin(text: str) -> None:
+    problem = origin_problem(text)
+    if problem:
+        raise ValidationError(problem)
+
+
+class WidgetSchema(Schema):
+    allowed_origins = fields.List(fields.String(validate=check_origin))
+
+    @post_load
+    def make(self, data: dict[str, Any], **_: Any) -> WidgetAccess:
+        if "allowed_origins" in data:
+            data["allowed_origins"] = tuple(dict.fromkeys(data["allowed_origins"]))
+        return WidgetAccess(**data)
+
+
 class FlowSchema(Schema):
     welcome = fields.String(required=True, validate=validate.Length(min=1))
     attribute = fields.String(validate=ATTRIBUTE_NAME)
@@ -125,6 +171,7 @@ class FlowSchema(Schema):
     fallback = fields.Nested(FallbackSchema)
     max_step_retries = fields.Integer(validate=validate.Range(min=0, max=20))
     tools = fields.List(fields.String(validate=validate.OneOf(sorted(TOOLS))))
+    widget = fields.Nested(WidgetSchema)
 
 
 def load_flow(name: str, data: Mapping[str, Any]) -> Flow:

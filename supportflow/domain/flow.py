@@ -110,6 +110,17 @@ class Fallback:
 
 
 @dataclass(frozen=True)
+class WidgetAccess:
+    """Which web sites may embed the chat widget for this flow (exact origins)."""
+
+    allowed_origins: tuple[str, ...] = ()
+
+    def allows(self, origin: str) -> bool:
+        """True when a page from `origin` (as a browser sends it) may use this flow."""
+        return origin in self.allowed_origins
+
+
+@dataclass(frozen=True)
 class Flow:
     """One conversation flow, as loaded from `config/flows/<name>.yaml`."""
 
@@ -125,6 +136,7 @@ class Flow:
     max_step_retries: int = 5
     # Names of the tools (supportflow.domain.tools) the assistant may call in this flow.
     tools: tuple[str, ...] = ()
+    widget: WidgetAccess = field(default_factory=WidgetAccess)
 
     def is_handoff(self, reply: str) -> bool:
         """True when the reply equals one of the handoff markers (surrounding blanks ignored)."""

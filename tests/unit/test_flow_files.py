@@ -185,3 +185,32 @@ def test_return_gets_its_own_default_message_or_the_flows() -> None:
 def test_bad_timeout_settings_are_refused(handoff: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         load_flow("f", {**BASE, "handoff": handoff})
+
+
+def test_widget_allowed_origins_load_as_exact_origins(tmp_path: Path) -> None:
+    origins = ["https://shop.example", "http://127.0.0.1:8080", "https://shop.example"]
+    flow = load_flow_file(write(tmp_path, "site", {**VALID, "widget": {"allowed_origins": origins}}))
+    assert flow.widget.allowed_origins == ("https://shop.example", "http://127.0.0.1:8080")
+    assert flow.widget.allows("https://shop.example")
+    assert not flow.widget.allows("https://shop.example.evil")
+    assert load_flow_file(write(tmp_path, "plain", VALID)).widget.allowed_origins == ()
+
+
+@pytest.mark.parametrize(("origin", "says"), [
+    ("*", "no wildcards"),
+    ("https://*.shop.example", "no wildcards"),
+    ("shop.example", "https:// or http://"),
+    ("ftp://shop.example", "https:// or http://"),
+    ("https://shop.example/", "no path"),
+    ("https://shop.example/chat?x=1", "no path"),
+    ("https://Shop.Example", "'https://shop.example'"),
+    ("https://shop.example:443", "'https://shop.example'"),
+    ("https://bücher.example", "'https://xn--bcher-kva.example'"),
+    ("http://shop.example:99999", "not an origin"),
+])
+def test_a_malformed_widget_origin_is_named_with_how_to_write_it(
+    tmp_path: Path, origin: str, says: str
+) -> None:
+    message = error_of(tmp_path, {**VALID, "widget": {"allowed_origins": ["https://ok.example", origin]}})
+    assert "widget.allowed_origins.1:" in message
+    assert says in message
