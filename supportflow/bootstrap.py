@@ -29,6 +29,7 @@ from supportflow.adapters.redis_store import RedisConversationStore
 from supportflow.adapters.redis_uow import RedisUnitOfWork
 from supportflow.adapters.tokens import TokenStore
 from supportflow.adapters.vault import Vault
+from supportflow.adapters.visitor_tokens import VisitorTokens, configured_secrets, redis_secret
 from supportflow.observability.ops import OpsStore
 from supportflow.observability.overview import OpsView
 from supportflow.observability.redis_metrics import RedisMetrics
@@ -85,6 +86,9 @@ class Services:
     oauth: OAuthStore
     knowledge: KnowledgeBase
     knowledge_sync: KnowledgeSync
+    visitors: VisitorTokens
+    # The process's one Redis client (its connection pool is shared, e.g. by rate limits).
+    redis: redis.Redis
     clock: Callable[[], float] = time.time
     # True when tasks go to workers (readiness then needs a worker seen recently).
     uses_workers: bool = False
@@ -187,5 +191,14 @@ def bootstrap(
             files=lambda connector: OpenAIKnowledgeFiles(http=http_clients.http(connector)),
             sweep_interval_s=settings.knowledge_sweep_interval_s),
         clock=clock,
+        visitors=visitor_tokens(settings, client, clock),
+        redis=client,
         uses_workers=queue.needs_workers,
     )
+
+
+def visitor_tokens(settings: Settings, client: redis.Redis, clock: Callable[[], float]) -> VisitorTokens:
+    """Tokens signed with the configured widget secret, or with one kept in Redis."""
+    configured = configured_secrets(settings.widget_secret)
+    source = (lambda: configured) if configured else redis_secret(client, prefix=settings.key_prefix)
+    return VisitorTokens(source, ttl_s=settings.visitor_token_ttl_s, clock=clock)

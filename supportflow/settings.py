@@ -77,6 +77,12 @@ class Settings:
     oauth_refresh_token_ttl_s: float = 30 * 86400.0
     # Knowledge articles: how often beat re-sends syncs to vector stores that did not finish.
     knowledge_sweep_interval_s: float = 60.0
+    # Signs visitor tokens; comma-separated to rotate (the first signs, every one verifies).
+    # Unset: a random secret made once and kept in Redis, shared by every web process.
+    widget_secret: str | None = None
+    visitor_token_ttl_s: float = 7200.0
+    # Proxies in front of the web app whose X-Forwarded-For/-Proto/-Host headers are trusted.
+    trusted_proxies: int = 0
 
     @property
     def uses_sandbox(self) -> bool:
@@ -95,7 +101,8 @@ class Settings:
     def redacted(self) -> dict[str, Any]:
         """The settings with secrets masked, for logs and `supportflow config`."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
-        for secret in ("openai_api_key", "vault_key", "agents_webhook_secret", "secret_key"):
+        for secret in ("openai_api_key", "vault_key", "agents_webhook_secret", "secret_key",
+                       "widget_secret"):
             if values[secret]:
                 values[secret] = "***"
         return {key: str(value) if isinstance(value, Path) else value for key, value in values.items()}

@@ -29,6 +29,10 @@ AGENTS_WEBHOOK_PORT = free_port()
 AGENTS_WEBHOOK_SECRET = "whsec_" + "c3VwcG9ydGZsb3ctYWdlbnRzLXRlc3Qtc2VjcmV0IQ=="
 DELIVERY_SCHEDULE = "0,0.3,0.3,0.5,0.5"
 KNOWLEDGE = defaults.KNOWLEDGE
+# A customer's site on another origin may embed the default flow's widget (tests/e2e/test_embed.py
+# serves a page there); any other site may not.
+WIDGET_SITE_PORT = free_port()
+WIDGET_SITE = f"http://localhost:{WIDGET_SITE_PORT}"
 FAST_POLL = {"delays": [0.2, 0.4, 0.8, 1.0], "deadline": 8}
 BACKENDS = {
     "responses": {"kind": "responses", "model": "sandbox-model", "instructions": "Be helpful."},
@@ -55,7 +59,7 @@ def write_flows(folder: Path, static_threads: dict[str, str], vector_store: str 
             **base, "poll": {"delays": [0.3], "deadline": 1.5},
             "fallback": {"action": "reply", "message": "Sorry, please try again."},
         }
-    flows["default"] = flows["responses"]
+    flows["default"] = {**flows["responses"], "widget": {"allowed_origins": [WIDGET_SITE]}}
     for action in ("tell", "return"):  # unclaimed handoffs time out quickly (test_agents.py)
         flows[f"handoff_{action}"] = {**flows["responses"], "handoff": {
             "timeout": 1.5, "on_timeout": action, "timeout_message": f"timeout-{action}"}}

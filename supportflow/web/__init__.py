@@ -8,9 +8,11 @@ from typing import Any
 
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from supportflow.settings import load_settings
 
+from .cors import install_cors
 from .errors import register_error_handlers
 
 
@@ -54,6 +56,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(actions.bp)
     oauth.init_oauth(app, services)
     ops.install_request_ids(app)
+    install_cors(app)
+    hops = services.settings.trusted_proxies
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     # JSON log lines, unless the config says otherwise (tests keep pytest's log capture).
     if app.config.get("SUPPORTFLOW_JSON_LOGS", not app.testing):
         from supportflow.observability.logs import configure_logging

@@ -69,8 +69,15 @@ class ConversationSchema(Schema):
     failure_reason = fields.String(allow_none=True)
 
 
-class StartedConversationSchema(Schema):
+class VisitorTokenSchema(Schema):
     conversation_id = fields.String(required=True)
+    visitor_token = fields.String(required=True, metadata={
+        "description": "send it as `Authorization: Bearer <visitor_token>` on this conversation's "
+                       "routes; renew it before it expires"})
+    visitor_token_expires_in = fields.Integer(required=True, metadata={"description": "seconds"})
+
+
+class StartedConversationSchema(VisitorTokenSchema):
     state = fields.String(required=True)
     welcome = fields.Nested(MessageSchema, required=True)
 

@@ -15,8 +15,10 @@ from supportflow.settings import Settings
 
 from .agent_schemas import StreamQuerySchema
 from .auth import require_role
+from .cors import widget_route
 from .deps import find_conversation, message_dict, services
 from .errors import ApiError
+from .visitors import require_visitor
 
 bp = Blueprint("streams", __name__, url_prefix="/v1")
 
@@ -51,8 +53,10 @@ def event_stream(body: Iterator[str]) -> Response:
 
 
 @bp.get("/conversations/<conversation_id>/events")
+@widget_route
 def conversation_events(conversation_id: str) -> Response:
     """The conversation's new transcript messages as SSE, resumable with Last-Event-ID."""
+    require_visitor(conversation_id)
     query = StreamQuerySchema().load(request.args.to_dict())
     last = request.headers.get("Last-Event-ID", "").strip()
     if last and not last.isdigit():

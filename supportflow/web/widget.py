@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, jsonify, request, url_for
 
+from supportflow.domain.model import Conversation, State
 from supportflow.services.intake import (
     Contact,
     ConversationClosed,
     UnknownConversation,
-    UnknownFlow,
 )
 
+from .cors import require_flow_origin, widget_route
 from .deps import find_conversation, json_body, message_dict, services
 from .errors import ApiError
 from .schemas import (
@@ -22,23 +25,36 @@ from .schemas import (
     ReceiptSchema,
     StartConversationSchema,
     StartedConversationSchema,
+    VisitorTokenSchema,
 )
+from .visitors import require_visitor
 
 bp = Blueprint("widget", __name__, url_prefix="/v1")
 
 
+def token_dict(conversation: Conversation) -> dict[str, Any]:
+    issued = services().visitors.issue(conversation.id, conversation.flow)
+    return {"conversation_id": conversation.id, "visitor_token": issued.token,
+            "visitor_token_expires_in": issued.expires_in}
+
+
 @bp.post("/conversations")
+@widget_route
 def start_conversation() -> tuple[Response, int]:
-    """Start a conversation for a helpdesk contact; returns its id and the welcome question."""
+    """Start a conversation for a helpdesk contact: its id, visitor token and welcome question."""
     data = StartConversationSchema().load(json_body())
     contact = Contact(**data["contact"])
+    flows = services().flows
+    name = data.get("flow") or flows.default
     try:
-        conversation, welcome = services().intake.start_conversation(contact, data.get("flow"))
-    except UnknownFlow as error:
-        raise ApiError(422, "unknown_flow", f"no flow named {error.args[0]!r}",
-                       {"flow": services().flows.names()}) from error
+        flow = flows.get(name)
+    except KeyError as error:
+        raise ApiError(422, "unknown_flow", f"no flow named {name!r}",
+                       {"flow": flows.names()}) from error
+    require_flow_origin(flow)
+    conversation, welcome = services().intake.start_conversation(contact, flow.name)
     body = StartedConversationSchema().dump({
-        "conversation_id": conversation.id,
+        **token_dict(conversation),
         "state": conversation.state.value,
         "welcome": message_dict(1, welcome),
     })
@@ -47,9 +63,22 @@ def start_conversation() -> tuple[Response, int]:
     return response, 201
 
 
+@bp.post("/conversations/<conversation_id>/token")
+@widget_route
+def renew_token(conversation_id: str) -> Response:
+    """A fresh visitor token for a conversation that is still open (send the current one)."""
+    require_visitor(conversation_id)
+    conversation = find_conversation(conversation_id)
+    if conversation.state is State.CLOSED:
+        raise ApiError(409, "conversation_closed", "this conversation is closed; start a new one")
+    return jsonify(VisitorTokenSchema().dump(token_dict(conversation)))
+
+
 @bp.get("/conversations/<conversation_id>")
+@widget_route
 def get_conversation(conversation_id: str) -> Response:
     """The conversation's state and turn."""
+    require_visitor(conversation_id)
     conversation = find_conversation(conversation_id)
     return jsonify(ConversationSchema().dump({
         "conversation_id": conversation.id,
@@ -63,8 +92,10 @@ def get_conversation(conversation_id: str) -> Response:
 
 
 @bp.post("/conversations/<conversation_id>/messages")
+@widget_route
 def post_message(conversation_id: str) -> tuple[Response, int]:
     """Accept a customer message (202); the same client_message_id twice counts once."""
+    require_visitor(conversation_id)
     data = PostMessageSchema().load(json_body())
     try:
         receipt = services().intake.receive_message(
@@ -80,8 +111,10 @@ def post_message(conversation_id: str) -> tuple[Response, int]:
 
 
 @bp.get("/conversations/<conversation_id>/messages")
+@widget_route
 def list_messages(conversation_id: str) -> Response:
     """Messages after a cursor (`after`, the last `seq` seen), oldest first."""
+    require_visitor(conversation_id)
     query = MessagesQuerySchema().load(request.args.to_dict())
     conversation = find_conversation(conversation_id)
     page = services().store.transcript(conversation_id, query["after"], query["limit"])
@@ -101,5 +134,6 @@ SCHEMAS = {
     "Conversation": ConversationSchema,
     "PostMessage": PostMessageSchema,
     "Receipt": ReceiptSchema,
+    "VisitorToken": VisitorTokenSchema,
     "MessagePage": MessagePageSchema,
 }

@@ -19,18 +19,22 @@ class Chat:
         assert response.status_code == 201, response.get_json()
         self.started = response.get_json()
         self.id: str = self.started["conversation_id"]
+        # The visitor token opens this conversation (and only it) on the widget routes.
+        self.headers = {"Authorization": f"Bearer {self.started['visitor_token']}"}
 
     def say(self, text: str, message_id: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"text": text}
         if message_id:
             body["client_message_id"] = message_id
-        response = self.client.post(f"/v1/conversations/{self.id}/messages", json=body)
+        response = self.client.post(f"/v1/conversations/{self.id}/messages", json=body,
+                                    headers=self.headers)
         assert response.status_code == 202, response.get_json()
         data: dict[str, Any] = response.get_json()
         return data
 
     def messages(self, author: str | None = None) -> list[dict[str, Any]]:
-        response = self.client.get(f"/v1/conversations/{self.id}/messages?limit=500")
+        response = self.client.get(f"/v1/conversations/{self.id}/messages?limit=500",
+                                   headers=self.headers)
         assert response.status_code == 200
         found: list[dict[str, Any]] = response.get_json()["messages"]
         return [m for m in found if author is None or m["author"] == author]
@@ -39,7 +43,8 @@ class Chat:
         return [m["text"] for m in self.messages("bot")]
 
     def state(self) -> dict[str, Any]:
-        data: dict[str, Any] = self.client.get(f"/v1/conversations/{self.id}").get_json()
+        data: dict[str, Any] = self.client.get(f"/v1/conversations/{self.id}",
+                                               headers=self.headers).get_json()
         return data
 
     def wait_for_bot_messages(self, count: int, timeout: float = 20.0) -> list[str]:

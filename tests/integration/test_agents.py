@@ -97,7 +97,8 @@ def test_resolve_closes_removes_from_queue_and_the_widget_gets_409(
     assert response.status_code == 200 and response.get_json()["state"] == "closed"
     assert agent.queue_entry(chat.id) is None
     assert chat.state()["state"] == "closed"
-    posted = client.post(f"/v1/conversations/{chat.id}/messages", json={"text": "Hello?"})
+    posted = client.post(f"/v1/conversations/{chat.id}/messages", json={"text": "Hello?"},
+                         headers=chat.headers)
     assert posted.status_code == 409
     assert agent.post(f"/conversations/{chat.id}/resolve").status_code == 409
 

