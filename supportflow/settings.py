@@ -81,6 +81,13 @@ class Settings:
     # Unset: a random secret made once and kept in Redis, shared by every web process.
     widget_secret: str | None = None
     visitor_token_ttl_s: float = 7200.0
+    # Rate limits of the public widget routes (Flask-Limiter syntax, kept in Redis): every route
+    # per client address; starting conversations per address; reading and posting per visitor.
+    rate_limits_enabled: bool = True
+    rate_limit_address: str = "600 per minute"
+    rate_limit_start: str = "20 per minute"
+    rate_limit_reads: str = "120 per minute"
+    rate_limit_messages: str = "30 per minute"
     # Proxies in front of the web app whose X-Forwarded-For/-Proto/-Host headers are trusted.
     trusted_proxies: int = 0
 

@@ -224,7 +224,9 @@ def make_app(redis_url: str, sandbox_url: str, flows_dir: Path, clock: Any = Non
     overrides = {
         "redis_url": redis_url, "sandbox_url": sandbox_url, "flows_dir": flows_dir,
         "lease_ttl_s": 3.0, "openai_api_key": None, "vault_key": VAULT_KEY,
-        "secret_key": SECRET_KEY, **settings,
+        "secret_key": SECRET_KEY,
+        # Tests poll the widget API far faster than a person: limits are tested on their own.
+        "rate_limits_enabled": False, **settings,
     }
     if clock is None:
         return create_app({"TESTING": True, "SUPPORTFLOW_SETTINGS": overrides})

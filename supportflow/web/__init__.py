@@ -56,7 +56,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(actions.bp)
     oauth.init_oauth(app, services)
     ops.install_request_ids(app)
-    install_cors(app)
+    install_cors(app)  # before the rate limits: a refused origin costs no Redis round trip
+    from .limits import install_rate_limits
+
+    install_rate_limits(app, services)
     hops = services.settings.trusted_proxies
     if hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]

@@ -31,7 +31,7 @@ def queue() -> RecordingQueue:
 @pytest.fixture
 def services(redis_url: str, flows_dir: Path, queue: RecordingQueue) -> Services:
     settings = load_settings({"redis_url": redis_url, "flows_dir": flows_dir, "key_prefix": PREFIX,
-                              "widget_secret": SECRET})
+                              "widget_secret": SECRET, "rate_limits_enabled": False})
     return bootstrap(settings, queue=queue, assistants=object())  # type: ignore[arg-type]
 
 

@@ -23,7 +23,8 @@ def queue() -> RecordingQueue:
 @pytest.fixture
 def services(redis_url: str, flows_dir: Path, queue: RecordingQueue) -> Services:
     settings = load_settings({"redis_url": redis_url, "flows_dir": flows_dir,
-                              "key_prefix": "widgettest", "max_message_chars": 50})
+                              "key_prefix": "widgettest", "max_message_chars": 50,
+                              "rate_limits_enabled": False})
     return bootstrap(settings, queue=queue, assistants=object())  # type: ignore[arg-type]
 
 
