@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -10,6 +11,16 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+
+
+def readme_snippet() -> str:
+    """The widget's embed snippet in the README: what a helpdesk owner copies onto their site."""
+    from supportflow.settings import PROJECT_ROOT
+
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"<!-- embed-snippet -->\s*```html\n(.*?)```", readme, re.S)
+    assert found, "the README has no embed snippet"
+    return found.group(1).strip()
 
 
 def free_port() -> int:
@@ -30,11 +41,11 @@ def wait_until(check: Callable[[], Any], timeout: float = 20.0, interval: float 
 
 
 @contextmanager
-def serving(app: Any) -> Iterator[str]:
-    """Serve a WSGI app on a free local port in a thread; yield its base URL."""
+def serving(app: Any, port: int | None = None) -> Iterator[str]:
+    """Serve a WSGI app on a local port (a free one by default) in a thread; yield its base URL."""
     from werkzeug.serving import make_server
 
-    http = make_server("127.0.0.1", free_port(), app, threaded=True)
+    http = make_server("127.0.0.1", port or free_port(), app, threaded=True)
     thread = threading.Thread(target=http.serve_forever, daemon=True)
     thread.start()
     try:

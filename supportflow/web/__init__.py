@@ -58,8 +58,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     ops.install_request_ids(app)
     install_cors(app)  # before the rate limits: a refused origin costs no Redis round trip
     from .limits import install_rate_limits
+    from .widget_assets import install_widget_assets
 
     install_rate_limits(app, services)
+    install_widget_assets(app)
     hops = services.settings.trusted_proxies
     if hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]

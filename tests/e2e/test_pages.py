@@ -153,7 +153,7 @@ def test_a_conversation_in_the_widget_handed_off_and_answered_in_the_agent_conso
     shot(agent, "agent-claimed")
 
     expect(log).to_contain_text("Hi, Sam here. How can I help?")
-    expect(customer.locator(".supportflow-widget .message.agent")).to_have_count(1)
+    expect(customer.locator("supportflow-widget .message.agent")).to_have_count(1)
     customer.get_by_label("Your message").fill("Thanks Sam, where is my parcel?")
     customer.get_by_label("Your message").press("Enter")
     expect(transcript).to_contain_text("where is my parcel?")
@@ -287,7 +287,7 @@ def test_widget_polls_when_the_stream_fails_and_works_by_keyboard(
     page.goto(f"{base}/demo")
     for _ in range(12):  # skip link, nav links, then the widget's launcher
         page.keyboard.press("Tab")
-        if page.evaluate("document.activeElement.className") == "supportflow-widget":
+        if page.evaluate("document.activeElement.localName") == "supportflow-widget":
             break
     page.keyboard.press("Enter")
     box = page.get_by_label("Your message")

@@ -1,12 +1,18 @@
-/* SupportFlow chat widget: one script tag builds a floating chat box.
+/* SupportFlow chat widget: one script tag builds a floating chat box, on any site.
  *
- *   <script src="https://support.example/static/widget.js" data-flow="default" defer></script>
+ *   <script src="https://support.example/static/widget/VERSION/widget.js" integrity="sha384-..."
+ *           crossorigin="anonymous" data-flow="default" defer></script>
  *
- * Attributes: data-flow, data-contact (helpdesk contact id; a random visitor id otherwise),
- * data-name, data-title, data-open ("true" opens the box at once).
- * It starts a conversation (POST /v1/conversations), posts messages with a client_message_id,
- * receives messages from the SSE stream (resuming with Last-Event-ID) and falls back to polling
- * GET .../messages?after=N when the stream fails. The conversation id lives in sessionStorage.
+ * Attributes (all optional): data-flow, data-contact (the helpdesk contact id; a random visitor id
+ * otherwise), data-name, data-open ("true" opens the box at once); texts: data-title,
+ * data-launcher, data-placeholder, data-send, data-handoff-text, data-closed-text; colours:
+ * data-color (the accent) and data-color-text (text on the accent).
+ *
+ * Nothing inline: the markup is built in a shadow root and styled by widget.css from the script's
+ * own folder, so a page with a strict Content-Security-Policy only adds SupportFlow's origin to
+ * script-src, style-src and connect-src. The conversation's visitor token travels in the
+ * Authorization header, never in a URL: the event stream is read with fetch. Answers 429 and 503
+ * are retried after their Retry-After. New messages are announced to screen readers.
  */
 (function () {
   "use strict";
@@ -14,23 +20,38 @@
   if (!script || window.__supportflowWidget) return;
   window.__supportflowWidget = true;
 
-  var BASE = new URL(script.src, location.href).origin;
-  var FLOW = script.dataset.flow || "default";
-  var TITLE = script.dataset.title || "Chat with us";
+  var SCRIPT_URL = new URL(script.src, location.href);
+  var BASE = SCRIPT_URL.origin;
+  var data = script.dataset;
+  var FLOW = data.flow || "default";
+  var TEXT = {
+    title: data.title || "Chat with us",
+    launcher: data.launcher || data.title || "Chat with us",
+    placeholder: data.placeholder || "Type your message",
+    send: data.send || "Send",
+    handoff: data.handoffText || "You've been handed to a person from our team. They'll answer here.",
+    closed: data.closedText || "This conversation is closed. Thanks for writing to us!"
+  };
   var KEY = "supportflow.widget." + FLOW;
   var POLL_MS = 2000;
   var STATE_MS = 5000;
+  var BUSY_RETRIES = 5;
+  var MAX_WAIT_S = 900;
 
+  // ---- storage in this tab only (sessionStorage of the host page) ----------------------------
   function stored(name) { try { return sessionStorage.getItem(KEY + "." + name); } catch (e) { return null; } }
   function store(name, value) {
-    try { value === null ? sessionStorage.removeItem(KEY + "." + name) : sessionStorage.setItem(KEY + "." + name, value); } catch (e) { /* private mode */ }
+    try {
+      if (value === null) sessionStorage.removeItem(KEY + "." + name);
+      else sessionStorage.setItem(KEY + "." + name, value);
+    } catch (e) { /* storage off: the chat lasts as long as the page */ }
   }
   function randomId(prefix) {
     var bytes = new Uint8Array(8);
     crypto.getRandomValues(bytes);
     return prefix + Array.prototype.map.call(bytes, function (b) { return b.toString(16).padStart(2, "0"); }).join("");
   }
-  var CONTACT = script.dataset.contact || stored("contact") || randomId("visitor-");
+  var CONTACT = data.contact || stored("contact") || randomId("visitor-");
   store("contact", CONTACT);
 
   function h(tag, attrs, children) {
@@ -44,41 +65,53 @@
     return node;
   }
 
-  // ---- the box, in a shadow root so the host page's styles don't reach it -------------------
-  var host = h("div", { "class": "supportflow-widget" });
+  // ---- the box, in a shadow root: the host page's styles don't reach it, nor its styles the page
+  var host = document.createElement("supportflow-widget");
   var root = host.attachShadow({ mode: "open" });
-  root.appendChild(h("link", { rel: "stylesheet", href: BASE + "/static/widget.css" }));
+  root.appendChild(h("link", { rel: "stylesheet", href: new URL("widget.css", SCRIPT_URL).href }));
+  var frame = h("div", { "class": "sf" });
+  [["color", "--sf-accent"], ["colorText", "--sf-on-accent"]].forEach(function (pair) {
+    var value = data[pair[0]];
+    // CSSOM, not a style attribute: allowed under a CSP without 'unsafe-inline'.
+    if (value && window.CSS && CSS.supports("color", value)) frame.style.setProperty(pair[1], value);
+  });
   var launcher = h("button", { type: "button", "class": "launcher", "aria-expanded": "false",
-                               "aria-controls": "sf-panel", text: TITLE });
+                               "aria-controls": "sf-panel", text: TEXT.launcher });
   var closeButton = h("button", { type: "button", "class": "close", "aria-label": "Close chat", text: "×" });
-  var heading = h("h2", { id: "sf-title", text: TITLE });
-  var banner = h("p", { "class": "banner", hidden: "" });
+  var heading = h("h2", { id: "sf-title", text: TEXT.title });
+  var banner = h("p", { "class": "banner", "aria-live": "polite", hidden: "" });
   var newButton = h("button", { type: "button", "class": "secondary", hidden: "", text: "Start a new conversation" });
   var status = h("p", { "class": "status", role: "status", "aria-live": "polite" });
-  var log = h("ol", { "class": "messages", role: "log", "aria-live": "polite", "aria-label": "Messages",
+  // The transcript is a log, announced through `announcer` instead (history is not re-read).
+  var log = h("ol", { "class": "messages", role: "log", "aria-live": "off", "aria-label": "Messages",
                       tabindex: "0" });
+  var announcer = h("div", { "class": "visually-hidden", "aria-live": "polite", "data-announcer": "" });
   var typing = h("p", { "class": "typing", hidden: "", text: "The assistant is typing…" });
   var input = h("textarea", { id: "sf-input", rows: "2", maxlength: "4000", autocomplete: "off",
-                              placeholder: "Type your message" });
-  var send = h("button", { type: "submit", "class": "send", text: "Send" });
+                              placeholder: TEXT.placeholder });
+  var send = h("button", { type: "submit", "class": "send", text: TEXT.send });
   var form = h("form", { "class": "compose", "aria-label": "Send a message" }, [
     h("label", { "for": "sf-input", "class": "visually-hidden", text: "Your message" }), input, send]);
   var panel = h("section", { id: "sf-panel", "class": "panel", role: "dialog", "aria-labelledby": "sf-title",
                              hidden: "" }, [
     h("header", {}, [heading, closeButton]), banner, status, log, typing, newButton, form]);
-  root.appendChild(panel);
-  root.appendChild(launcher);
-  document.body.appendChild(host);
+  frame.appendChild(panel);
+  frame.appendChild(launcher);
+  frame.appendChild(announcer);
+  root.appendChild(frame);
 
   // ---- state ---------------------------------------------------------------------------------
   var conversationId = stored("conversation");
+  var token = stored("token");
+  var tokenExpires = Number(stored("token-expires") || 0);
   var cursor = 0;
   var seen = {};
   var pending = {};
   var state = null;
-  var source = null;
+  var stream = null;
   var pollTimer = null;
   var stateTimer = null;
+  var renewTimer = null;
   var streamFailures = 0;
   var started = false;
 
@@ -87,40 +120,114 @@
     status.classList.toggle("error", !!isError);
   }
 
-  function api(method, path, body) {
-    var options = { method: method, headers: { "Accept": "application/json" } };
+  function announce(text) {
+    var line = h("p", { text: text });
+    announcer.appendChild(line);
+    while (announcer.childNodes.length > 3) announcer.removeChild(announcer.firstChild);
+  }
+
+  // ---- HTTP: the token in a header, busy answers retried after Retry-After -------------------
+  function sleep(ms) { return new Promise(function (resolve) { setTimeout(resolve, ms); }); }
+
+  function retryAfterSeconds(response) {
+    var value = response.headers.get("Retry-After");
+    var seconds = Number(value);
+    if (value && !isNaN(seconds)) return Math.min(Math.max(seconds, 1), MAX_WAIT_S);
+    var date = value ? Date.parse(value) : NaN;
+    if (!isNaN(date)) return Math.min(Math.max((date - Date.now()) / 1000, 1), MAX_WAIT_S);
+    return 5;
+  }
+
+  function busy(response) { return response.status === 429 || response.status === 503; }
+
+  function sayBusy(response, seconds) {
+    setStatus((response.status === 429 ? "Too many messages at once" : "The service is busy")
+      + " — trying again in " + Math.ceil(seconds) + " s", true);
+  }
+
+  function failure(response, body) {
+    var error = new Error((body.error && body.error.message) || ("HTTP " + response.status));
+    error.status = response.status;
+    error.code = body.error && body.error.code;
+    return error;
+  }
+
+  function request(method, path, body, extraHeaders) {
+    var headers = { "Accept": "application/json" };
+    if (token) headers["Authorization"] = "Bearer " + token;
+    Object.keys(extraHeaders || {}).forEach(function (k) { headers[k] = extraHeaders[k]; });
+    var options = { method: method, headers: headers, credentials: "omit", cache: "no-store" };
     if (body !== undefined) {
-      options.headers["Content-Type"] = "application/json";
+      headers["Content-Type"] = "application/json";
       options.body = JSON.stringify(body);
     }
-    return fetch(BASE + path, options).then(function (response) {
-      return response.json().catch(function () { return {}; }).then(function (data) {
-        if (!response.ok) {
-          var error = new Error((data.error && data.error.message) || ("HTTP " + response.status));
-          error.status = response.status;
-          error.code = data.error && data.error.code;
-          throw error;
+    return fetch(BASE + path, options);
+  }
+
+  function api(method, path, body) {
+    function attempt(left) {
+      return request(method, path, body).then(function (response) {
+        if (busy(response) && left > 0) {
+          var seconds = retryAfterSeconds(response);
+          sayBusy(response, seconds);
+          return sleep(seconds * 1000).then(function () { return attempt(left - 1); });
         }
-        return data;
+        return response.json().catch(function () { return {}; }).then(function (answer) {
+          if (!response.ok) throw failure(response, answer);
+          return answer;
+        });
       });
+    }
+    return attempt(BUSY_RETRIES);
+  }
+
+  function conversationPath(rest) {
+    return "/v1/conversations/" + encodeURIComponent(conversationId) + (rest || "");
+  }
+
+  // ---- the visitor token: kept with the conversation, renewed at half its life -------------
+  function keepToken(value, expiresIn) {
+    token = value;
+    tokenExpires = Date.now() + expiresIn * 1000;
+    store("token", token);
+    store("token-expires", String(tokenExpires));
+    scheduleRenewal();
+  }
+
+  function scheduleRenewal() {
+    if (renewTimer) clearTimeout(renewTimer);
+    renewTimer = null;
+    if (!token) return;
+    var wait = Math.max((tokenExpires - Date.now()) / 2, 1000);
+    renewTimer = setTimeout(renew, Math.min(wait, 2147483000));
+  }
+
+  function renew() {
+    if (!conversationId || state === "closed") return;
+    api("POST", conversationPath("/token")).then(function (answer) {
+      keepToken(answer.visitor_token, answer.visitor_token_expires_in);
+    }).catch(function (error) {
+      if (error.status === 401 || error.status === 403 || error.status === 404) lost();
+      else if (error.status === 409) refreshState();
+      else renewTimer = setTimeout(renew, 10000);
     });
   }
 
+  // ---- messages ------------------------------------------------------------------------------
   function authorLabel(author) {
     return { customer: "You", bot: "Assistant", agent: "Support team", system: "Notice" }[author] || author;
   }
 
   function bubble(author, text) {
-    var item = h("li", { "class": "message " + author }, [
+    return h("li", { "class": "message " + author }, [
       h("span", { "class": "visually-hidden", text: authorLabel(author) + ": " }),
       h("span", { "class": "who", "aria-hidden": "true", text: authorLabel(author) }),
       h("p", { text: text })]);
-    return item;
   }
 
   function scrollDown() { log.scrollTop = log.scrollHeight; }
 
-  function addMessage(message) {
+  function addMessage(message, live) {
     if (seen[message.seq]) return;
     seen[message.seq] = true;
     cursor = Math.max(cursor, message.seq);
@@ -137,7 +244,11 @@
       typing.hidden = state === "handed_off" || state === "closed";
     } else {
       typing.hidden = true;
-      refreshState();
+      // A live reply may come with a new state (handed off, closed); history comes with its own.
+      if (live) {
+        announce(authorLabel(message.author) + ": " + message.text);
+        refreshState();
+      }
     }
     scrollDown();
   }
@@ -148,8 +259,7 @@
     var closed = next === "closed";
     banner.hidden = !(handed || closed);
     banner.className = "banner " + (closed ? "closed" : "handed");
-    banner.textContent = closed ? "This conversation is closed. Thanks for writing to us!"
-      : handed ? "You've been handed to a person from our team. They'll answer here." : "";
+    banner.textContent = closed ? TEXT.closed : handed ? TEXT.handoff : "";
     if (handed || closed) typing.hidden = true;
     input.disabled = send.disabled = closed;
     newButton.hidden = !closed;
@@ -159,36 +269,86 @@
 
   function refreshState() {
     if (!conversationId) return Promise.resolve();
-    return api("GET", "/v1/conversations/" + encodeURIComponent(conversationId)).then(function (data) {
-      showState(data.state);
+    return api("GET", conversationPath()).then(function (answer) {
+      showState(answer.state);
     }).catch(function (error) {
-      if (error.status === 404) lost();
+      if (error.status === 401 || error.status === 404) lost();
     });
   }
 
-  // ---- receiving: SSE first, polling when the stream fails ---------------------------------
+  // ---- receiving: server-sent events read with fetch, polling when the stream fails ---------
   function stopLive() {
-    if (source) { source.close(); source = null; }
+    if (stream) { stream.abort(); stream = null; }
     if (pollTimer) { clearTimeout(pollTimer); pollTimer = null; }
+  }
+
+  function readEvents(response, controller) {
+    var reader = response.body.getReader();
+    var decoder = new TextDecoder();
+    var buffer = "";
+    var frameData = [];
+    var frameEvent = "message";
+    function line(text) {
+      if (text === "") {
+        if (frameEvent === "message" && frameData.length) {
+          try { addMessage(JSON.parse(frameData.join("\n")), true); } catch (e) { /* not a message */ }
+        }
+        frameData = []; frameEvent = "message";
+      } else if (text.charAt(0) !== ":") {
+        var colon = text.indexOf(":");
+        var field = colon < 0 ? text : text.slice(0, colon);
+        var value = colon < 0 ? "" : text.slice(colon + 1).replace(/^ /, "");
+        if (field === "data") frameData.push(value);
+        else if (field === "event") frameEvent = value;
+      }
+    }
+    function pump() {
+      return reader.read().then(function (chunk) {
+        if (chunk.done || controller.signal.aborted) return;
+        buffer += decoder.decode(chunk.value, { stream: true });
+        var lines = buffer.split(/\r\n|\r|\n/);
+        buffer = lines.pop();
+        lines.forEach(line);
+        return pump();
+      });
+    }
+    return pump();
   }
 
   function openStream() {
     stopLive();
-    if (!window.EventSource) return startPolling();
-    var url = BASE + "/v1/conversations/" + encodeURIComponent(conversationId) + "/events?after=" + cursor;
-    source = new EventSource(url);  // on reconnect the browser sends Last-Event-ID itself
-    source.onopen = function () { streamFailures = 0; setStatus(""); };
-    source.addEventListener("message", function (event) {
-      try { addMessage(JSON.parse(event.data)); } catch (e) { /* not a message */ }
-    });
-    source.onerror = function () {
-      // The server ends each stream after a while and the browser reconnects; count failures
-      // without a successful open in between, and poll instead after three of them.
-      streamFailures += 1;
-      if (source && (source.readyState === EventSource.CLOSED || streamFailures >= 3)) {
-        startPolling();
-      }
-    };
+    var controller = new AbortController();
+    var opened = Date.now();
+    stream = controller;
+    // The cursor is the last message seen: the server resumes after it.
+    request("GET", conversationPath("/events"), undefined, { "Accept": "text/event-stream",
+                                                             "Last-Event-ID": String(cursor) })
+      .then(function (response) {
+        if (stream !== controller) return null;
+        if (response.status === 401 || response.status === 404) { lost(); return null; }
+        if (!response.ok || !response.body) {
+          var wait = busy(response) ? retryAfterSeconds(response) * 1000 : 0;
+          if (wait) sayBusy(response, wait / 1000);
+          throw Object.assign(new Error("stream refused"), { wait: wait });
+        }
+        streamFailures = 0;
+        setStatus("");
+        // The server ends each response after a while: reconnect at once, from the cursor.
+        return readEvents(response, controller).then(function () { return "ended"; });
+      })
+      .then(function (outcome) {
+        if (outcome !== "ended" || stream !== controller) return;
+        // A stream that ends at once must not turn into a busy loop.
+        setTimeout(function () { if (stream === controller) openStream(); },
+                   Date.now() - opened < 1000 ? 1000 : 0);
+      })
+      .catch(function (error) {
+        if (stream !== controller || controller.signal.aborted) return;
+        streamFailures += 1;
+        if (streamFailures >= 3) { startPolling(); return; }
+        setTimeout(function () { if (stream === controller) openStream(); },
+                   (error && error.wait) || 1000 * streamFailures);
+      });
   }
 
   function startPolling() {
@@ -196,16 +356,16 @@
     var failures = 0;
     var tries = 0;
     function tick() {
-      api("GET", "/v1/conversations/" + encodeURIComponent(conversationId) + "/messages?after=" + cursor)
+      api("GET", conversationPath("/messages?after=" + cursor))
         .then(function (page) {
           failures = 0;
           setStatus("");
-          page.messages.forEach(addMessage);
+          page.messages.forEach(function (m) { addMessage(m, true); });
           if (page.state !== state) showState(page.state);
         })
         .catch(function (error) {
           failures += 1;
-          if (error.status === 404) { lost(); return; }
+          if (error.status === 401 || error.status === 404) { lost(); return; }
           setStatus("Can't reach the server — retrying", true);
         })
         .then(function () {
@@ -222,12 +382,15 @@
   // ---- starting and resuming ---------------------------------------------------------------
   function forget() {
     stopLive();
+    if (renewTimer) { clearTimeout(renewTimer); renewTimer = null; }
     conversationId = null;
-    store("conversation", null);
+    token = null;
+    ["conversation", "token", "token-expires"].forEach(function (name) { store(name, null); });
   }
 
   function lost() {
-    // The server no longer knows this conversation (expired or deleted): offer a new one.
+    // The server no longer opens this conversation (expired, deleted, or the token is no longer
+    // valid): offer a new one.
     reset();
     started = false;
     setStatus("This conversation is no longer available.", true);
@@ -242,50 +405,63 @@
     showState(null);
   }
 
+  function explainStartFailure(error) {
+    if (error.status) return Promise.resolve("The chat is unavailable: " + error.message);
+    // A network error, or a refusal the browser hides (CORS): can the server be reached at all?
+    return fetch(BASE + "/healthz", { mode: "no-cors", credentials: "omit", cache: "no-store" })
+      .then(function () { return "This chat isn't available on this site."; })
+      .catch(function () { return "Can't reach the server — retrying"; });
+  }
+
   function start() {
     if (started) return Promise.resolve();
     started = true;
     setStatus("Connecting…");
-    var ready = conversationId ? resume() : Promise.resolve(false);
+    var ready = conversationId && token && tokenExpires > Date.now() ? resume() : Promise.resolve(false);
     return ready.then(function (resumed) {
       if (resumed) return;
+      reset();
       var contact = { id: CONTACT };
-      if (script.dataset.name) contact.name = script.dataset.name;
-      return api("POST", "/v1/conversations", { contact: contact, flow: FLOW }).then(function (data) {
-        conversationId = data.conversation_id;
+      if (data.name) contact.name = data.name;
+      return api("POST", "/v1/conversations", { contact: contact, flow: FLOW }).then(function (answer) {
+        conversationId = answer.conversation_id;
         store("conversation", conversationId);
-        showState(data.state);
-        addMessage(data.welcome);
+        keepToken(answer.visitor_token, answer.visitor_token_expires_in);
+        showState(answer.state);
+        addMessage(answer.welcome, true);
         openStream();
         setStatus("");
       });
     }).catch(function (error) {
       started = false;
-      setStatus(error.status ? "The chat is unavailable: " + error.message
-        : "Can't reach the server — retrying", true);
-      setTimeout(function () { if (!panel.hidden) start(); }, 3000);
+      return explainStartFailure(error).then(function (text) {
+        setStatus(text, true);
+        // Only what may pass by itself is tried again: the network and the server's errors.
+        if (!error.status || error.status >= 500) {
+          setTimeout(function () { if (!panel.hidden) start(); }, text.indexOf("retrying") >= 0 ? 3000 : 30000);
+        }
+      });
     });
   }
 
   function resume() {
-    var path = "/v1/conversations/" + encodeURIComponent(conversationId) + "/messages?after=0&limit=500";
-    return api("GET", path).then(function (page) {
-      if (page.state === "closed") { reset(); return false; }
-      page.messages.forEach(addMessage);
+    return api("GET", conversationPath("/messages?after=0&limit=500")).then(function (page) {
+      if (page.state === "closed") return false;
+      page.messages.forEach(function (m) { addMessage(m, false); });
       showState(page.state);
+      scheduleRenewal();
       openStream();
       setStatus("");
       return true;
     }).catch(function (error) {
-      if (error.status === 404) { reset(); return false; }
+      if (error.status === 401 || error.status === 403 || error.status === 404) return false;
       throw error;
     });
   }
 
   // ---- sending -------------------------------------------------------------------------------
   function post(text, messageId, item) {
-    return api("POST", "/v1/conversations/" + encodeURIComponent(conversationId) + "/messages",
-               { text: text, client_message_id: messageId })
+    return api("POST", conversationPath("/messages"), { text: text, client_message_id: messageId })
       .then(function () {
         setStatus("");
         if (!seen[messageId] && pending[messageId]) typing.hidden = state === "handed_off";
@@ -303,6 +479,7 @@
           post(text, messageId, item);  // same id: the server counts it once
         });
         if (error.status === 409) refreshState();
+        if (error.status === 401) lost();
       });
   }
 
@@ -332,7 +509,7 @@
   function open() {
     panel.hidden = false;
     launcher.setAttribute("aria-expanded", "true");
-    host.classList.add("open");
+    host.classList.add("sf-open");
     start().then(function () { input.focus(); });
     input.focus();
     if (!stateTimer) stateTimer = setInterval(function () {
@@ -343,11 +520,11 @@
   function close() {
     panel.hidden = true;
     launcher.setAttribute("aria-expanded", "false");
-    host.classList.remove("open");
+    host.classList.remove("sf-open");
     launcher.focus();
   }
 
-  launcher.addEventListener("click", function () { panel.hidden ? open() : close(); });
+  launcher.addEventListener("click", function () { if (panel.hidden) open(); else close(); });
   closeButton.addEventListener("click", close);
   panel.addEventListener("keydown", function (event) { if (event.key === "Escape") close(); });
   newButton.addEventListener("click", function () {
@@ -356,6 +533,11 @@
     start().then(function () { input.focus(); });
   });
 
-  if (script.dataset.open === "true" || stored("open") === "1") open();
-  window.addEventListener("pagehide", function () { store("open", panel.hidden ? null : "1"); });
+  function mount() {
+    document.body.appendChild(host);
+    if (data.open === "true" || stored("open") === "1") open();
+    window.addEventListener("pagehide", function () { store("open", panel.hidden ? null : "1"); });
+  }
+  if (document.body) mount();
+  else document.addEventListener("DOMContentLoaded", mount);
 })();
