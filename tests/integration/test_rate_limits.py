@@ -14,8 +14,8 @@ from supportflow.bootstrap import bootstrap
 from supportflow.settings import load_settings
 from supportflow.web import create_app
 from tests.conftest import WIDGET_SITE
+from tests.fakes import RecordingQueue
 from tests.helpers import wait_until
-from tests.integration.test_widget_api import RecordingQueue  # tests/fakes.py after the refactor
 
 PREFIX = "limittest"
 Make = Callable[..., Any]

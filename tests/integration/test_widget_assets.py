@@ -14,8 +14,8 @@ from supportflow.bootstrap import bootstrap
 from supportflow.settings import PROJECT_ROOT, load_settings
 from supportflow.web import create_app
 from supportflow.web.widget_assets import STATIC, WidgetAssets
+from tests.fakes import RecordingQueue
 from tests.helpers import readme_snippet
-from tests.integration.test_widget_api import RecordingQueue  # tests/fakes.py after the refactor
 
 
 @pytest.fixture
