@@ -132,8 +132,4 @@ AGENT_ROUTES: dict[str, dict[str, Any]] = {
     f"{_CONV}/return": {"post": {
         "summary": "Give it back to the bot", "security": _AGENT,
         "responses": {"200": _ok("Returned", "StateChange"), **_errors("404", "409", "503")}}},
-    "/v1/conversations/{conversation_id}/events": {"get": {
-        "summary": "The conversation's new messages as server-sent events (public)",
-        "parameters": [{"in": "query", "name": "after", "schema": {"type": "integer"}}],
-        "responses": {"200": {"description": "message events, id = seq", **_SSE}}}},
 }

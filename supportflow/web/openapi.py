@@ -32,30 +32,77 @@ def _error(description: str) -> dict[str, Any]:
     return {"description": description, **_json("Error")}
 
 
+_VISITOR: list[dict[str, list[str]]] = [{"visitorToken": []}]
+_RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before trying again",
+                                "schema": {"type": "integer"}}}
+_CORS = ("Cross-origin requests (and their preflights) are answered for the sites the flow lists "
+         "in `widget.allowed_origins`; a preflight, which carries no body or token, for the sites "
+         "any flow lists.")
+_SSE = {"content": {"text/event-stream": {"schema": {"type": "string"}}}}
+
+
+def _widget(summary: str, responses: dict[str, Any], *, token: bool = True,
+            **more: Any) -> dict[str, Any]:
+    """A public widget route: origins per flow, a visitor token, rate limits."""
+    refusals: dict[str, Any] = {
+        "403": _error("Another conversation's visitor token, or a site the flow does not list"
+                      if token else "A site the flow does not list"),
+        "429": {"description": "Too many requests; retry after Retry-After",
+                "headers": _RETRY_AFTER, **_json("Error")},
+    }
+    if token:
+        refusals["401"] = _error("No visitor token, or an invalid or expired one")
+    operation = {"summary": summary, "description": _CORS, "responses": {**responses, **refusals},
+                 **more}
+    if token:
+        operation["security"] = _VISITOR
+    return operation
+
+
+def _preflight() -> dict[str, Any]:
+    return {"summary": "CORS preflight", "description": _CORS,
+            "parameters": [{"in": "header", "name": "Access-Control-Request-Method",
+                            "schema": {"type": "string"}}],
+            "responses": {"204": {"description": "Preflight answered for a listed site"},
+                          "200": {"description": "Not a preflight: the methods, in Allow"},
+                          "403": _error("Preflight from a site no flow lists")}}
+
+
 ROUTES: dict[str, dict[str, Any]] = {
-    "/v1/conversations": {"post": {
-        "summary": "Start a conversation for a contact",
-        "requestBody": {"required": True, **_json("StartConversation")},
-        "responses": {"201": {"description": "Started", **_json("StartedConversation")},
-                      "400": _error("Body is not JSON"), "422": _error("Invalid fields")}}},
-    "/v1/conversations/{conversation_id}": {"get": {
-        "summary": "A conversation's state",
-        "responses": {"200": {"description": "Found", **_json("Conversation")},
-                      "404": _error("Unknown conversation")}}},
+    "/v1/conversations": {
+        "post": _widget("Start a conversation for a contact (returns its visitor token)", {
+            "201": {"description": "Started", **_json("StartedConversation")},
+            "400": _error("Body is not JSON"), "422": _error("Invalid fields")}, token=False,
+            requestBody={"required": True, **_json("StartConversation")}),
+        "options": _preflight()},
+    "/v1/conversations/{conversation_id}": {
+        "get": _widget("A conversation's state", {
+            "200": {"description": "Found", **_json("Conversation")},
+            "404": _error("Unknown conversation")}),
+        "options": _preflight()},
     "/v1/conversations/{conversation_id}/messages": {
-        "post": {
-            "summary": "Post a customer message",
-            "requestBody": {"required": True, **_json("PostMessage")},
-            "responses": {"202": {"description": "Accepted", **_json("Receipt")},
-                          "404": _error("Unknown conversation"),
-                          "409": _error("Conversation closed"),
-                          "422": _error("Invalid fields")}},
-        "get": {
-            "summary": "Messages after a cursor",
-            "parameters": [{"in": "query", "schema": MessagesQuerySchema}],
-            "responses": {"200": {"description": "A page", **_json("MessagePage")},
-                          "404": _error("Unknown conversation")}},
-    },
+        "post": _widget("Post a customer message", {
+            "202": {"description": "Accepted", **_json("Receipt")},
+            "404": _error("Unknown conversation"), "409": _error("Conversation closed"),
+            "422": _error("Invalid fields")},
+            requestBody={"required": True, **_json("PostMessage")}),
+        "get": _widget("Messages after a cursor", {
+            "200": {"description": "A page", **_json("MessagePage")},
+            "404": _error("Unknown conversation")},
+            parameters=[{"in": "query", "schema": MessagesQuerySchema}]),
+        "options": _preflight()},
+    "/v1/conversations/{conversation_id}/events": {
+        "get": _widget("The conversation's new messages as server-sent events", {
+            "200": {"description": "message events, id = seq", **_SSE},
+            "404": _error("Unknown conversation"), "422": _error("Bad cursor")},
+            parameters=[{"in": "query", "name": "after", "schema": {"type": "integer"}},
+                        {"in": "header", "name": "Last-Event-ID", "schema": {"type": "string"}}]),
+        "options": _preflight()},
+    "/v1/conversations/{conversation_id}/token": {
+        "post": _widget("A fresh visitor token for a conversation that is not closed", {
+            "200": {"description": "Renewed", **_json("VisitorToken")},
+            "404": _error("Unknown conversation"), "409": _error("Conversation closed")}),
+        "options": _preflight()},
 }
 
 
@@ -126,6 +173,10 @@ def build_spec(max_message_chars: int | None = None,
     spec.components.security_scheme("sessionCookie", {"type": "apiKey", "in": "cookie",
                                                       "name": "sf_session"})
     spec.components.security_scheme("oauth2", security_scheme(public_url))
+    spec.components.security_scheme("visitorToken", {
+        "type": "http", "scheme": "bearer", "bearerFormat": "sfv_...",
+        "description": "The visitor token a conversation's start returned (renew it with "
+                       "POST .../token); it opens that conversation only."})
     schemas = {**SCHEMAS, **AGENT_SCHEMAS, "Error": ErrorSchema,
                "InboundWebhook": InboundWebhookSchema, "ArticleInput": ArticleInputSchema,
                "Article": ArticleSchema, "Articles": ArticlesSchema}

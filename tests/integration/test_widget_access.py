@@ -196,3 +196,19 @@ def test_requests_without_origin_or_from_the_apps_own_origin_need_no_cors(api: A
         started = start(api, flow="responses", **headers)
         assert started.status_code == 201
         assert "Access-Control-Allow-Origin" not in started.headers
+
+
+def test_the_openapi_document_lists_every_refusal_of_the_widget_routes(api: Any) -> None:
+    document = api.get("/openapi.json").get_json()
+    assert document["components"]["securitySchemes"]["visitorToken"]["scheme"] == "bearer"
+    for path in ("/v1/conversations/{conversation_id}", "/v1/conversations/{conversation_id}/messages",
+                 "/v1/conversations/{conversation_id}/events",
+                 "/v1/conversations/{conversation_id}/token"):
+        for method, operation in document["paths"][path].items():
+            if method in ("parameters", "options"):
+                continue
+            assert {"401", "403", "429"} <= set(operation["responses"]), (method, path)
+            assert operation["security"] == [{"visitorToken": []}]
+            assert "Retry-After" in operation["responses"]["429"]["headers"]
+        assert {"204", "403"} <= set(document["paths"][path]["options"]["responses"])
+    assert {"403", "429"} <= set(document["paths"]["/v1/conversations"]["post"]["responses"])
