@@ -25,10 +25,11 @@ from . import (
     sandbox,
     tokens,
     vault,
+    widget,
 )
 
 GROUPS = (init, flows, sandbox, dev, vault, tokens, agents, oauth_clients, inboxes, deliveries,
-          config)
+          widget, config)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -45,6 +45,12 @@ class WidgetAssets:
         """The Subresource Integrity value of a file (sha384)."""
         return "sha384-" + base64.b64encode(hashlib.sha384(self.files[name]).digest()).decode()
 
+    def snippet(self, base_url: str, flow: str) -> str:
+        """The tag a helpdesk owner puts on their site to embed this widget for `flow`."""
+        return (f'<script src="{base_url.rstrip("/")}{self.path("widget.js")}"\n'
+                f'        integrity="{self.integrity("widget.js")}"\n'
+                f'        crossorigin="anonymous" data-flow="{flow}" defer></script>')
+
 
 def widget_assets() -> WidgetAssets:
     found: WidgetAssets = current_app.extensions["supportflow_widget"]

@@ -181,3 +181,18 @@ def test_init_keeps_existing_files_unless_forced(
     assert flow.read_text(encoding="utf-8") == "# mine\n"
     assert main(["init", "--force"]) == 0
     assert "welcome:" in flow.read_text(encoding="utf-8")
+
+
+def test_widget_snippet_prints_the_versioned_tag_with_its_integrity(
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    from supportflow.web.widget_assets import WidgetAssets
+
+    assets = WidgetAssets.load()
+    assert main(["widget", "snippet", "--url", "https://support.acme.example"]) == 0
+    captured = capsys.readouterr()
+    assert f'src="https://support.acme.example{assets.path("widget.js")}"' in captured.out
+    assert f'integrity="{assets.integrity("widget.js")}"' in captured.out
+    assert 'data-flow="default"' in captured.out and "allowed_origins" in captured.err
+    assert main(["widget", "snippet", "--url", "support.acme.example/chat"]) == 2
+    assert main(["widget", "snippet", "--url", "https://x.example", "--flow", "nope"]) == 1
