@@ -117,6 +117,41 @@ def test_web_processes_share_the_count_in_redis(make_client: Make, redis_url: st
     assert any(client.scan_iter(f"{PREFIX}:ratelimit:*"))
 
 
+class CountingConnection(redis.Connection):
+    """Counts what it writes to Redis: one write per round trip (a pipeline writes once)."""
+
+    writes = 0
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        CountingConnection.writes += 1
+        super().send_packed_command(command, check_health)
+
+
+def test_each_limit_costs_one_redis_round_trip(redis_url: str, flows_dir: Path) -> None:
+    def round_trips(limits_on: bool) -> dict[str, int]:
+        pool = redis.ConnectionPool.from_url(redis_url, connection_class=CountingConnection)
+        settings = load_settings({"redis_url": redis_url, "flows_dir": flows_dir,
+                                  "key_prefix": PREFIX, "rate_limits_enabled": limits_on})
+        services = bootstrap(settings, queue=RecordingQueue(), assistants=object(),  # type: ignore[arg-type]
+                             redis_client=redis.Redis(connection_pool=pool))
+        client = create_app({"TESTING": True, "SUPPORTFLOW_SERVICES": services}).test_client()
+        client.environ_base["REMOTE_ADDR"] = f"10.0.{random.randrange(256)}.{random.randrange(256)}"
+        _, headers = start(client)
+        post(client, headers, "warm up", "w-0")  # loads the limits' scripts once
+        counted = {}
+        for name, call in (("post", lambda: post(client, headers, "hello", "m-1")),
+                           ("read", lambda: read(client, headers)),
+                           ("start", lambda: start(client))):
+            before = CountingConnection.writes
+            call()
+            counted[name] = CountingConnection.writes - before
+        return counted
+
+    without, limited = round_trips(False), round_trips(True)
+    assert {name: limited[name] - without[name] for name in without} == {
+        "post": 2, "read": 2, "start": 2}
+
+
 def test_a_limit_that_does_not_parse_names_its_setting(make_client: Make) -> None:
     with pytest.raises(ValueError, match="SUPPORTFLOW_RATE_LIMIT_MESSAGES"):
         make_client(rate_limit_messages="lots")
