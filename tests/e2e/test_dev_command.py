@@ -103,13 +103,17 @@ def dev_running(tmp_path: Path, extra_env: dict[str, str],
         httpx.get(f"http://127.0.0.1:{web_port}/healthz", timeout=2)
 
 
-def run_readme_session(base: str) -> str:
-    session = subprocess.run(["bash", "-euo", "pipefail", "-c", readme_curl_session()],
+def run_readme_session(base: str) -> tuple[str, str]:
+    """Run the README's curl session; its output and the visitor token it used."""
+    script = readme_curl_session() + '\necho "visitor token: $TOKEN"\n'
+    session = subprocess.run(["bash", "-euo", "pipefail", "-c", script],
                              env={**os.environ, "BASE": base}, capture_output=True, text=True,
                              timeout=90)
     assert session.returncode == 0, session.stderr
     assert '"state":"wait_for_user"' in session.stdout, session.stdout
-    return session.stdout
+    output, _, token = session.stdout.rpartition("visitor token: ")
+    assert token.strip().startswith("sfv_"), session.stdout
+    return output, token.strip()
 
 
 def test_the_installed_wheel_serves_the_readme_curl_session_from_an_empty_folder(
@@ -126,8 +130,13 @@ def test_the_installed_wheel_serves_the_readme_curl_session_from_an_empty_folder
         for path in ("/v1", "/demo", "/agent", "/ops"):
             assert f"{base}{path}" in output
         assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
-        assert "We ship within 1-2 business days" in run_readme_session(base)
+        output, token = run_readme_session(base)
+        assert "We ship within 1-2 business days" in output
         assert (tmp_path / "empty" / "var" / "redis" / "redis.log").is_file()
+        # gunicorn's access log and the app's JSON logs are on, and the token is in neither.
+        logged = "".join(lines)
+        assert re.search(r'^web\s+\|.*"GET /v1/conversations/conv-\w+/messages\?after=0 ', logged, re.M)
+        assert token not in logged
         assert re.search(r"^sandbox\s+\|", "".join(lines), re.M)
         secret_key = tmp_path / "empty" / "var" / "secret_key"
         assert secret_key.stat().st_mode & 0o077 == 0
@@ -205,7 +214,7 @@ def test_dev_with_an_api_key_talks_to_the_api_instead_of_a_sandbox(tmp_path: Pat
     try:
         with dev_running(tmp_path, {"OPENAI_API_KEY": key, "OPENAI_BASE_URL": api.url}) as (base, lines):
             assert not re.search(r"^sandbox\s+\|", "".join(lines), re.M)
-            assert "We ship within 1-2 business days" in run_readme_session(base)
+            assert "We ship within 1-2 business days" in run_readme_session(base)[0]
             stats = httpx.get(api.url.removesuffix("/v1") + "/_sandbox/stats", timeout=5).json()
             assert bearer_fingerprint(key) in stats["bearer_fingerprints"]
             assert key not in "".join(lines)
