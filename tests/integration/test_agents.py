@@ -100,6 +100,9 @@ def test_resolve_closes_removes_from_queue_and_the_widget_gets_409(
     posted = client.post(f"/v1/conversations/{chat.id}/messages", json={"text": "Hello?"},
                          headers=chat.headers)
     assert posted.status_code == 409
+    # Its visitor token still reads the transcript until it expires, but is not renewed.
+    assert chat.messages()
+    assert client.post(f"/v1/conversations/{chat.id}/token", headers=chat.headers).status_code == 409
     assert agent.post(f"/conversations/{chat.id}/resolve").status_code == 409
 
 
