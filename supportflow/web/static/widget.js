@@ -13,6 +13,8 @@
  * script-src, style-src and connect-src. The conversation's visitor token travels in the
  * Authorization header, never in a URL: the event stream is read with fetch. Answers 429 and 503
  * are retried after their Retry-After. New messages are announced to screen readers.
+ * One file on purpose (longer than our modules usually are): a site embeds it with one tag and
+ * one integrity hash, so it shares no code with common.js, which the app's own pages load.
  */
 (function () {
   "use strict";
