@@ -179,7 +179,7 @@ def test_agent_endpoints_need_an_agent_token(client: Any, redis_url: str) -> Non
 
 # The pages send visitors to /signin; the OAuth endpoints authenticate clients their own way
 # (tests/integration/test_oauth.py); the actions' document is public.
-PUBLIC = {"widget.", "health.", "openapi.", "streams.conversation_events", "static",
+PUBLIC = {"widget.", "widget_assets.", "health.", "openapi.", "streams.conversation_events", "static",
           "pages.", "signin.", "oauth.", "actions.document"}
 
 
