@@ -109,7 +109,6 @@ def main() -> None:
         env = {**os.environ, "SUPPORTFLOW_REDIS_URL": redis_server.url,
                "SUPPORTFLOW_SANDBOX_URL": sandbox.url, "SUPPORTFLOW_FLOWS_DIR": str(flows),
                "SUPPORTFLOW_SECRET_KEY": secrets.token_urlsafe(48),
-
                # One address polls far faster than a person: limits on (their cost counts), high.
                **{f"SUPPORTFLOW_RATE_LIMIT_{name}": "1000000 per minute"
                   for name in ("ADDRESS", "START", "READS", "MESSAGES")}}
