@@ -116,6 +116,7 @@
   var renewTimer = null;
   var streamFailures = 0;
   var started = false;
+  var starting = null;
 
   function setStatus(text, isError) {
     status.textContent = text || "";
@@ -416,11 +417,11 @@
   }
 
   function start() {
-    if (started) return Promise.resolve();
+    if (started) return starting || Promise.resolve();
     started = true;
     setStatus("Connecting…");
     var ready = conversationId && token && tokenExpires > Date.now() ? resume() : Promise.resolve(false);
-    return ready.then(function (resumed) {
+    starting = ready.then(function (resumed) {
       if (resumed) return;
       reset();
       var contact = { id: CONTACT };
@@ -444,6 +445,7 @@
         }
       });
     });
+    return starting;
   }
 
   function resume() {
@@ -488,7 +490,12 @@
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     var text = input.value.trim();
-    if (!text || !conversationId || state === "closed") return;
+    if (!text || state === "closed") return;
+    if (!conversationId) {
+      // Typed before the conversation was there: send it once it is.
+      if (starting) starting.then(function () { if (conversationId) form.requestSubmit(); });
+      return;
+    }
     var messageId = randomId("w-");
     var item = bubble("customer", text);
     item.classList.add("pending");
