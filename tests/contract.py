@@ -249,3 +249,12 @@ def _json_or_none(content: bytes) -> Any:
         return json.loads(content)
     except ValueError:
         return content.decode("utf-8", "replace")
+
+
+def validate_webhook_event(body: Any) -> None:
+    """Check a webhook event against the description's `webhooks:` entry for its type."""
+    name = str(body.get("type", "")).replace(".", "_") if isinstance(body, dict) else ""
+    if name not in contract().get("webhooks", {}):
+        raise ContractError(f"no webhook event {name!r} in the API description")
+    _check(f"/webhooks/{_escape(name)}/post/requestBody/content/application~1json/schema", body,
+           f"webhook {name}")

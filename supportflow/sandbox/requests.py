@@ -8,9 +8,14 @@ from typing import Any
 from flask import request
 
 from supportflow.sandbox.store import ApiError
+from supportflow.webhooks.signing import is_secret
 
 SETTINGS_KEYS = {"latency_s", "never_finish", "poll_after_ms", "tool_calls", "next_tool_calls",
-                 "next_outcome", "next_reply", "faults"}
+                 "next_outcome", "next_reply", "faults", "webhook_url", "webhook_secret",
+                 "webhook_delay_s", "webhook_jitter_s", "webhook_drop_rate", "webhook_duplicates"}
+# Webhook knobs that are numbers: (lowest, highest, integer only).
+WEBHOOK_NUMBERS = {"webhook_delay_s": (0, 60, False), "webhook_jitter_s": (0, 60, False),
+                   "webhook_drop_rate": (0, 1, False), "webhook_duplicates": (0, 10, True)}
 OUTCOMES = {"failed", "cancelled", "expired", "incomplete"}
 TEXT_PARTS = {"text", "input_text", "output_text"}
 
@@ -170,6 +175,33 @@ def parse_settings(body: dict[str, Any]) -> dict[str, Any]:
         changes["faults"] = parse_faults(body["faults"])
     if "next_tool_calls" in body:
         changes["next_tool_calls"] = parse_tool_script(body["next_tool_calls"])
+    changes.update(parse_webhook_settings(body))
+    return changes
+
+
+def parse_webhook_settings(body: dict[str, Any]) -> dict[str, Any]:
+    """Checked webhook settings: URL, whsec_ secret, delay, jitter, drop rate, duplicates."""
+    changes: dict[str, Any] = {}
+    url = body.get("webhook_url")
+    if "webhook_url" in body:
+        if url is not None and not (isinstance(url, str) and url.startswith(("http://", "https://"))):
+            raise ApiError(400, "webhook_url must be null or an http(s) URL.", param="webhook_url")
+        changes["webhook_url"] = url
+    if "webhook_secret" in body:
+        secret = body["webhook_secret"]
+        if secret is not None and not is_secret(secret):
+            raise ApiError(400, "webhook_secret must be null or whsec_ followed by base64.",
+                           param="webhook_secret")
+        changes["webhook_secret"] = secret
+    for key, (low, high, integer) in WEBHOOK_NUMBERS.items():
+        if key not in body:
+            continue
+        value = body[key]
+        kinds: Any = int if integer else int | float
+        if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:
+            what = "an integer" if integer else "a number"
+            raise ApiError(400, f"{key} must be {what} from {low} to {high}.", param=key)
+        changes[key] = value if integer else float(value)
     return changes
 
 

@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from supportflow.sandbox import render
+from supportflow.sandbox.background import Background
 from supportflow.sandbox.brain import load_brain
 from supportflow.sandbox.file_routes import register_file_routes
 from supportflow.sandbox.requests import (
@@ -28,14 +29,20 @@ from supportflow.sandbox.requests import (
 from supportflow.sandbox.store import ApiError, Run, SandboxSettings, SandboxStore, Thread
 
 
-def create_sandbox_app(knowledge_path: Path, *, latency_s: float = 0.5) -> Flask:
-    """The sandbox as a Flask app, with its own in-memory state."""
+def create_sandbox_app(knowledge_path: Path, *, latency_s: float = 0.5,
+                       webhook_url: str | None = None, webhook_secret: str | None = None) -> Flask:
+    """The sandbox as a Flask app, with its own in-memory state and background threads.
+
+    With a webhook URL and secret, each background response's end is announced there.
+    """
     app = Flask("supportflow.sandbox")
-    store = SandboxStore(load_brain(knowledge_path), SandboxSettings(latency_s=latency_s))
+    store = SandboxStore(load_brain(knowledge_path), SandboxSettings(
+        latency_s=latency_s, webhook_url=webhook_url, webhook_secret=webhook_secret))
     app.extensions["sandbox_store"] = store
+    background = app.extensions["sandbox_background"] = Background(store)
     _error_handlers(app)
     _fault_injection(app, store)
-    _control_routes(app, store)
+    _control_routes(app, store, background)
     _assistants_routes(app, store)
     _responses_routes(app, store)
     register_file_routes(app, store)
@@ -90,25 +97,25 @@ def _poll_hint(store: SandboxStore, run: Run, body: dict[str, Any]) -> Response:
     return response
 
 
-def _control_routes(app: Flask, store: SandboxStore) -> None:
+def _control_routes(app: Flask, store: SandboxStore, background: Background) -> None:
     @app.put("/_sandbox/settings")
     def put_settings() -> Response:
         changes = parse_settings(body_object())
         with store.lock:
             for key, value in changes.items():
                 setattr(store.settings, key, value)
-            return jsonify(vars(store.settings))
+            return jsonify(store.settings.public())
 
     @app.delete("/_sandbox/settings")
     def reset_settings() -> Response:
         with store.lock:
             store.settings = SandboxSettings(**vars(store.defaults))
-            return jsonify(vars(store.settings))
+            return jsonify(store.settings.public())
 
     @app.get("/_sandbox/stats")
     def stats() -> Response:
         with store.lock:
-            return jsonify(store.stats())
+            return jsonify({**store.stats(), **background.sender.stats()})
 
 
 def _page(
@@ -266,28 +273,38 @@ class SandboxHandle:
     url: str
     server: BaseWSGIServer
     thread: threading.Thread
+    background: Background
 
     def stop(self) -> None:
-        """Stop serving and wait for the thread."""
+        """Stop serving and wait for the threads."""
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
+        self.background.close()
 
 
 def start_in_thread(
-    host: str, port: int, knowledge_path: Path, latency_s: float = 0.5
+    host: str, port: int, knowledge_path: Path, latency_s: float = 0.5, *,
+    webhook_url: str | None = None, webhook_secret: str | None = None,
 ) -> SandboxHandle:
     """Serve the sandbox from a daemon thread (for tests and the embedded default)."""
-    server = make_server(host, port, create_sandbox_app(knowledge_path, latency_s=latency_s),
-                         threaded=True)
+    app = create_sandbox_app(knowledge_path, latency_s=latency_s, webhook_url=webhook_url,
+                             webhook_secret=webhook_secret)
+    server = make_server(host, port, app, threaded=True)
     serve: Callable[[], None] = server.serve_forever
     thread = threading.Thread(target=serve, name="sandbox", daemon=True)
     thread.start()
-    return SandboxHandle(f"http://{host}:{server.server_port}/v1", server, thread)
+    return SandboxHandle(f"http://{host}:{server.server_port}/v1", server, thread,
+                         app.extensions["sandbox_background"])
 
 
-def serve(host: str, port: int, knowledge_path: Path, latency_s: float = 0.5) -> None:
+def serve(host: str, port: int, knowledge_path: Path, latency_s: float = 0.5, *,
+          webhook_url: str | None = None, webhook_secret: str | None = None) -> None:
     """Serve the sandbox until interrupted (werkzeug's threaded server; blocks)."""
-    server = make_server(host, port, create_sandbox_app(knowledge_path, latency_s=latency_s),
-                         threaded=True)
-    server.serve_forever()
+    app = create_sandbox_app(knowledge_path, latency_s=latency_s, webhook_url=webhook_url,
+                             webhook_secret=webhook_secret)
+    server = make_server(host, port, app, threaded=True)
+    try:
+        server.serve_forever()
+    finally:
+        app.extensions["sandbox_background"].close()

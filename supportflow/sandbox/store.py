@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,19 @@ class SandboxSettings:
     next_reply: str | None = None
     # Injected HTTP faults: see requests.parse_faults.
     faults: list[dict[str, Any]] = field(default_factory=list)
+    # Signed response events (sandbox/webhooks.py): where they go and how deliveries behave.
+    webhook_url: str | None = None
+    webhook_secret: str | None = field(default=None, repr=False)
+    webhook_delay_s: float = 0.0
+    webhook_jitter_s: float = 0.0
+    webhook_drop_rate: float = 0.0
+    webhook_duplicates: int = 0
+
+    def public(self) -> dict[str, Any]:
+        """The settings as the control API shows them: the webhook secret masked."""
+        shown = dict(vars(self))
+        shown["webhook_secret"] = "***" if self.webhook_secret else None
+        return shown
 
 
 @dataclass
@@ -70,7 +84,7 @@ class Thread:
 
 @dataclass
 class Run:
-    """A run or a background response; finishes lazily once latency has passed."""
+    """A run or a background response; finishes at `due` (time.monotonic), or when checked later."""
 
     id: str
     thread_id: str
@@ -79,6 +93,9 @@ class Run:
     started: float
     request: dict[str, Any]
     texts: list[str]
+    due: float = 0.0
+    # When it really finished (time.time()): what a reply's added latency is measured from.
+    finished_at: float | None = None
     status: str = "queued"
     completed_at: int | None = None
     output: list[Message] = field(default_factory=list)
@@ -88,10 +105,20 @@ class Run:
     file_hits: list[Hit] = field(default_factory=list)
 
 
+def _no_hook(run: Run) -> None:
+    return None
+
+
 class SandboxStore:
-    """All sandbox state behind one lock."""
+    """All sandbox state behind one lock.
+
+    Two hooks, called under the lock, let the server act on time: `scheduled(run)` when a run
+    gets a moment to finish (`run.due`), and `finished(run)` when it has ended.
+    """
 
     def __init__(self, brain: Brain, settings: SandboxSettings) -> None:
+        self.scheduled: Callable[[Run], None] = _no_hook
+        self.finished: Callable[[Run], None] = _no_hook
         self.brain = brain
         self.defaults = settings
         self.settings = SandboxSettings(**vars(settings))
@@ -177,11 +204,13 @@ class SandboxStore:
         run = Run(new_id(prefix), thread.id, thread.api, int(time.time()), time.monotonic(),
                   request, self.pending_texts(thread))
         run.after_tools = bool(thread.messages) and thread.messages[-1].kind == "function_call_output"
+        run.due = run.started + self.settings.latency_s
         self.runs[run.id] = run
         thread.runs.append(run.id)
         self.counts["runs_total"] += 1
         self.runs_by_thread[thread.id] += 1
         self.metadata_by_thread[thread.id].append(("run", dict(request.get("metadata") or {})))
+        self.scheduled(run)
         return run
 
     def run(self, run_id: str, thread_id: str | None = None) -> Run:
@@ -199,15 +228,22 @@ class SandboxStore:
         self.check_times_by_thread.setdefault(run.thread_id, []).append(time.time())
 
     def advance(self, run: Run) -> None:
-        """Move a run on by the clock: queued, then in progress, then finished after latency."""
+        """Move a run on by the clock: queued, then in progress, then finished once due."""
         if run.status not in {"queued", "in_progress"} or self.settings.never_finish:
             if run.status == "queued":
                 run.status = "in_progress"
             return
-        if time.monotonic() - run.started < self.settings.latency_s:
+        if time.monotonic() < run.due:
             run.status = "in_progress" if run.status == "queued" else run.status
             return
         self._finish(run)
+
+    def finish_due(self, run_id: str) -> None:
+        """The timer's call at a run's moment: finish it unless it is no longer due."""
+        with self.lock:
+            run = self.runs.get(run_id)
+            if run is not None:
+                self.advance(run)
 
     def submit_tool_outputs(self, run: Run, outputs: list[tuple[str, str]]) -> None:
         """Accept outputs for every pending tool call; the run then goes on from the queue."""
@@ -215,8 +251,10 @@ class SandboxStore:
         if run.status != "requires_action" or {c for c, _ in outputs} != expected:
             raise ApiError(400, "Tool outputs must answer every pending tool call of the run.")
         run.status, run.started, run.texts = "queued", time.monotonic(), []
+        run.due = run.started + self.settings.latency_s
         run.after_tools = True
         self.record_tool_outputs(run.thread_id, outputs)
+        self.scheduled(run)
 
     def note_bearer(self, authorization: str) -> None:
         """Remember a fingerprint of the request's bearer token."""
@@ -240,6 +278,11 @@ class SandboxStore:
         self.tool_outputs_by_thread.setdefault(thread_id, []).extend(o for _, o in outputs)
 
     def _finish(self, run: Run) -> None:
+        self._end(run)
+        run.finished_at = time.time()
+        self.finished(run)
+
+    def _end(self, run: Run) -> None:
         thread = self.threads[run.thread_id]
         if self.settings.next_outcome:
             run.status, self.settings.next_outcome = self.settings.next_outcome, None

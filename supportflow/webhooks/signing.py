@@ -30,6 +30,16 @@ def secret_key(secret: str) -> bytes:
         raise ValueError("a signing secret is whsec_ followed by base64") from error
 
 
+def is_secret(value: object) -> bool:
+    """True for a usable signing secret: whsec_ followed by non-empty base64."""
+    if not isinstance(value, str) or not value.startswith(SECRET_PREFIX):
+        return False
+    try:
+        return bool(secret_key(value))
+    except ValueError:
+        return False
+
+
 def _as_bytes(body: bytes | str) -> bytes:
     return body.encode() if isinstance(body, str) else body
 
