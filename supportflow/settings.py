@@ -29,6 +29,9 @@ class Settings:
     openai_base_url: str = "https://api.openai.com/v1"
     openai_organization: str | None = None
     openai_project: str | None = None
+    # OPENAI_WEBHOOK_SECRET (the official SDK's name): verifies OpenAI's webhooks for the
+    # `default` connector; the sandbox signs its webhooks with it too.
+    openai_webhook_secret: str | None = None
     # Used instead of OpenAI when no API key is set.
     sandbox_url: str = DEFAULT_SANDBOX_URL
     sandbox_knowledge: Path = field(default_factory=defaults.knowledge_file)
@@ -108,8 +111,8 @@ class Settings:
     def redacted(self) -> dict[str, Any]:
         """The settings with secrets masked, for logs and `supportflow config`."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
-        for secret in ("openai_api_key", "vault_key", "agents_webhook_secret", "secret_key",
-                       "widget_secret"):
+        for secret in ("openai_api_key", "openai_webhook_secret", "vault_key",
+                       "agents_webhook_secret", "secret_key", "widget_secret"):
             if values[secret]:
                 values[secret] = "***"
         return {key: str(value) if isinstance(value, Path) else value for key, value in values.items()}
@@ -120,6 +123,7 @@ OPENAI_ENV = {
     "openai_base_url": "OPENAI_BASE_URL",
     "openai_organization": "OPENAI_ORGANIZATION",
     "openai_project": "OPENAI_PROJECT",
+    "openai_webhook_secret": "OPENAI_WEBHOOK_SECRET",
 }
 
 
