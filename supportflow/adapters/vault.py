@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import cast
 
 import redis
 from cryptography.fernet import Fernet, InvalidToken
 
-from supportflow.domain.connector import CONNECTOR_NAME, Connector
+from supportflow.domain.connector import (
+    CONNECTOR_NAME,
+    DEFAULT_CONNECTOR,
+    DEFAULT_KEEP_PREVIOUS_S,
+    Connector,
+    WebhookSecret,
+    rotate_webhook_secrets,
+)
+from supportflow.webhooks.signing import is_secret
 
 
 class VaultError(Exception):
@@ -26,6 +35,7 @@ class Vault:
     def __init__(self, client: redis.Redis, *, prefix: str, key: str | None) -> None:
         self.redis = client
         self.hash_key = f"{prefix}:vault"
+        self.webhooks_key = f"{prefix}:vault:webhooks"
         self._fernet = _fernet(key) if key else None
 
     @property
@@ -63,7 +73,44 @@ class Vault:
         return [self.get(name).public() for name in self.names()]
 
     def delete(self, name: str) -> bool:
+        """Remove a connector and its webhook secrets."""
+        self.redis.hdel(self.webhooks_key, name)
         return bool(self.redis.hdel(self.hash_key, name))
+
+    # ----- webhook secrets: verify OpenAI's signed events for a connector -----
+
+    def set_webhook_secret(self, name: str, secret: str, *, now: float,
+                           keep_previous_s: float = DEFAULT_KEEP_PREVIOUS_S) -> int:
+        """Make `secret` the connector's webhook secret; how many now verify (the previous
+        one stays valid for `keep_previous_s`)."""
+        if not is_secret(secret):
+            raise VaultError("a webhook secret is whsec_ followed by base64 (as OpenAI shows it)")
+        if name != DEFAULT_CONNECTOR and not self.redis.hexists(self.hash_key, name):
+            raise VaultError(f"no connector named {name!r} (webhook secrets belong to a "
+                             f"connector, or to {DEFAULT_CONNECTOR!r})")
+        secrets = rotate_webhook_secrets(self._webhook_secrets(name), secret, now=now,
+                                         keep_previous_s=keep_previous_s)
+        payload = json.dumps([asdict(s) for s in secrets]).encode()
+        self.redis.hset(self.webhooks_key, name, self.fernet.encrypt(payload))
+        return len(secrets)
+
+    def webhook_secrets(self, name: str, now: float) -> list[str]:
+        """The secrets that verify the connector's webhooks now, newest first."""
+        return [s.secret for s in self._webhook_secrets(name) if s.valid(now)]
+
+    def remove_webhook_secrets(self, name: str) -> bool:
+        return bool(self.redis.hdel(self.webhooks_key, name))
+
+    def _webhook_secrets(self, name: str) -> list[WebhookSecret]:
+        raw = cast(bytes | None, self.redis.hget(self.webhooks_key, name))
+        if raw is None:
+            return []
+        try:
+            entries = json.loads(self.fernet.decrypt(raw))
+        except InvalidToken as error:
+            raise VaultError(f"the webhook secrets of {name!r} were sealed with another vault "
+                             "key") from error
+        return [WebhookSecret(**entry) for entry in entries]
 
 
 def _fernet(key: str) -> Fernet:

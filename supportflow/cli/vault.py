@@ -5,20 +5,21 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+import time
 from typing import Any
 
 import redis
 
 from supportflow.adapters.vault import Vault, VaultError, new_vault_key
 from supportflow.bootstrap import stores
-from supportflow.domain.connector import Connector
+from supportflow.domain.connector import DEFAULT_CONNECTOR, DEFAULT_KEEP_PREVIOUS_S, Connector
 from supportflow.settings import Settings
 
 COMMAND = "vault"
 
 
 def register(commands: Any) -> None:
-    """Add `vault set|list|delete|keygen`."""
+    """Add `vault set|list|delete|keygen|webhook-secret`."""
     vault = commands.add_parser(COMMAND, help="API keys as named connectors, encrypted at rest")
     vault.set_defaults(run=run)
     actions = vault.add_subparsers(dest="vault_command", metavar="ACTION")
@@ -32,12 +33,21 @@ def register(commands: Any) -> None:
     delete = actions.add_parser("delete", help="remove a connector")
     delete.add_argument("name")
     actions.add_parser("keygen", help="print a new SUPPORTFLOW_VAULT_KEY")
+    webhook = actions.add_parser(
+        "webhook-secret", help="set (or rotate) the whsec_ secret that verifies a connector's "
+        "OpenAI webhooks; read from stdin (or asked for)")
+    webhook.add_argument("name", help=f"a connector, or {DEFAULT_CONNECTOR!r} (OPENAI_API_KEY)")
+    webhook.add_argument("--keep-previous", type=float, default=DEFAULT_KEEP_PREVIOUS_S,
+                         metavar="SECONDS", help="how long the previous secret still verifies "
+                         f"(default {DEFAULT_KEEP_PREVIOUS_S:g}; 0: not at all)")
+    webhook.add_argument("--remove", action="store_true",
+                         help="remove every webhook secret of the connector")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run one vault action; 1 with a message when the vault refuses."""
     if args.vault_command is None:
-        print("usage: supportflow vault {set,list,delete,keygen}", file=sys.stderr)
+        print("usage: supportflow vault {set,list,delete,keygen,webhook-secret}", file=sys.stderr)
         return 2
     if args.vault_command == "keygen":
         print(new_vault_key())
@@ -55,13 +65,20 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 def _act(vault: Vault, args: argparse.Namespace) -> int:
     if args.vault_command == "set":
-        key = _read_key()
+        key = _read_key("API key: ")
         vault.set(Connector(args.name, key, args.base_url, args.organization, args.project))
         print(f"connector {args.name!r} saved")
+    elif args.vault_command == "webhook-secret":
+        return _webhook_secret(vault, args)
     elif args.vault_command == "list":
+        now = time.time()
         for entry in vault.listing():
             extras = "".join(f" {k}={entry[k]}" for k in ("organization", "project") if entry[k])
-            print(f"{entry['name']}  {entry['base_url']}{extras}  key: set")
+            print(f"{entry['name']}  {entry['base_url']}{extras}  key: set  "
+                  f"webhook secrets: {len(vault.webhook_secrets(entry['name'] or '', now))}")
+        default = len(vault.webhook_secrets(DEFAULT_CONNECTOR, now))
+        if default:
+            print(f"{DEFAULT_CONNECTOR}  (OPENAI_API_KEY)  webhook secrets: {default}")
     elif vault.delete(args.name):
         print(f"connector {args.name!r} deleted")
     else:
@@ -70,7 +87,23 @@ def _act(vault: Vault, args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_key() -> str:
+def _webhook_secret(vault: Vault, args: argparse.Namespace) -> int:
+    """Set, rotate or remove a connector's webhook secrets; never prints one."""
+    if args.remove:
+        removed = vault.remove_webhook_secrets(args.name)
+        print(f"webhook secrets of {args.name!r} {'removed' if removed else 'were not set'}")
+        return 0
+    if args.keep_previous < 0:
+        raise VaultError("--keep-previous takes seconds, 0 or more")
+    count = vault.set_webhook_secret(args.name, _read_key("Webhook secret (whsec_...): "),
+                                     now=time.time(), keep_previous_s=args.keep_previous)
+    kept = f"; the previous one still verifies for {args.keep_previous:g} s" if count > 1 else ""
+    print(f"webhook secret of {args.name!r} saved{kept}; OpenAI's endpoint for it: "
+          f"/v1/integrations/openai/{args.name}")
+    return 0
+
+
+def _read_key(prompt: str) -> str:
     if sys.stdin.isatty():
-        return getpass.getpass("API key: ").strip()
+        return getpass.getpass(prompt).strip()
     return sys.stdin.readline().strip()

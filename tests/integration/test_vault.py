@@ -18,6 +18,7 @@ from supportflow.cli import main
 from supportflow.domain.connector import Connector
 from supportflow.runtime.redis_server import EmbeddedRedis
 from supportflow.sandbox.store import bearer_fingerprint
+from supportflow.webhooks.signing import new_secret
 from tests.conftest import VAULT_KEY, Processes, Sandbox, make_app, stack_env
 
 from .chat import Chat
@@ -28,7 +29,7 @@ SECRET = "sk-proj-TESTKEY-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 @pytest.fixture
 def vault(redis_url: str) -> Vault:
     client = redis.Redis.from_url(redis_url)
-    client.delete("vaulttest:vault")
+    client.delete("vaulttest:vault", "vaulttest:vault:webhooks")
     return Vault(client, prefix="vaulttest", key=VAULT_KEY)
 
 
@@ -78,6 +79,51 @@ def test_cli_sets_lists_and_deletes_without_ever_printing_the_key(
     assert "acme  http://127.0.0.1:9/v1  key: set" in out.out
     assert "locked" in out.err
     assert SECRET not in out.out + out.err
+
+
+def test_webhook_secrets_are_sealed_and_rotation_keeps_the_previous_one_for_a_while(
+        vault: Vault) -> None:
+    first, second, third = new_secret(), new_secret(), new_secret()
+    with pytest.raises(VaultError, match="no connector"):
+        vault.set_webhook_secret("acme", first, now=1000.0)
+    vault.set(Connector("acme", SECRET))
+    with pytest.raises(VaultError, match="whsec_"):
+        vault.set_webhook_secret("acme", "not-a-secret", now=1000.0)
+    assert vault.set_webhook_secret("acme", first, now=1000.0) == 1
+    raw = vault.redis.hget("vaulttest:vault:webhooks", "acme")
+    assert raw and first.encode() not in raw and first[6:20].encode() not in raw
+    assert vault.set_webhook_secret("acme", second, now=2000.0, keep_previous_s=60) == 2
+    assert vault.webhook_secrets("acme", 2059.0) == [second, first]
+    assert vault.webhook_secrets("acme", 2060.0) == [second]
+    assert vault.set_webhook_secret("acme", third, now=2001.0, keep_previous_s=0) == 1
+    assert vault.webhook_secrets("acme", 2001.0) == [third]
+    # The default connector (OPENAI_API_KEY) needs no vault entry of its own.
+    vault.set_webhook_secret("default", first, now=1000.0)
+    assert vault.webhook_secrets("default", 1000.0) == [first]
+    assert vault.delete("acme") and vault.webhook_secrets("acme", 2001.0) == []
+
+
+def test_cli_sets_a_webhook_secret_from_stdin_and_never_prints_it(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SUPPORTFLOW_REDIS_URL", redis_url)
+    monkeypatch.setenv("SUPPORTFLOW_KEY_PREFIX", "vaultcli")
+    monkeypatch.setenv("SUPPORTFLOW_VAULT_KEY", VAULT_KEY)
+    secret = new_secret()
+    monkeypatch.setattr(sys, "stdin", io.StringIO(SECRET + "\n"))
+    assert main(["vault", "set", "acme"]) == 0
+    for _ in range(2):
+        monkeypatch.setattr(sys, "stdin", io.StringIO(secret + "\n"))
+        assert main(["vault", "webhook-secret", "acme", "--keep-previous", "600"]) == 0
+    monkeypatch.setattr(sys, "stdin", io.StringIO("whsec_nope!\n"))
+    assert main(["vault", "webhook-secret", "acme"]) == 1
+    assert main(["vault", "list"]) == 0
+    assert main(["vault", "webhook-secret", "acme", "--remove"]) == 0
+    assert main(["vault", "delete", "acme"]) == 0
+    out = capsys.readouterr()
+    assert "/v1/integrations/openai/acme" in out.out
+    assert "webhook secrets: 1" in out.out and "whsec_ followed by base64" in out.err
+    assert secret not in out.out + out.err and secret[6:20] not in out.out + out.err
 
 
 @pytest.fixture
