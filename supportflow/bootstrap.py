@@ -25,11 +25,13 @@ from supportflow.adapters.passwords import Argon2Passwords
 from supportflow.adapters.redis_accounts import RedisAccounts, RedisSignInThrottle, RedisWebSessions
 from supportflow.adapters.redis_agents import RedisAgentBoard
 from supportflow.adapters.redis_knowledge import RedisArticles
+from supportflow.adapters.redis_responses import RedisResponseWakeups
 from supportflow.adapters.redis_store import RedisConversationStore
 from supportflow.adapters.redis_uow import RedisUnitOfWork
 from supportflow.adapters.tokens import TokenStore
 from supportflow.adapters.vault import Vault
 from supportflow.adapters.visitor_tokens import VisitorTokens, configured_secrets, redis_secret
+from supportflow.domain.connector import DEFAULT_CONNECTOR
 from supportflow.observability.ops import OpsStore
 from supportflow.observability.overview import OpsView
 from supportflow.observability.redis_metrics import RedisMetrics
@@ -40,6 +42,7 @@ from supportflow.services.engine import EngineConfig, TurnEngine
 from supportflow.services.helpdesk import HelpdeskInbound
 from supportflow.services.intake import Intake
 from supportflow.services.knowledge import KnowledgeBase, KnowledgeSync
+from supportflow.services.openai_events import ResponseEvents
 from supportflow.services.ports import AssistantDirectory, FlowCatalog, TaskQueue
 from supportflow.services.watchdog import Watchdog
 from supportflow.settings import Settings, load_settings
@@ -89,6 +92,7 @@ class Services:
     visitors: VisitorTokens
     # The process's one Redis client (its connection pool is shared, e.g. by rate limits).
     redis: redis.Redis
+    openai_events: ResponseEvents
     clock: Callable[[], float] = time.time
     # True when tasks go to workers (readiness then needs a worker seen recently).
     uses_workers: bool = False
@@ -121,6 +125,18 @@ def stores(settings: Settings | None = None, *, redis_client: redis.Redis | None
                   web_sessions=RedisWebSessions(client, prefix=prefix,
                                                 ttl_s=settings.session_ttl_s),
                   oauth=OAuthStore(client, prefix=prefix, clock=clock))
+
+
+def webhook_secrets(vault: Vault, settings: Settings) -> Callable[[str, float], list[str]]:
+    """A connector's webhook secrets: the vault's, and OPENAI_WEBHOOK_SECRET for `default`."""
+
+    def secrets(connector: str, now: float) -> list[str]:
+        found = vault.webhook_secrets(connector, now)
+        if connector == DEFAULT_CONNECTOR and settings.openai_webhook_secret:
+            found.append(settings.openai_webhook_secret)
+        return found
+
+    return secrets
 
 
 def celery_queue(settings: Settings) -> TaskQueue:
@@ -193,6 +209,9 @@ def bootstrap(
         clock=clock,
         visitors=visitor_tokens(settings, client, clock),
         redis=client,
+        openai_events=ResponseEvents(
+            secrets=webhook_secrets(base.vault, settings), clock=clock, metrics=metrics,
+            wakeups=RedisResponseWakeups(client, prefix=prefix), queue=queue),
         uses_workers=queue.needs_workers,
     )
 

@@ -39,9 +39,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(openapi.bp)
     app.register_blueprint(agents.bp)
     app.register_blueprint(streams.bp)
-    from . import webhooks
+    from . import openai_webhooks, webhooks
 
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(openai_webhooks.bp)
     from . import ops
 
     app.register_blueprint(ops.bp)

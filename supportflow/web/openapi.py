@@ -17,6 +17,7 @@ from .agent_schemas import AGENT_ROUTES, AGENT_SCHEMAS
 from .deps import services
 from .knowledge_schemas import KNOWLEDGE_ROUTES, ArticleInputSchema, ArticleSchema, ArticlesSchema
 from .oauth import OAUTH_ROUTES
+from .openai_webhooks import OpenAIEventSchema
 from .schemas import ErrorSchema, MessagesQuerySchema, MessageText
 from .webhooks import InboundWebhookSchema
 from .widget import SCHEMAS
@@ -123,6 +124,19 @@ MORE_ROUTES: dict[str, dict[str, Any]] = {
         "responses": {"202": {"description": "Taken"}, "200": {"description": "Ignored"},
                       "401": _error("Bad X-Chatwoot-Signature"),
                       "404": _error("Unknown inbox")}}},
+    "/v1/integrations/openai/{connector}": {"post": {
+        "summary": "OpenAI's response events for a vault connector (`default`: OPENAI_API_KEY)",
+        "description": _SIGNED + " The signing secret is the connector's webhook secret. "
+        "response.completed, .failed, .cancelled and .incomplete wake the conversation waiting "
+        "on that response; other events are acknowledged and ignored.",
+        "requestBody": {"required": True, **_json("OpenAIEvent")},
+        "responses": {"200": {"description": "Verified: outcome woke, unknown, replayed (a "
+                                             "webhook-id seen before: no effect) or ignored"},
+                      "400": _error("Body is not JSON"),
+                      "401": _error("Forged, tampered or stale signature"),
+                      "404": _error("The connector has no webhook secret"),
+                      "422": _error("Not an event"),
+                      "503": _error("The vault cannot be read")}}},
     "/v1/ops/dead-letters": {"get": {
         "summary": "Deliveries given up on", "security": _OPS,
         "responses": {"200": {"description": "Dead letters"}, "401": _error("No token"),
@@ -179,7 +193,8 @@ def build_spec(max_message_chars: int | None = None,
                        "POST .../token); it opens that conversation only."})
     schemas = {**SCHEMAS, **AGENT_SCHEMAS, "Error": ErrorSchema,
                "InboundWebhook": InboundWebhookSchema, "ArticleInput": ArticleInputSchema,
-               "Article": ArticleSchema, "Articles": ArticlesSchema}
+               "Article": ArticleSchema, "Articles": ArticlesSchema,
+               "OpenAIEvent": OpenAIEventSchema}
     for name, schema in schemas.items():
         spec.components.schema(name, schema=schema)
     routes = {**ROUTES, **AGENT_ROUTES, **MORE_ROUTES, **KNOWLEDGE_ROUTES, **OAUTH_ROUTES}

@@ -14,7 +14,15 @@ TOLERANCE_S = 300
 
 
 class SignatureError(Exception):
-    """A request whose signature cannot be trusted; the message says why."""
+    """A request whose signature cannot be trusted; the message says why.
+
+    `reason` sorts it for counters: "headers" (missing or malformed), "stale" (timestamp out
+    of tolerance) or "signature" (no signature matches).
+    """
+
+    def __init__(self, message: str, reason: str = "signature") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def new_secret() -> str:
@@ -64,18 +72,18 @@ def _header(headers: Mapping[str, str], name: str) -> str:
     for key, value in headers.items():
         if key.lower() == name:
             return value
-    raise SignatureError(f"missing header {name}")
+    raise SignatureError(f"missing header {name}", "headers")
 
 
 def _fresh_timestamp(raw: str, now: float, tolerance: float) -> int:
     try:
         timestamp = int(raw)
     except ValueError as error:
-        raise SignatureError("webhook-timestamp is not a number of seconds") from error
+        raise SignatureError("webhook-timestamp is not a number of seconds", "headers") from error
     if timestamp < now - tolerance:
-        raise SignatureError("webhook-timestamp is too old")
+        raise SignatureError("webhook-timestamp is too old", "stale")
     if timestamp > now + tolerance:
-        raise SignatureError("webhook-timestamp is in the future")
+        raise SignatureError("webhook-timestamp is in the future", "stale")
     return timestamp
 
 
@@ -92,7 +100,7 @@ def verify(
     offered = [part.partition(",") for part in _header(headers, "webhook-signature").split()]
     candidates = [value for version, _, value in offered if version == "v1" and value]
     if not candidates:
-        raise SignatureError("webhook-signature holds no v1 signature")
+        raise SignatureError("webhook-signature holds no v1 signature", "headers")
     for secret in secrets:
         expected = sign(secret, msg_id, timestamp, body).partition(",")[2]
         if any(hmac.compare_digest(expected, candidate) for candidate in candidates):

@@ -1,0 +1,109 @@
+"""OpenAI's webhooks over the real stack: the sandbox sends signed response events to the app
+served on a port, a Celery worker runs the conversation, Redis holds it all.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from supportflow.adapters.vault import Vault
+from supportflow.domain.connector import Connector
+from supportflow.webhooks.signing import new_secret
+from tests.conftest import VAULT_KEY, Sandbox, make_app
+
+from .receiver import spec_signature
+
+pytestmark = pytest.mark.slow
+
+SECRET = new_secret()
+
+
+@pytest.fixture
+def app(stack: dict[str, Any], redis_url: str, sandbox: Sandbox, flows_dir: Path) -> Iterator[Any]:
+    """The web app with OPENAI_WEBHOOK_SECRET set for the `default` connector."""
+    sandbox.reset()
+    yield make_app(redis_url, sandbox.url, flows_dir, openai_webhook_secret=SECRET)
+    sandbox.reset()
+
+
+def event(response_id: str, kind: str = "response.completed") -> bytes:
+    return json.dumps({"id": f"evt_{uuid.uuid4().hex}", "object": "event", "type": kind,
+                       "created_at": int(time.time()), "data": {"id": response_id}}).encode()
+
+
+def post(client: Any, body: bytes, *, connector: str = "default", secret: str = SECRET,
+         webhook_id: str | None = None, at: float | None = None,
+         signed_body: bytes | None = None) -> Any:
+    """POST an event signed as OpenAI signs it (an implementation of the spec of the tests' own)."""
+    webhook_id = webhook_id or f"wh_{uuid.uuid4().hex}"
+    stamp = str(int(time.time() if at is None else at))
+    signature = spec_signature(secret, webhook_id, stamp,
+                               body if signed_body is None else signed_body)
+    return client.post(f"/v1/integrations/openai/{connector}", data=body,
+                       content_type="application/json",
+                       headers={"webhook-id": webhook_id, "webhook-timestamp": stamp,
+                                "webhook-signature": signature})
+
+
+def test_forged_tampered_stale_and_unsigned_events_are_refused(app: Any, redis_url: str) -> None:
+    client = app.test_client()
+    body = event("resp_forged")
+    keys_before = set(redis.Redis.from_url(redis_url).keys("sf:openai:*"))
+    attempts = [
+        post(client, body, secret=new_secret()),
+        post(client, body, signed_body=body.replace(b"resp_forged", b"resp_other")),
+        post(client, body, at=time.time() - 600),
+        post(client, body, at=time.time() + 600),
+        client.post("/v1/integrations/openai/default", data=body, content_type="application/json"),
+    ]
+    for answer in attempts:
+        assert answer.status_code == 401, answer.get_json()
+        assert answer.get_json()["error"]["code"] == "invalid_signature"
+    assert set(redis.Redis.from_url(redis_url).keys("sf:openai:*")) == keys_before
+    assert post(client, b'{"type": "response.completed"}').status_code == 422
+    assert post(client, body, connector="nobody").status_code == 404
+
+
+def test_unknown_responses_and_other_events_are_acknowledged_and_ignored(app: Any) -> None:
+    client = app.test_client()
+    unknown = post(client, event("resp_not_ours"))
+    assert unknown.status_code == 200 and unknown.get_json()["outcome"] == "unknown"
+    batch = post(client, event("batch_1", "batch.completed"))
+    assert batch.status_code == 200 and batch.get_json()["outcome"] == "ignored"
+
+
+def test_a_replayed_webhook_id_has_no_effect(app: Any) -> None:
+    client = app.test_client()
+    first = post(client, event("resp_replayed"), webhook_id="wh_same")
+    again = post(client, event("resp_replayed"), webhook_id="wh_same")
+    assert first.get_json()["outcome"] == "unknown"
+    assert again.status_code == 200 and again.get_json()["outcome"] == "replayed"
+
+
+def test_a_connectors_rotated_secret_and_the_previous_one_verify_until_the_window_ends(
+        app: Any, redis_url: str) -> None:
+    from tests.helpers import wait_until
+
+    vault = Vault(redis.Redis.from_url(redis_url), prefix="sf", key=VAULT_KEY)
+    name = f"rot-{uuid.uuid4().hex[:6]}"
+    vault.set(Connector(name, "sk-test"))
+    old, new = new_secret(), new_secret()
+    vault.set_webhook_secret(name, old, now=time.time())
+    client = app.test_client()
+    assert post(client, event("resp_rot"), connector=name, secret=old).status_code == 200
+    vault.set_webhook_secret(name, new, now=time.time(), keep_previous_s=1.0)
+    assert post(client, event("resp_rot"), connector=name, secret=new).status_code == 200
+    assert post(client, event("resp_rot"), connector=name, secret=old).status_code == 200
+    wait_until(lambda: post(client, event("resp_rot"), connector=name,
+                            secret=old).status_code == 401, timeout=5)
+    assert post(client, event("resp_rot"), connector=name, secret=new).status_code == 200
+    # The environment's secret is the default connector's only.
+    assert post(client, event("resp_rot"), connector=name, secret=SECRET).status_code == 401
