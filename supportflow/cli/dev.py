@@ -23,6 +23,8 @@ def register(commands: Any) -> None:
     dev.add_argument("--redis-url", help="use this Redis instead of starting an embedded one")
     dev.add_argument("--sandbox-port", type=int, default=8765)
     dev.add_argument("--concurrency", type=int, default=2, help="Celery worker processes")
+    dev.add_argument("--no-webhooks", dest="webhooks", action="store_false",
+                     help="the sandbox sends no response events (replies wait for polls)")
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
@@ -46,5 +48,5 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             return 1
     return dev.run(dev.DevOptions(
         web_port=args.port, data_dir=args.data.resolve(), redis_url=args.redis_url,
-        sandbox_port=args.sandbox_port, concurrency=args.concurrency,
+        sandbox_port=args.sandbox_port, concurrency=args.concurrency, webhooks=args.webhooks,
     ), settings)

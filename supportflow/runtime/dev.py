@@ -13,9 +13,11 @@ from pathlib import Path
 import httpx
 
 from supportflow.adapters.flow_files import FlowDirectory, FlowError
+from supportflow.domain.connector import DEFAULT_CONNECTOR
 from supportflow.runtime.processes import ProcessSpec, Supervisor
 from supportflow.runtime.redis_server import EmbeddedRedis, RedisServerError, check_redis_durability
 from supportflow.settings import PROJECT_ROOT, Settings
+from supportflow.webhooks.signing import is_secret, new_secret
 
 READY_TIMEOUT_S = 90.0
 WEB_PAGES = (("web app", "/"), ("widget API", "/v1"), ("demo widget", "/demo"),
@@ -31,6 +33,8 @@ class DevOptions:
     redis_url: str | None = None
     sandbox_port: int = 8765
     concurrency: int = 2
+    # The sandbox sends its signed response events to the web app (replies the moment a run ends).
+    webhooks: bool = True
 
 
 def dev_secret_key(data_dir: Path) -> str:
@@ -44,10 +48,24 @@ def dev_secret_key(data_dir: Path) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
+def webhook_url(options: DevOptions) -> str:
+    """Where the sandbox sends its events: the web app's endpoint for the default connector."""
+    return f"http://127.0.0.1:{options.web_port}/v1/integrations/openai/{DEFAULT_CONNECTOR}"
+
+
+def sandbox_webhooks(options: DevOptions, settings: Settings) -> bool:
+    """True when the sandbox runs and sends its webhooks to the web app."""
+    return settings.uses_sandbox and options.webhooks
+
+
 def child_env(settings: Settings, redis_url: str, sandbox_url: str | None,
               options: DevOptions | None = None) -> dict[str, str]:
     """The environment every child gets: this one, plus where Redis and the sandbox are, the
-    secret key and the public URL."""
+    secret key and the public URL.
+
+    With sandbox webhooks, the sandbox and the web app share OPENAI_WEBHOOK_SECRET (a new
+    one for this run unless the environment has one): the sandbox signs, the web app verifies.
+    """
     env = dict(os.environ)
     if options is not None:
         if not settings.secret_key:
@@ -56,6 +74,9 @@ def child_env(settings: Settings, redis_url: str, sandbox_url: str | None,
     env["SUPPORTFLOW_REDIS_URL"] = redis_url
     if sandbox_url:
         env["SUPPORTFLOW_SANDBOX_URL"] = sandbox_url
+    if options is not None and sandbox_webhooks(options, settings) \
+            and not is_secret(settings.openai_webhook_secret):
+        env["OPENAI_WEBHOOK_SECRET"] = new_secret()
     env["PYTHONUNBUFFERED"] = "1"
     if (PROJECT_ROOT / "workers").is_dir():  # a source checkout: importable from any cwd
         paths = [str(PROJECT_ROOT), *filter(None, [env.get("PYTHONPATH")])]
@@ -69,9 +90,11 @@ def process_specs(options: DevOptions, settings: Settings, env: dict[str, str]) 
     celery = [python, "-m", "celery", "-A", "workers.app"]
     specs: list[ProcessSpec] = []
     if settings.uses_sandbox:
+        events = ["--webhook-url", webhook_url(options)] if options.webhooks else []
         specs.append(ProcessSpec("sandbox", [
             python, "-m", "supportflow.cli", "sandbox", "--host", "127.0.0.1",
             "--port", str(options.sandbox_port), "--knowledge", str(settings.sandbox_knowledge),
+            *events,
         ], env))
     specs.append(ProcessSpec("worker", [
         *celery, "worker", "--loglevel", "INFO", "--concurrency", str(options.concurrency),
@@ -130,6 +153,8 @@ def banner(options: DevOptions, settings: Settings, redis_url: str, sandbox_url:
     lines.append(f"  {'redis':<14} {redis_url}")
     assistant = f"sandbox at {sandbox_url}" if sandbox_url else f"OpenAI at {settings.openai_base_url}"
     lines.append(f"  {'assistant':<14} {assistant}")
+    if sandbox_webhooks(options, settings):
+        lines.append(f"  {'webhooks':<14} the sandbox's response events -> {webhook_url(options)}")
     lines.append(f"Try: curl -s -X POST {base}/v1/conversations -H 'content-type: application/json' "
                  "-d '{\"contact\": {\"id\": \"demo\"}}'")
     lines.append("Press Ctrl-C to stop everything.")

@@ -157,6 +157,22 @@ def test_dev_runs_the_sandbox_only_without_an_api_key(tmp_path: Path) -> None:
     assert "sandbox" not in {spec.name for spec in process_specs(options, with_key, env)}
 
 
+def test_dev_wires_the_sandboxs_webhooks_to_the_web_app_unless_told_not_to(tmp_path: Path) -> None:
+    from supportflow.runtime.dev import DevOptions, child_env, process_specs
+    from supportflow.settings import load_settings
+    from supportflow.webhooks.signing import is_secret
+
+    local = load_settings(environ={})
+    for webhooks in (True, False):
+        options = DevOptions(web_port=5050, data_dir=tmp_path, webhooks=webhooks)
+        env = child_env(local, "redis://127.0.0.1:7000/0", "http://127.0.0.1:8799/v1", options)
+        sandbox = next(s for s in process_specs(options, local, env) if s.name == "sandbox")
+        wired = "http://127.0.0.1:5050/v1/integrations/openai/default" in sandbox.argv
+        # One secret in the environment every child shares: the sandbox signs, the web verifies.
+        assert wired is webhooks and is_secret(env.get("OPENAI_WEBHOOK_SECRET")) is webhooks
+        assert not any(arg.startswith("whsec_") for arg in sandbox.argv)
+
+
 def test_init_writes_a_config_folder_that_flows_check_accepts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
