@@ -17,6 +17,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from supportflow.domain.flow import (
     MAX_POLL_DELAY_S,
+    WEBHOOK_DELAYS,
     Backend,
     BackendKind,
     Fallback,
@@ -100,11 +101,14 @@ class PollSchema(Schema):
     delays = fields.List(fields.Float(validate=validate.Range(min=0.05, max=MAX_POLL_DELAY_S)),
                          validate=validate.Length(min=1))
     deadline = fields.Float(validate=validate.Range(min=0.1, max=3600), attribute="deadline_s")
+    webhooks = fields.Boolean()
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> PollSchedule:
         if "delays" in data:
             data["delays"] = tuple(data["delays"])
+        elif data.get("webhooks"):
+            data["delays"] = WEBHOOK_DELAYS
         return PollSchedule(**data)
 
 
@@ -172,6 +176,14 @@ class FlowSchema(Schema):
     max_step_retries = fields.Integer(validate=validate.Range(min=0, max=20))
     tools = fields.List(fields.String(validate=validate.OneOf(sorted(TOOLS))))
     widget = fields.Nested(WidgetSchema)
+
+    @validates_schema
+    def check_webhooks(self, data: dict[str, Any], **_: Any) -> None:
+        poll, backend = data.get("poll"), data.get("backend")
+        if poll is not None and poll.webhooks and backend is not None \
+                and backend.kind is BackendKind.ASSISTANTS:
+            raise ValidationError("the Assistants API sends no webhooks: webhooks need the "
+                                  "responses backend", "poll")
 
 
 def load_flow(name: str, data: Mapping[str, Any]) -> Flow:

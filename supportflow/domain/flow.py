@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 MAX_POLL_DELAY_S = 10.0
+# The schedule of a flow whose runs' ends come by webhook (`poll: {webhooks: true}` without
+# delays): most turns end by webhook, so a check is only the safety net, at the 10 s ceiling.
+WEBHOOK_DELAYS = (10.0,)
 
 
 class ThreadScope(StrEnum):
@@ -53,6 +56,8 @@ class PollSchedule:
 
     delays: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 10.0)
     deadline_s: float = 120.0
+    # OpenAI's webhooks announce the run's end (Responses API); the checks are the safety net.
+    webhooks: bool = False
 
     def delay(self, attempt: int, poll_after_s: float | None = None) -> float:
         """The wait before check number `attempt + 1`, honouring the API's hint within the ceiling."""

@@ -13,6 +13,7 @@ from supportflow import defaults
 from supportflow.adapters.flow_files import FlowDirectory, FlowError, load_flow, load_flow_file
 from supportflow.domain.flow import (
     TIMEOUT_MESSAGES,
+    WEBHOOK_DELAYS,
     Backend,
     BackendKind,
     FallbackAction,
@@ -75,6 +76,21 @@ def test_the_seed_schedule_of_a_fixed_ten_second_delay_is_accepted(tmp_path: Pat
     flow = load_flow_file(write(tmp_path, "seed", {**VALID, "poll": {"delays": [10]}}))
     assert flow.poll.delays == (10.0,)
     assert flow.poll.delay(5) == 10.0
+
+
+def test_webhooks_on_take_the_webhook_schedule_unless_the_flow_gives_delays(tmp_path: Path) -> None:
+    flow = load_flow_file(write(tmp_path, "hooked", {**VALID, "poll": {"webhooks": True}}))
+    assert flow.poll.webhooks and flow.poll.delays == WEBHOOK_DELAYS
+    assert max(WEBHOOK_DELAYS) <= 10.0
+    given = {**VALID, "poll": {"webhooks": True, "delays": [2, 10]}}
+    assert load_flow_file(write(tmp_path, "given", given)).poll.delays == (2.0, 10.0)
+    assert not load_flow_file(write(tmp_path, "plain", VALID)).poll.webhooks
+
+
+def test_webhooks_on_the_assistants_backend_are_refused(tmp_path: Path) -> None:
+    message = error_of(tmp_path, {**VALID, "backend": {"kind": "assistants", "assistant_id": "a"},
+                                  "poll": {"webhooks": True}})
+    assert "poll:" in message and "no webhooks" in message
 
 
 @pytest.mark.parametrize(
