@@ -34,6 +34,8 @@ KNOWLEDGE = defaults.KNOWLEDGE
 WIDGET_SITE_PORT = free_port()
 WIDGET_SITE = f"http://localhost:{WIDGET_SITE_PORT}"
 FAST_POLL = {"delays": [0.2, 0.4, 0.8, 1.0], "deadline": 8}
+# The flow responses_webhooks: replies come by OpenAI's webhooks, a check only this late.
+WEBHOOK_POLL_S = 2.5
 BACKENDS = {
     "responses": {"kind": "responses", "model": "sandbox-model", "instructions": "Be helpful."},
     "assistants": {"kind": "assistants", "assistant_id": "asst_sandbox"},
@@ -60,6 +62,8 @@ def write_flows(folder: Path, static_threads: dict[str, str], vector_store: str 
             "fallback": {"action": "reply", "message": "Sorry, please try again."},
         }
     flows["default"] = {**flows["responses"], "widget": {"allowed_origins": [WIDGET_SITE]}}
+    flows["responses_webhooks"] = {**flows["responses"], "poll": {
+        "webhooks": True, "delays": [WEBHOOK_POLL_S], "deadline": 20}}
     for action in ("tell", "return"):  # unclaimed handoffs time out quickly (test_agents.py)
         flows[f"handoff_{action}"] = {**flows["responses"], "handoff": {
             "timeout": 1.5, "on_timeout": action, "timeout_message": f"timeout-{action}"}}

@@ -48,6 +48,10 @@ class ConversationKeys:
     def state(self, state: str) -> str:
         return self.key("state", state)
 
+    def response(self, response_id: str) -> str:
+        """The response index: the conversation waiting on a response (run) id."""
+        return self.key("response", response_id)
+
     @property
     def conversations(self) -> str:
         return self.key("conversations")

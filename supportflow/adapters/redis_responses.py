@@ -15,10 +15,11 @@ import redis
 
 from supportflow.services.openai_events import Outcome, Wake
 
+from .redis_keys import ConversationKeys
+from .redis_scripts import WOKEN_TTL_S
+
 # A delivery's webhook-id is remembered well past the signature's 5-minute tolerance.
 SEEN_TTL_S = 3600
-# How long an event's mark waits for a commit of that response.
-WOKEN_TTL_S = 600
 
 # KEYS: seen (the delivery), response index, woken mark, wakeups
 # ARGV: seen ttl s, mark ttl s, now, key prefix, response id
@@ -37,25 +38,20 @@ return {'woke', id, tostring(record['poll_id'])}
 """
 
 
-def response_key(prefix: str, response_id: str) -> str:
-    """The index entry of a response: the conversation waiting on it."""
-    return f"{prefix}:response:{response_id}"
-
-
 class RedisResponseWakeups:
     """Implements ResponseWakeups: one round trip per event."""
 
     def __init__(self, client: redis.Redis, *, prefix: str) -> None:
-        self.prefix = prefix
+        self.keys = ConversationKeys(prefix)
         self._wake = client.register_script(WAKE_RESPONSE)
 
     def wake(self, response_id: str, delivery: str, now: float) -> Wake:
         """Once per delivery: wake the conversation waiting on the response, if one does."""
-        index = response_key(self.prefix, response_id)
+        index = self.keys.response(response_id)
         reply = cast(list[bytes], self._wake(
-            keys=[f"{self.prefix}:openai:seen:{delivery}", index, f"{index}:woken",
-                  f"{self.prefix}:wakeups"],
-            args=[SEEN_TTL_S, WOKEN_TTL_S, repr(now), self.prefix, response_id]))
+            keys=[self.keys.key("openai", "seen", delivery), index, f"{index}:woken",
+                  self.keys.wakeups],
+            args=[SEEN_TTL_S, WOKEN_TTL_S, repr(now), self.keys.prefix, response_id]))
         outcome = Outcome(reply[0].decode())
         if outcome is not Outcome.WOKE:
             return Wake(outcome)

@@ -30,11 +30,20 @@ end
 return 1
 """
 
+# A response's entry in the response index (its conversation) and the mark an OpenAI event
+# leaves on it (adapters/redis_responses.py): '1' fresh, '0' once a commit acted on it.
+_RESPONSE_KEYS = """
+local function response_key(prefix, run) return prefix .. ':response:' .. run end
+"""
+RESPONSE_INDEX_TTL_S = 7200  # longer than any run's deadline (at most 3600 s)
+WOKEN_TTL_S = 600  # how long an event's mark waits for a commit of its response
+
 # KEYS: lease, record, mailbox
-# ARGV: lease token, lease ttl ms, purpose (drain | poll | any), poll id
-# Returns {'taken', record, mailbox entries...} or {'busy' | 'missing' | 'stale' | 'idle'}:
-# a task that finds nothing to do takes nothing, so it costs this one round trip.
-TAKE = _STATES + """
+# ARGV: lease token, lease ttl ms, purpose (drain | poll | any), poll id, key prefix
+# Returns {'taken', record, woken, mailbox entries...} or {'busy' | 'missing' | 'stale' |
+# 'idle'}: a task that finds nothing to do takes nothing, so it costs this one round trip.
+# `woken` is '1' when an OpenAI event announced the end of the run being polled.
+TAKE = _STATES + _RESPONSE_KEYS + """
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'busy'} end
 local raw = redis.call('GET', KEYS[2])
 if not raw then return {'missing'} end
@@ -50,7 +59,12 @@ elseif purpose == 'drain' then
   end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-local taken = {'taken', raw}
+local woken = '0'
+if state == 'poll' and type(record['run_id']) == 'string'
+    and redis.call('EXISTS', response_key(ARGV[5], record['run_id']) .. ':woken') == 1 then
+  woken = '1'
+end
+local taken = {'taken', raw, woken}
 if takes_turns[state] then
   for _, entry in ipairs(redis.call('LRANGE', KEYS[3], 0, -1)) do table.insert(taken, entry) end
 end
@@ -62,18 +76,33 @@ return taken
 # ARGV: 1 lease token, 2 expected version, 3 new record, 4 consumed, 5 conversation id,
 #       6 wake_at or '', 7 now, 8 lease ttl ms, 9 key prefix, 10 new state, 11 handoff reason,
 #       12 release (1/0), 13 keep if waiting (1/0), 14-17 how many transcript messages,
-#       attributes, notes and metric entries, then (id, entry) pairs of messages, (name, value)
-#       pairs of attributes, (id, entry) pairs of notes, (key index, field, amount) of metrics
-# Returns {1, waiting, handed-back entries...}, {-1} lease lost, {-2} version moved.
-COMMIT = _STATES + """
+#       attributes, notes and metric entries, 18 the record's run id or '', then (id, entry)
+#       pairs of messages, (name, value) pairs of attributes, (id, entry) pairs of notes,
+#       (key index, field, amount) of metrics
+# Returns {1, waiting, woken, handed-back entries...}, {-1} lease lost, {-2} version moved.
+# The response index follows the record's run id. A poll planned for a run whose end an
+# OpenAI event announced meanwhile (the holder was busy) is moved to now: woken 1, once.
+COMMIT = _STATES + _RESPONSE_KEYS + """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return {-1} end
 local current = cjson.decode(redis.call('GET', KEYS[1]))
 if tostring(current['version']) ~= ARGV[2] then return {-2} end
-local id, now, state = ARGV[5], ARGV[7], ARGV[10]
+local id, now, state, run = ARGV[5], ARGV[7], ARGV[10], ARGV[18]
 redis.call('SET', KEYS[1], ARGV[3])
 local consumed = tonumber(ARGV[4])
 if consumed > 0 then redis.call('LTRIM', KEYS[3], consumed, -1) end
-local at = 18
+local old_run, woken, wake_at = current['run_id'], 0, ARGV[6]
+if type(old_run) == 'string' and old_run ~= run then
+  redis.call('DEL', response_key(ARGV[9], old_run))
+end
+if run ~= '' then
+  local index = response_key(ARGV[9], run)
+  if old_run ~= run then redis.call('SET', index, id, 'EX', """ + str(RESPONSE_INDEX_TTL_S) + """) end
+  if state == 'poll' and wake_at ~= '' and redis.call('GET', index .. ':woken') == '1' then
+    redis.call('SET', index .. ':woken', '0', 'EX', """ + str(WOKEN_TTL_S) + """)
+    woken, wake_at = 1, now
+  end
+end
+local at = 19
 for _ = 1, tonumber(ARGV[14]) do
   if redis.call('SADD', KEYS[5], 'transcript:' .. ARGV[at]) == 1 then
     redis.call('RPUSH', KEYS[4], ARGV[at + 1])
@@ -92,7 +121,7 @@ for _ = 1, tonumber(ARGV[17]) do
   redis.call('HINCRBYFLOAT', KEYS[tonumber(ARGV[at])], ARGV[at + 1], ARGV[at + 2])
   at = at + 3
 end
-if ARGV[6] ~= '' then redis.call('ZADD', KEYS[6], ARGV[6], id) else redis.call('ZREM', KEYS[6], id) end
+if wake_at ~= '' then redis.call('ZADD', KEYS[6], wake_at, id) else redis.call('ZREM', KEYS[6], id) end
 if state == 'handed_off' then
   if redis.call('ZADD', KEYS[7], 'NX', now, id) == 1 then
     -- Announce the new handoff on the agents' stream (read by /v1/agent/handoffs/stream).
@@ -110,10 +139,10 @@ local waiting = takes_turns[state] and redis.call('LLEN', KEYS[3]) > 0
 if waiting then redis.call('ZADD', KEYS[8], 'NX', now, id) else redis.call('ZREM', KEYS[8], id) end
 if ARGV[12] == '1' and not (waiting and ARGV[13] == '1') then
   redis.call('DEL', KEYS[2])
-  return {1, waiting and 1 or 0}
+  return {1, waiting and 1 or 0, woken}
 end
 redis.call('PEXPIRE', KEYS[2], ARGV[8])
-local result = {1, waiting and 1 or 0}
+local result = {1, waiting and 1 or 0, woken}
 if waiting and ARGV[12] == '1' then
   for _, entry in ipairs(redis.call('LRANGE', KEYS[3], 0, -1)) do table.insert(result, entry) end
 end

@@ -96,14 +96,14 @@ class RedisUnitOfWork:
         reply = cast(list[bytes], self._take(
             keys=[keys.lease, keys.record, keys.mailbox],
             args=[token, int(self.lease_ttl_s * 1000), purpose.value,
-                  -1 if poll_id is None else poll_id]))
+                  -1 if poll_id is None else poll_id, self.keys.prefix]))
         outcome = Taken(reply[0].decode())
         if outcome is not Taken.TAKEN:
             return outcome, None
         self.leases.hold(keys.lease, token)
         conversation = Conversation.from_dict(json.loads(reply[1]))
-        mailbox = [CustomerMessage.from_dict(json.loads(entry)) for entry in reply[2:]]
-        return outcome, Work(conversation, token, mailbox)
+        mailbox = [CustomerMessage.from_dict(json.loads(entry)) for entry in reply[3:]]
+        return outcome, Work(conversation, token, mailbox, woken=reply[2] == b"1")
 
     def commit(self, work: Work, *, release: bool, keep_if_waiting: bool = False,
                wake_at: float | None = None, now: float) -> Committed:
@@ -122,7 +122,7 @@ class RedisUnitOfWork:
                 int(self.lease_ttl_s * 1000), self.keys.prefix, conversation.state.value,
                 conversation.handoff_reason or "", int(release), int(keep_if_waiting),
                 len(work.transcript), len(work.attributes), len(work.notes),
-                len(metric_args) // 3]
+                len(metric_args) // 3, conversation.run_id or ""]
             for message in work.transcript:
                 args += [message.id, dump(message.to_dict())]
             for name, value in work.attributes.items():
@@ -143,12 +143,12 @@ class RedisUnitOfWork:
             what = "lease lost" if reply[0] == -1 else "version moved"
             raise StaleWrite(f"conversation {conversation.id}: {what}")
         work.metrics.take()
-        handed_back = [CustomerMessage.from_dict(json.loads(entry)) for entry in reply[2:]]
+        handed_back = [CustomerMessage.from_dict(json.loads(entry)) for entry in reply[3:]]
         if release and not handed_back:
             work.held = False
             self.leases.drop(keys.lease)
         work.written(handed_back)
-        return Committed(waiting=bool(reply[1]), handed_back=handed_back)
+        return Committed(waiting=bool(reply[1]), handed_back=handed_back, woken=bool(reply[2]))
 
     def release(self, work: Work) -> None:
         """Let go of the lease (if still ours), writing the buffered metrics."""

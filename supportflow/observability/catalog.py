@@ -46,6 +46,8 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("supportflow_step_errors", Kind.COUNTER,
            "Steps that failed for a reason other than the assistant's (a bug, bad data).",
            ("state",)),
+    Metric("supportflow_runs_ended", Kind.COUNTER, "Runs found ended, by what led to the "
+           "check: an OpenAI webhook or a planned poll.", ("via",)),
     Metric("supportflow_openai_events", Kind.COUNTER,
            "Verified OpenAI webhook events by what became of them.", ("outcome",)),
     Metric("supportflow_openai_events_refused", Kind.COUNTER,

@@ -56,6 +56,9 @@ class OpsView:
             "handoffs": _total(values("supportflow_handoffs")),
             "runs": _by_label(values("supportflow_runs"), 1),
             "assistant_errors": _by_label(values("supportflow_assistant_errors"), 0),
+            "runs_ended": _by_label(values("supportflow_runs_ended"), 0),
+            "openai_events": _by_label(values("supportflow_openai_events"), 0),
+            "openai_events_refused": _by_label(values("supportflow_openai_events_refused"), 0),
         }
 
     def timeseries(self, minutes: float) -> list[dict[str, Any]]:

@@ -162,7 +162,8 @@ class TurnEngine:
         self._after_commit(work)
         if wakeup is not None:
             if wakeup.poll:
-                self.queue.poll(conversation.id, conversation.poll_id, wakeup.delay_s)
+                delay = 0.0 if committed.woken else wakeup.delay_s
+                self.queue.poll(conversation.id, conversation.poll_id, delay)
             else:
                 self.queue.drain(conversation.id, wakeup.delay_s)
         elif committed.waiting and not committed.handed_back:

@@ -112,6 +112,7 @@ class Steps:
             return self._run_pending(work, flow, status)
         if status.state is RunState.REQUIRES_ACTION:
             return self._answer_tool_calls(work, flow, status)
+        work.metrics.inc("supportflow_runs_ended", via="webhook" if work.woken else "poll")
         if status.state is RunState.COMPLETED and status.reply:
             conversation.reply = status.reply
             cause = "tool" if conversation.handoff_reason is not None else "marker"

@@ -103,6 +103,8 @@ class Work:
     events: list[ConversationEvent] = field(default_factory=list)
     wakeup: Wakeup | None = None
     held: bool = True
+    # An OpenAI event announced the end of the run this poll checks (the turn ends by webhook).
+    woken: bool = False
     # Turn, state and poll id as last committed (faults are counted against them).
     committed: tuple[int, State, int] = (0, State.ASK, 0)
 
@@ -149,6 +151,9 @@ class Committed:
     waiting: bool
     # When the holder asked to keep going: the messages it now holds (the lease kept).
     handed_back: list[CustomerMessage] = field(default_factory=list)
+    # An OpenAI event announced the end of the run while the holder was busy: the planned
+    # poll is due now.
+    woken: bool = False
 
 
 class UnitOfWork(Protocol):

@@ -1,0 +1,127 @@
+"""An OpenAI event wakes the conversation waiting on its response, on a real Redis: whatever
+the timing (the worker busy with the run, or the event ahead of the run's commit), the check
+runs at once, once, through the same step a poll runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from supportflow.bootstrap import Services, bootstrap
+from supportflow.domain.model import State
+from supportflow.services.intake import Contact
+from supportflow.services.openai_events import Outcome
+from supportflow.services.ports import RunRequest, RunState, RunStatus
+from supportflow.settings import load_settings
+from tests.conftest import WEBHOOK_POLL_S
+from tests.fakes import Clock, CountingRedis, FakeAssistant, RecordingQueue
+
+
+class RacingAssistant(FakeAssistant):
+    """A fake assistant that lets a test act while a call is under way."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.during: dict[str, Any] = {}
+
+    def start_run(self, thread_id: str, request: RunRequest, *, turn_key: str) -> str:
+        run_id = super().start_run(thread_id, request, turn_key=turn_key)
+        if "start_run" in self.during:
+            self.during.pop("start_run")(run_id)
+        return run_id
+
+    def check_run(self, thread_id: str, run_id: str) -> RunStatus:
+        if "check_run" in self.during:
+            self.during.pop("check_run")(run_id)
+        return super().check_run(thread_id, run_id)
+
+
+@pytest.fixture
+def wired(redis_url: str, flows_dir: Path) -> tuple[Services, CountingRedis, RacingAssistant,
+                                                    RecordingQueue, Clock]:
+    spy = CountingRedis.from_url(redis_url)
+    assistant, queue, clock = RacingAssistant(), RecordingQueue(), Clock()
+    settings = load_settings({"redis_url": redis_url, "flows_dir": flows_dir,
+                              "key_prefix": f"waketest{id(spy)}", "lease_ttl_s": 60.0})
+    services = bootstrap(settings, queue=queue, assistants=assistant, redis_client=spy,
+                         clock=clock)
+    return services, spy, assistant, queue, clock
+
+
+def started(services: Services, flow: str = "responses_webhooks") -> str:
+    conversation, _ = services.intake.start_conversation(Contact(id="waker"), flow)
+    services.intake.receive_message(conversation.id, None, "How long does shipping take?")
+    services.engine.drain(conversation.id)
+    return conversation.id
+
+
+def ended_by(services: Services, via: str) -> float:
+    return services.metrics.counter_values("supportflow_runs_ended").get((via,), 0.0)
+
+
+def event(services: Services, run_id: str, webhook_id: str) -> Outcome:
+    return services.openai_events.receive("default", webhook_id, "response.completed", run_id)
+
+
+def test_an_event_wakes_the_waiting_conversation_in_one_script_and_the_turn_ends_by_webhook(
+        wired: tuple[Services, CountingRedis, RacingAssistant, RecordingQueue, Clock]) -> None:
+    services, spy, assistant, queue, _ = wired
+    conversation_id = started(services)
+    conversation = services.store.get(conversation_id)
+    assert conversation is not None and conversation.run_id is not None
+    planned = queue.polls[-1]
+    assert planned[2] == WEBHOOK_POLL_S  # the check is only the safety net
+    spy.trips()
+    assert event(services, conversation.run_id, "wh_1") is Outcome.WOKE
+    assert spy.trips()[0] == "EVALSHA"  # verify-free part: the wake-up is one script
+    assert queue.polls[-1] == (conversation_id, planned[1], 0.0)
+    before = ended_by(services, "webhook")
+    assistant.statuses = [RunStatus(RunState.COMPLETED, reply="We ship within 2 days.")]
+    services.engine.poll(conversation_id, planned[1])
+    done = services.store.get(conversation_id)
+    assert done is not None and done.state is State.WAIT_FOR_USER
+    assert ended_by(services, "webhook") == before + 1
+    assert assistant.calls.count("check_run") == 1
+    # The planned poll finds nothing to do; a late copy (another webhook-id) wakes nothing.
+    services.engine.poll(conversation_id, planned[1])
+    assert event(services, conversation.run_id, "wh_2") is Outcome.UNKNOWN
+    assert event(services, conversation.run_id, "wh_2") is Outcome.REPLAYED
+    assert assistant.calls.count("check_run") == 1
+    assert not services.store.redis.exists(f"{services.settings.key_prefix}:response:"
+                                           f"{conversation.run_id}")
+
+
+def test_an_event_while_the_worker_checks_the_run_moves_its_next_poll_to_now(
+        wired: tuple[Services, CountingRedis, RacingAssistant, RecordingQueue, Clock]) -> None:
+    services, _, assistant, queue, _ = wired
+    conversation_id = started(services)
+    _, poll_id, _ = queue.polls[-1]
+    woke: list[Outcome] = []
+    # The run ends just after the check saw it pending; the event's own poll finds the
+    # conversation busy (and is dropped), so the holder's commit must act on it.
+    assistant.during["check_run"] = lambda run_id: woke.append(event(services, run_id, "wh_b"))
+    services.engine.poll(conversation_id, poll_id)
+    assert woke == [Outcome.WOKE] and queue.polls[-2] == (conversation_id, poll_id, 0.0)
+    services.engine.poll(conversation_id, poll_id)  # the event's poll: stale now
+    assert queue.polls[-1] == (conversation_id, poll_id + 1, 0.0)
+    assert assistant.calls.count("check_run") == 1
+
+
+def test_an_event_ahead_of_the_runs_commit_makes_the_first_check_immediate(
+        wired: tuple[Services, CountingRedis, RacingAssistant, RecordingQueue, Clock]) -> None:
+    services, _, assistant, queue, clock = wired
+    outcomes: list[Outcome] = []
+    assistant.during["start_run"] = lambda run_id: outcomes.append(event(services, run_id, "wh_e"))
+    conversation_id = started(services)
+    assert outcomes == [Outcome.UNKNOWN]
+    assert queue.polls[-1][0] == conversation_id and queue.polls[-1][2] == 0.0
+    score = services.store.redis.zscore(f"{services.settings.key_prefix}:wakeups",
+                                        conversation_id)
+    assert score == pytest.approx(clock.now)
+    # Once acted on, the mark does not speed up later polls (a retry keeps its backoff).
+    assistant.statuses = [RunStatus(RunState.PENDING)]
+    services.engine.poll(conversation_id, queue.polls[-1][1])
+    assert queue.polls[-1][2] == WEBHOOK_POLL_S
