@@ -13,7 +13,7 @@ import queue
 import random
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -33,6 +33,7 @@ EVENT_TYPES = {
     "incomplete": "response.incomplete",
 }
 SENDER_THREADS = 4
+LOG_SIZE = 1000
 # Seconds before each new attempt at a delivery that got no 2xx answer.
 RETRY_DELAYS_S = (1.0, 2.0, 4.0)
 
@@ -81,6 +82,8 @@ class WebhookSender:
         self.rng = rng or random.Random()
         self.retry_delays_s = retry_delays_s
         self.counts: Counter[str] = Counter()
+        # The latest events, in the order the responses ended (webhook_id None: dropped).
+        self.log: deque[dict[str, str | None]] = deque(maxlen=LOG_SIZE)
         self._lock = threading.Lock()
         self._ready: queue.Queue[Delivery | None] = queue.Queue()
         self._threads = [threading.Thread(target=self._work, name=f"sandbox-webhooks-{n}",
@@ -94,23 +97,29 @@ class WebhookSender:
         event_type = EVENT_TYPES.get(status)
         if target is None or event_type is None:
             return
-        body = json.dumps(event_object(new_id("evt"), event_type, response_id, finished_at))
-        self._count("webhook_events")
-        if self.rng.random() < target.drop_rate:
-            self._count("webhooks_dropped")
+        event = event_object(new_id("evt"), event_type, response_id, finished_at)
+        body = json.dumps(event)
+        dropped = self.rng.random() < target.drop_rate
+        webhook_id = None if dropped else new_id("wh")
+        with self._lock:
+            self.counts["webhook_events"] += 1
+            self.counts["webhooks_dropped"] += dropped
+            self.log.append({"event": event["id"], "type": event_type, "response": response_id,
+                             "webhook_id": webhook_id})
+        if webhook_id is None:
             return
-        webhook_id = new_id("wh")
         for _ in range(1 + target.duplicates):
             delivery = Delivery(webhook_id, target, body.encode())
             delay = target.delay_s + self.rng.uniform(0.0, target.jitter_s)
             self.timer.call_later(delay, partial(self._ready.put, delivery))
 
-    def stats(self) -> dict[str, int]:
-        """Events made, deliveries dropped, sent (2xx), retried and given up."""
+    def stats(self) -> dict[str, Any]:
+        """Events made, deliveries dropped, sent (2xx), retried and given up; the latest events."""
         with self._lock:
-            return {key: self.counts[key] for key in (
+            counts = {key: self.counts[key] for key in (
                 "webhook_events", "webhooks_dropped", "webhooks_sent", "webhooks_retried",
                 "webhooks_failed")}
+            return {**counts, "webhook_log": list(self.log)}
 
     def close(self) -> None:
         """Stop the sender threads and close the HTTP client."""

@@ -16,9 +16,13 @@ import redis
 
 from supportflow.adapters.vault import Vault
 from supportflow.domain.connector import Connector
+from supportflow.domain.flow import Fallback
+from supportflow.sandbox.store import AFTER_TOOLS_REPLY
 from supportflow.webhooks.signing import new_secret
-from tests.conftest import VAULT_KEY, Sandbox, make_app
+from tests.conftest import VAULT_KEY, WEBHOOK_POLL_S, Sandbox, make_app
+from tests.helpers import serving, wait_until
 
+from .chat import Chat
 from .receiver import spec_signature
 
 pytestmark = pytest.mark.slow
@@ -90,8 +94,6 @@ def test_a_replayed_webhook_id_has_no_effect(app: Any) -> None:
 
 def test_a_connectors_rotated_secret_and_the_previous_one_verify_until_the_window_ends(
         app: Any, redis_url: str) -> None:
-    from tests.helpers import wait_until
-
     vault = Vault(redis.Redis.from_url(redis_url), prefix="sf", key=VAULT_KEY)
     name = f"rot-{uuid.uuid4().hex[:6]}"
     vault.set(Connector(name, "sk-test"))
@@ -107,3 +109,85 @@ def test_a_connectors_rotated_secret_and_the_previous_one_verify_until_the_windo
     assert post(client, event("resp_rot"), connector=name, secret=new).status_code == 200
     # The environment's secret is the default connector's only.
     assert post(client, event("resp_rot"), connector=name, secret=SECRET).status_code == 401
+
+
+# ----- whole conversations: the sandbox's signed events reach the app over HTTP -----
+
+
+@pytest.fixture
+def hooked(app: Any, sandbox: Sandbox) -> Iterator[Any]:
+    """The app served on a port, and the sandbox sending it its response events."""
+    with serving(app) as url:
+        sandbox.configure(webhook_url=f"{url}/v1/integrations/openai/default",
+                          webhook_secret=SECRET)
+        yield app
+        sandbox.reset()
+
+
+def counter(app: Any, name: str, label: str) -> float:
+    values = app.extensions["supportflow"].metrics.counter_values(name)
+    return float(values.get((label,), 0.0))
+
+
+def checks_of(app: Any, sandbox: Sandbox, chat: Chat) -> list[float]:
+    """When the sandbox was asked about the conversation's runs (time.time())."""
+    conversation = app.extensions["supportflow"].store.get(chat.id)
+    found: list[float] = sandbox.stats()["check_times_by_thread"].get(conversation.thread_id, [])
+    return found
+
+
+@pytest.mark.parametrize("outcome", [None, "failed", "incomplete"])
+def test_a_finished_response_reaches_the_conversation_by_webhook_with_one_check(
+        hooked: Any, sandbox: Sandbox, outcome: str | None) -> None:
+    chat = Chat(hooked.test_client(), "responses_webhooks")
+    if outcome:
+        sandbox.configure(next_outcome=outcome)
+    by_webhook = counter(hooked, "supportflow_runs_ended", "webhook")
+    said = time.time()
+    chat.say("How long does shipping take?")
+    reply = chat.wait_for_bot_messages(2)[-1]
+    if outcome is None:
+        assert "ship" in reply.lower() and chat.state()["state"] == "wait_for_user"
+    else:
+        assert reply == Fallback().message and chat.state()["state"] == "handed_off"
+        assert chat.state()["failure_reason"]
+    # One check: the read of the finished response, long before the planned poll.
+    [check] = checks_of(hooked, sandbox, chat)
+    assert check - said < WEBHOOK_POLL_S
+    assert counter(hooked, "supportflow_runs_ended", "webhook") == by_webhook + 1
+
+
+def test_a_dropped_webhook_is_covered_by_the_next_poll(hooked: Any, sandbox: Sandbox) -> None:
+    sandbox.configure(webhook_drop_rate=1.0)
+    chat = Chat(hooked.test_client(), "responses_webhooks")
+    by_poll = counter(hooked, "supportflow_runs_ended", "poll")
+    said = time.time()
+    chat.say("How long does shipping take?")
+    assert "ship" in chat.wait_for_bot_messages(2, timeout=WEBHOOK_POLL_S + 10)[-1].lower()
+    [check] = checks_of(hooked, sandbox, chat)
+    assert check - said >= WEBHOOK_POLL_S - 0.1
+    assert counter(hooked, "supportflow_runs_ended", "poll") == by_poll + 1
+
+
+def test_duplicated_reordered_and_late_events_give_one_reply(hooked: Any, sandbox: Sandbox) -> None:
+    client = hooked.test_client()
+    sent = sandbox.stats()["webhooks_sent"]
+    known = {entry["event"] for entry in sandbox.stats()["webhook_log"]}
+    replayed = counter(hooked, "supportflow_openai_events", "replayed")
+    # Two responses (a tool call, then the reply), each event delivered three times with the
+    # same webhook-id, in an order shuffled by up to half a second.
+    sandbox.configure(webhook_duplicates=2, webhook_jitter_s=0.5, next_tool_calls=[
+        {"name": "save_note", "arguments": {"text": "asked about shipping"}}])
+    chat = Chat(client, "responses_webhooks")
+    chat.say("How long does shipping take?")
+    assert chat.wait_for_bot_messages(2)[-1] == AFTER_TOOLS_REPLY
+    wait_until(lambda: sandbox.stats()["webhooks_sent"] >= sent + 6)
+    assert counter(hooked, "supportflow_openai_events", "replayed") == replayed + 4
+    events = [e for e in sandbox.stats()["webhook_log"] if e["event"] not in known]
+    assert len(events) == 2
+    # Late copies under new webhook-ids: the conversation no longer waits on them.
+    for late in events:
+        answer = post(client, event(late["response"]))
+        assert answer.status_code == 200 and answer.get_json()["outcome"] == "unknown"
+    assert len(checks_of(hooked, sandbox, chat)) == 2
+    assert len(chat.bot_texts()) == 2 and chat.state()["state"] == "wait_for_user"
