@@ -132,6 +132,11 @@ def test_the_installed_wheel_serves_the_readme_curl_session_from_an_empty_folder
         assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
         answered, token = run_readme_session(base)
         assert "We ship within 1-2 business days" in answered
+        # The sandbox's response events reached the web app and were verified (2xx answers).
+        sandbox = re.search(r"assistant\s+sandbox at (\S+)/v1", "".join(lines))
+        assert sandbox and f"{base}/v1/integrations/openai/default" in "".join(lines)
+        stats = httpx.get(f"{sandbox.group(1)}/_sandbox/stats", timeout=5).json()
+        assert stats["webhooks_sent"] >= 1 and stats["webhooks_failed"] == 0
         assert (tmp_path / "empty" / "var" / "redis" / "redis.log").is_file()
         # gunicorn's access log and the app's JSON logs are on, and the token is in neither.
         logged = "".join(lines)
