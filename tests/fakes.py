@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +47,9 @@ class FakeAssistant:
     posted: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
     ids: itertools.count[int] = field(default_factory=itertools.count)
+    # Something that happens once while a run is started or checked, given the run id (an
+    # OpenAI event arriving meanwhile, say).
+    during: dict[str, Callable[[str], object]] = field(default_factory=dict)
 
     def _call(self, operation: str) -> None:
         self.calls.append(operation)
@@ -63,10 +66,15 @@ class FakeAssistant:
 
     def start_run(self, thread_id: str, request: RunRequest, *, turn_key: str) -> str:
         self._call("start_run")
-        return f"run-{next(self.ids)}"
+        run_id = f"run-{next(self.ids)}"
+        if "start_run" in self.during:
+            self.during.pop("start_run")(run_id)
+        return run_id
 
     def check_run(self, thread_id: str, run_id: str) -> RunStatus:
         self._call("check_run")
+        if "check_run" in self.during:
+            self.during.pop("check_run")(run_id)
         return self.statuses.pop(0) if self.statuses else RunStatus(RunState.PENDING)
 
     def submit_tool_outputs(self, thread_id: str, run_id: str,

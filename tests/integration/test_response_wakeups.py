@@ -6,48 +6,24 @@ runs at once, once, through the same step a poll runs.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from supportflow.bootstrap import Services, bootstrap
+from supportflow.bootstrap import Services
 from supportflow.domain.model import State
 from supportflow.services.intake import Contact
 from supportflow.services.openai_events import Outcome
-from supportflow.services.ports import RunRequest, RunState, RunStatus
-from supportflow.settings import load_settings
-from tests.conftest import WEBHOOK_POLL_S
+from supportflow.services.ports import RunState, RunStatus
+from tests.conftest import WEBHOOK_POLL_S, wire_fakes
 from tests.fakes import Clock, CountingRedis, FakeAssistant, RecordingQueue
 
 
-class RacingAssistant(FakeAssistant):
-    """A fake assistant that lets a test act while a call is under way."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.during: dict[str, Any] = {}
-
-    def start_run(self, thread_id: str, request: RunRequest, *, turn_key: str) -> str:
-        run_id = super().start_run(thread_id, request, turn_key=turn_key)
-        if "start_run" in self.during:
-            self.during.pop("start_run")(run_id)
-        return run_id
-
-    def check_run(self, thread_id: str, run_id: str) -> RunStatus:
-        if "check_run" in self.during:
-            self.during.pop("check_run")(run_id)
-        return super().check_run(thread_id, run_id)
-
-
 @pytest.fixture
-def wired(redis_url: str, flows_dir: Path) -> tuple[Services, CountingRedis, RacingAssistant,
+def wired(redis_url: str, flows_dir: Path) -> tuple[Services, CountingRedis, FakeAssistant,
                                                     RecordingQueue, Clock]:
     spy = CountingRedis.from_url(redis_url)
-    assistant, queue, clock = RacingAssistant(), RecordingQueue(), Clock()
-    settings = load_settings({"redis_url": redis_url, "flows_dir": flows_dir,
-                              "key_prefix": f"waketest{id(spy)}", "lease_ttl_s": 60.0})
-    services = bootstrap(settings, queue=queue, assistants=assistant, redis_client=spy,
-                         clock=clock)
+    services, assistant, queue, clock = wire_fakes(redis_url, flows_dir, redis_client=spy,
+                                                   lease_ttl_s=60.0)
     return services, spy, assistant, queue, clock
 
 
@@ -67,7 +43,7 @@ def event(services: Services, run_id: str, webhook_id: str) -> Outcome:
 
 
 def test_an_event_wakes_the_waiting_conversation_in_one_script_and_the_turn_ends_by_webhook(
-        wired: tuple[Services, CountingRedis, RacingAssistant, RecordingQueue, Clock]) -> None:
+        wired: tuple[Services, CountingRedis, FakeAssistant, RecordingQueue, Clock]) -> None:
     services, spy, assistant, queue, _ = wired
     conversation_id = started(services)
     conversation = services.store.get(conversation_id)
@@ -95,7 +71,7 @@ def test_an_event_wakes_the_waiting_conversation_in_one_script_and_the_turn_ends
 
 
 def test_an_event_while_the_worker_checks_the_run_moves_its_next_poll_to_now(
-        wired: tuple[Services, CountingRedis, RacingAssistant, RecordingQueue, Clock]) -> None:
+        wired: tuple[Services, CountingRedis, FakeAssistant, RecordingQueue, Clock]) -> None:
     services, _, assistant, queue, _ = wired
     conversation_id = started(services)
     _, poll_id, _ = queue.polls[-1]
@@ -111,7 +87,7 @@ def test_an_event_while_the_worker_checks_the_run_moves_its_next_poll_to_now(
 
 
 def test_an_event_ahead_of_the_runs_commit_makes_the_first_check_immediate(
-        wired: tuple[Services, CountingRedis, RacingAssistant, RecordingQueue, Clock]) -> None:
+        wired: tuple[Services, CountingRedis, FakeAssistant, RecordingQueue, Clock]) -> None:
     services, _, assistant, queue, clock = wired
     outcomes: list[Outcome] = []
     assistant.during["start_run"] = lambda run_id: outcomes.append(event(services, run_id, "wh_e"))
