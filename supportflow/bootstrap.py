@@ -44,7 +44,7 @@ from supportflow.services.intake import Intake
 from supportflow.services.knowledge import KnowledgeBase, KnowledgeSync
 from supportflow.services.openai_events import ResponseEvents
 from supportflow.services.ports import AssistantDirectory, FlowCatalog, TaskQueue
-from supportflow.services.watchdog import Watchdog
+from supportflow.services.scheduler import Scheduler, SchedulerConfig
 from supportflow.settings import Settings, load_settings
 
 
@@ -74,7 +74,7 @@ class Services:
     flows: FlowCatalog
     intake: Intake
     engine: TurnEngine
-    watchdog: Watchdog
+    scheduler: Scheduler
     vault: Vault
     tokens: TokenStore
     agents: AgentDesk
@@ -146,6 +146,13 @@ def celery_queue(settings: Settings) -> TaskQueue:
     return CeleryTaskQueue(create_celery(settings))
 
 
+def scheduler_config(settings: Settings) -> SchedulerConfig:
+    """The scheduler's knobs from the settings."""
+    return SchedulerConfig(grace_s=settings.watchdog_grace_s, batch=settings.dispatch_batch,
+                           queue_limit=settings.dispatch_queue_limit,
+                           interval_s=settings.dispatch_interval_s)
+
+
 def bootstrap(
     settings: Settings | None = None,
     *,
@@ -169,7 +176,7 @@ def bootstrap(
     metrics = base.metrics
     uow = RedisUnitOfWork(client, prefix=prefix, lease_ttl_s=settings.lease_ttl_s,
                           metrics=metrics)
-    intake = Intake(store=store, flows=flows, queue=queue, clock=clock, metrics=metrics)
+    intake = Intake(store=store, flows=flows, clock=clock, metrics=metrics)
     deliveries = Deliveries(
         store=RedisDeliveryStore(client, prefix=prefix), queue=queue, inboxes=base.inboxes,
         transport=HttpTransport(delivery_http or make_client(
@@ -179,7 +186,7 @@ def bootstrap(
         clock=clock, metrics=metrics,
     )
     engine = TurnEngine(
-        uow=uow, flows=flows, assistants=assistants, queue=queue, clock=clock,
+        uow=uow, flows=flows, assistants=assistants, schedule=store, clock=clock,
         config=EngineConfig(retry_base_s=settings.step_retry_base_s,
                             retry_max_s=settings.step_retry_max_s,
                             transient=(redis.ConnectionError, redis.TimeoutError)),
@@ -187,11 +194,11 @@ def bootstrap(
     articles = RedisArticles(client, prefix=prefix)
     return Services(
         settings=settings, store=store, uow=uow, flows=flows, intake=intake, engine=engine,
-        watchdog=Watchdog(index=store, queue=queue, clock=clock,
-                          grace_s=settings.watchdog_grace_s, metrics=metrics),
+        scheduler=Scheduler(schedule=store, queue=queue, clock=clock,
+                            config=scheduler_config(settings)),
         vault=base.vault, tokens=base.tokens,
         agents=AgentDesk(store=store, index=store, uow=uow,
-                         board=RedisAgentBoard(client, prefix=prefix), flows=flows, queue=queue,
+                         board=RedisAgentBoard(client, prefix=prefix), flows=flows,
                          publisher=deliveries, clock=clock, metrics=metrics),
         inboxes=base.inboxes,
         inbound=HelpdeskInbound(intake=intake,

@@ -40,7 +40,12 @@ class Settings:
     # A worker renews the leases it holds every third of this while a step runs; a worker
     # that dies lets go this long after its last renewal (then the watchdog wakes its work).
     lease_ttl_s: float = 6.0
-    watchdog_interval_s: float = 2.0
+    # The scheduler (in every worker) publishes due wake-ups every dispatch_interval_s, at most
+    # dispatch_batch a round, none while the broker's queue holds dispatch_queue_limit tasks;
+    # a conversation it claimed is claimed again after watchdog_grace_s if no worker took it.
+    dispatch_interval_s: float = 0.05
+    dispatch_batch: int = 200
+    dispatch_queue_limit: int = 500
     watchdog_grace_s: float = 5.0
     step_retry_base_s: float = 1.0
     step_retry_max_s: float = 60.0

@@ -131,7 +131,6 @@ def stack_env(redis_url: str, sandbox_url: str, flows_dir: Path) -> dict[str, st
         "SUPPORTFLOW_SANDBOX_URL": sandbox_url,
         "SUPPORTFLOW_FLOWS_DIR": str(flows_dir),
         "SUPPORTFLOW_LEASE_TTL_S": "3",
-        "SUPPORTFLOW_WATCHDOG_INTERVAL_S": "0.5",
         "SUPPORTFLOW_WATCHDOG_GRACE_S": "2",
         "SUPPORTFLOW_HANDOFF_CHECK_INTERVAL_S": "0.5",
         "SUPPORTFLOW_OPS_SAMPLE_INTERVAL_S": "0.5",

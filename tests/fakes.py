@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,27 +15,47 @@ from supportflow.services.ports import RunRequest, RunState, RunStatus
 
 
 class RecordingQueue:
-    """A TaskQueue fake that only records what would have been scheduled."""
+    """A TaskQueue fake that only records what would have been published."""
 
     needs_workers = False
 
     def __init__(self) -> None:
+        # The broker list the scheduler watches (tests push to it to fake a backlog).
+        self.name = f"fake-queue-{uuid.uuid4().hex[:8]}"
         self.drains: list[str] = []
-        self.polls: list[tuple[str, int, float]] = []
+        self.polls: list[tuple[str, int]] = []
+        # The dispatch token of each published task, by conversation (the latest).
+        self.tokens: dict[str, str] = {}
         self.deliveries: list[tuple[str, int, float]] = []
         self.syncs: list[str] = []
 
-    def drain(self, conversation_id: str, delay_s: float = 0.0) -> None:
+    def drain(self, conversation_id: str, token: str = "") -> None:
         self.drains.append(conversation_id)
+        self.tokens[conversation_id] = token
 
-    def poll(self, conversation_id: str, poll_id: int, delay_s: float) -> None:
-        self.polls.append((conversation_id, poll_id, delay_s))
+    def poll(self, conversation_id: str, poll_id: int, token: str = "") -> None:
+        self.polls.append((conversation_id, poll_id))
+        self.tokens[conversation_id] = token
 
     def deliver(self, delivery_id: str, attempt: int, delay_s: float) -> None:
         self.deliveries.append((delivery_id, attempt, delay_s))
 
     def sync_article(self, article_id: str) -> None:
         self.syncs.append(article_id)
+
+
+def scheduled_poll(services: Any, queue: RecordingQueue, clock: Clock,
+                   conversation_id: str) -> tuple[int, str]:
+    """Move the fake clock to the conversation's wake-up and run a scheduler round; the poll id
+    and dispatch token of the task it published (a worker passes both to the engine)."""
+    wake = services.store.wake_of(conversation_id)
+    assert wake is not None, "no wake-up is planned"
+    clock.now = max(clock.now, wake)
+    before = len(queue.polls)
+    services.scheduler.run_once()
+    found = [poll_id for cid, poll_id in queue.polls[before:] if cid == conversation_id]
+    assert len(found) == 1, "the scheduler published no poll of this conversation"
+    return found[0], queue.tokens[conversation_id]
 
 
 @dataclass

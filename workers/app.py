@@ -10,11 +10,9 @@ from supportflow.adapters.celery_queue import (
     HANDOFF_TIMEOUTS_TASK,
     KNOWLEDGE_SWEEP_TASK,
     OPS_SAMPLE_TASK,
-    WATCHDOG_TASK,
+    QUEUE,
 )
 from supportflow.settings import Settings, load_settings
-
-QUEUE = "supportflow"
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -26,10 +24,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        # Countdown tasks are held in memory by the worker; keep that bounded.
+        # Polls are scheduled in Redis (services/scheduler.py), not as countdowns; the few
+        # countdown tasks left (delivery retries) are held in memory: keep that bounded.
         "worker_eta_task_limit": 1000,
-        # Polls are due at sub-second precision (the default is a 1 s timer tick).
-        "worker_timer_precision": 0.1,
         "task_ignore_result": True,
         "result_backend": None,
         "task_default_queue": QUEUE,
@@ -38,7 +35,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_hijack_root_logger": False,
         "broker_transport_options": {"visibility_timeout": 3600},
         "beat_schedule": {
-            "watchdog": {"task": WATCHDOG_TASK, "schedule": settings.watchdog_interval_s},
             "handoff-timeouts": {"task": HANDOFF_TIMEOUTS_TASK,
                                  "schedule": settings.handoff_check_interval_s},
             "ops-sample": {"task": OPS_SAMPLE_TASK, "schedule": settings.ops_sample_interval_s},
@@ -54,9 +50,10 @@ def create_celery(settings: Settings | None = None) -> Celery:
     celery = Celery("supportflow", task_cls="workers.base:SupportFlowTask")
     celery.conf.update(celery_config(settings))
     celery.conf.include = ["workers.tasks"]
-    from .signals import Heartbeat  # also connects JSON logging to Celery's setup_logging
+    from .signals import Dispatching, Heartbeat  # also connects JSON logging to setup_logging
 
     celery.steps["worker"].add(Heartbeat)
+    celery.steps["worker"].add(Dispatching)
     return celery
 
 

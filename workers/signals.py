@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from functools import cache
 from typing import Any
 
@@ -10,10 +12,13 @@ import redis
 from celery import bootsteps
 from celery.signals import setup_logging, worker_ready
 
-from supportflow.bootstrap import Stores, stores
+from supportflow.adapters.celery_queue import CeleryTaskQueue
+from supportflow.adapters.redis_store import RedisConversationStore
+from supportflow.bootstrap import Stores, scheduler_config, stores
 from supportflow.observability.logs import configure_logging
 from supportflow.observability.ops import OpsStore
 from supportflow.runtime.redis_server import check_redis_durability
+from supportflow.services.scheduler import Scheduler
 
 log = logging.getLogger("supportflow.worker")
 HEARTBEAT_S = 5.0
@@ -70,3 +75,33 @@ class Heartbeat(bootsteps.StartStopStep):  # type: ignore[misc]
                 self.ops.forget_worker(worker.hostname)
         except redis.RedisError:
             pass
+
+
+class Dispatching(bootsteps.StartStopStep):  # type: ignore[misc]
+    """Runs the scheduler in the worker's main process: a thread publishes due wake-ups.
+
+    Every worker runs one; claims are atomic, so several never publish a wake-up twice, and
+    no single process is needed for polls to happen.
+    """
+
+    requires = {"celery.worker.components:Timer"}
+
+    def __init__(self, worker: Any, **kwargs: Any) -> None:
+        super().__init__(worker, **kwargs)
+        self.stopped = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def start(self, worker: Any) -> None:
+        base = main_stores()
+        scheduler = Scheduler(
+            schedule=RedisConversationStore(base.redis, prefix=base.settings.key_prefix),
+            queue=CeleryTaskQueue(worker.app), clock=time.time,
+            config=scheduler_config(base.settings))
+        self.thread = threading.Thread(target=scheduler.run, args=(self.stopped,),
+                                       name="scheduler", daemon=True)
+        self.thread.start()
+
+    def stop(self, worker: Any) -> None:
+        self.stopped.set()
+        if self.thread is not None:
+            self.thread.join(timeout=5)

@@ -14,7 +14,6 @@ from supportflow.adapters.celery_queue import (
     KNOWLEDGE_SYNC_TASK,
     OPS_SAMPLE_TASK,
     POLL_TASK,
-    WATCHDOG_TASK,
 )
 from supportflow.services.knowledge import SyncBusy
 from supportflow.services.ports import AssistantError
@@ -23,26 +22,15 @@ from .base import services
 
 
 @shared_task(name=DRAIN_TASK)
-def drain(conversation_id: str) -> None:
-    """Run a conversation's waiting turn."""
-    services().engine.drain(conversation_id)
+def drain(conversation_id: str, dispatch: str = "") -> None:
+    """Run a conversation's waiting turn, or go on with its step."""
+    services().engine.drain(conversation_id, dispatch)
 
 
 @shared_task(name=POLL_TASK)
-def poll(conversation_id: str, poll_id: int) -> None:
+def poll(conversation_id: str, poll_id: int, dispatch: str = "") -> None:
     """Check a conversation's run once."""
-    services().engine.poll(conversation_id, poll_id)
-
-
-@shared_task(name=WATCHDOG_TASK, max_retries=0)
-def watchdog() -> None:
-    """Re-schedule overdue polls and mailboxes that no worker owns."""
-    report = services().watchdog.run()
-    if report.polls or report.drains:
-        logging.getLogger("supportflow.watchdog").warning(
-            "woke %d overdue polls and %d stranded conversations",
-            len(report.polls), len(report.drains),
-        )
+    services().engine.poll(conversation_id, poll_id, dispatch)
 
 
 @shared_task(name=HANDOFF_TIMEOUTS_TASK, max_retries=0)

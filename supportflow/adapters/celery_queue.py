@@ -7,11 +7,12 @@ from typing import Any, Protocol
 DRAIN_TASK = "supportflow.drain"
 POLL_TASK = "supportflow.poll"
 DELIVER_TASK = "supportflow.deliver"
-WATCHDOG_TASK = "supportflow.watchdog"
 HANDOFF_TIMEOUTS_TASK = "supportflow.handoff_timeouts"
 OPS_SAMPLE_TASK = "supportflow.ops_sample"
 KNOWLEDGE_SYNC_TASK = "supportflow.knowledge_sync"
 KNOWLEDGE_SWEEP_TASK = "supportflow.knowledge_sweep"
+# The broker queue every task goes to (workers/app.py task_default_queue).
+QUEUE = "supportflow"
 
 
 class TaskSender(Protocol):
@@ -19,23 +20,22 @@ class TaskSender(Protocol):
 
 
 class CeleryTaskQueue:
-    """Schedules the worker's next look at a conversation, and delivery attempts, as tasks."""
+    """Publishes the scheduler's wake-ups, delivery attempts and knowledge syncs as tasks."""
 
     # Someone must run these tasks: readiness wants a worker seen recently.
     needs_workers = True
 
-    def __init__(self, sender: TaskSender) -> None:
+    def __init__(self, sender: TaskSender, name: str = QUEUE) -> None:
         self.sender = sender
+        self.name = name
 
-    def drain(self, conversation_id: str, delay_s: float = 0.0) -> None:
-        """Take the conversation's waiting turn (or retry its step) after `delay_s`."""
-        self.sender.send_task(DRAIN_TASK, args=[conversation_id], countdown=delay_s or None)
+    def drain(self, conversation_id: str, token: str = "") -> None:
+        """Take the conversation's waiting turn, or go on with its step."""
+        self.sender.send_task(DRAIN_TASK, args=[conversation_id, token])
 
-    def poll(self, conversation_id: str, poll_id: int, delay_s: float) -> None:
-        """Check the conversation's run after `delay_s`."""
-        self.sender.send_task(
-            POLL_TASK, args=[conversation_id, poll_id], countdown=max(delay_s, 0.0) or None
-        )
+    def poll(self, conversation_id: str, poll_id: int, token: str = "") -> None:
+        """Check the conversation's run."""
+        self.sender.send_task(POLL_TASK, args=[conversation_id, poll_id, token])
 
     def deliver(self, delivery_id: str, attempt: int, delay_s: float) -> None:
         """Make one attempt at an outbound delivery after `delay_s`."""

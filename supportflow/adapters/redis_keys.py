@@ -61,8 +61,14 @@ class ConversationKeys:
         return self.key("wakeups")
 
     @property
-    def mailboxes(self) -> str:
-        return self.key("mailboxes")
+    def queued(self) -> str:
+        """Conversation -> dispatch token of the task the scheduler published for it."""
+        return self.key("queued")
+
+    @property
+    def dispatched(self) -> str:
+        """The scheduler's counters (a metric's hash: supportflow_dispatched by kind)."""
+        return self.key("metrics", "supportflow_dispatched")
 
     @property
     def handoffs(self) -> str:

@@ -12,10 +12,12 @@ def _lua_set(name: str, states: frozenset[str]) -> str:
 _STATES = _lua_set("takes_turns", frozenset(TAKES_TURNS)) + _lua_set("working",
                                                                     frozenset(WORKING_STATES))
 
-# KEYS: record, ids, mailbox, transcript, mailboxes index
+# KEYS: record, ids, mailbox, transcript, wakeups
 # ARGV: message id, mailbox entry, transcript entry, now, conversation id
 # Returns 1 accepted, 0 duplicate, -1 unknown conversation. While an agent has the
 # conversation (or it is closed) the message only joins the transcript: the bot stays silent.
+# A conversation waiting for the customer gets a wake-up now unless one is pending, so the
+# scheduler hands it to a worker: accepting a message publishes nothing.
 ACCEPT_MESSAGE = _STATES + """
 local raw = redis.call('GET', KEYS[1])
 if not raw then return -1 end
@@ -38,23 +40,37 @@ local function response_key(prefix, run) return prefix .. ':response:' .. run en
 RESPONSE_INDEX_TTL_S = 7200  # longer than any run's deadline (at most 3600 s)
 WOKEN_TTL_S = 600  # how long an event's mark waits for a commit of its response
 
-# KEYS: lease, record, mailbox
-# ARGV: lease token, lease ttl ms, purpose (drain | poll | any), poll id, key prefix
+# KEYS: lease, record, mailbox, queued (the scheduler's marks), wakeups
+# ARGV: lease token, lease ttl ms, purpose (drain | poll | any), poll id, key prefix,
+#       conversation id, the task's dispatch token or ''
 # Returns {'taken', record, woken, mailbox entries...} or {'busy' | 'missing' | 'stale' |
 # 'idle'}: a task that finds nothing to do takes nothing, so it costs this one round trip.
-# `woken` is '1' when an OpenAI event announced the end of the run being polled.
+# `woken` is '1' when an OpenAI event announced the end of the run being polled. A task the
+# scheduler published clears its mark, whatever it finds: it came out of the broker.
 TAKE = _STATES + _RESPONSE_KEYS + """
+local id = ARGV[6]
+if ARGV[7] ~= '' and redis.call('HGET', KEYS[4], id) == ARGV[7] then redis.call('HDEL', KEYS[4], id) end
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'busy'} end
 local raw = redis.call('GET', KEYS[2])
-if not raw then return {'missing'} end
+if not raw then
+  redis.call('ZREM', KEYS[5], id)
+  return {'missing'}
+end
 local record = cjson.decode(raw)
 local state, purpose = record['state'], ARGV[3]
 if purpose == 'poll' then
   if state ~= 'poll' or tonumber(record['poll_id']) ~= tonumber(ARGV[4]) then return {'stale'} end
 elseif purpose == 'drain' then
+  local idle = false
   if takes_turns[state] then
-    if redis.call('LLEN', KEYS[3]) == 0 then return {'idle'} end
+    idle = redis.call('LLEN', KEYS[3]) == 0
   elseif not working[state] then
+    idle = true
+  end
+  if idle then
+    -- Nothing to do: a wake-up left on a conversation that waits for the customer or an agent
+    -- goes (one waiting on a run keeps its poll).
+    if state ~= 'poll' then redis.call('ZREM', KEYS[5], id) end
     return {'idle'}
   end
 end
@@ -71,8 +87,8 @@ end
 return taken
 """
 
-# KEYS: record, lease, mailbox, transcript, ids, wakeups, handoffs, mailboxes, attributes,
-#       notes, handoffs log, then the keys of the metric entries
+# KEYS: record, lease, mailbox, transcript, ids, wakeups, handoffs, attributes, notes,
+#       handoffs log, then the keys of the metric entries
 # ARGV: 1 lease token, 2 expected version, 3 new record, 4 consumed, 5 conversation id,
 #       6 wake_at or '', 7 now, 8 lease ttl ms, 9 key prefix, 10 new state, 11 handoff reason,
 #       12 release (1/0), 13 keep if waiting (1/0), 14-17 how many transcript messages,
@@ -82,6 +98,8 @@ return taken
 # Returns {1, waiting, woken, handed-back entries...}, {-1} lease lost, {-2} version moved.
 # The response index follows the record's run id. A poll planned for a run whose end an
 # OpenAI event announced meanwhile (the holder was busy) is moved to now: woken 1, once.
+# The wake-up written here is the schedule (scheduler.py publishes what is due): the next
+# poll or retry, now for a step under way, now for customer messages waiting, else none.
 COMMIT = _STATES + _RESPONSE_KEYS + """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return {-1} end
 local current = cjson.decode(redis.call('GET', KEYS[1]))
@@ -110,22 +128,21 @@ for _ = 1, tonumber(ARGV[14]) do
   at = at + 2
 end
 for _ = 1, tonumber(ARGV[15]) do
-  redis.call('HSET', KEYS[9], ARGV[at], ARGV[at + 1])
+  redis.call('HSET', KEYS[8], ARGV[at], ARGV[at + 1])
   at = at + 2
 end
 for _ = 1, tonumber(ARGV[16]) do
-  redis.call('HSETNX', KEYS[10], ARGV[at], ARGV[at + 1])
+  redis.call('HSETNX', KEYS[9], ARGV[at], ARGV[at + 1])
   at = at + 2
 end
 for _ = 1, tonumber(ARGV[17]) do
   redis.call('HINCRBYFLOAT', KEYS[tonumber(ARGV[at])], ARGV[at + 1], ARGV[at + 2])
   at = at + 3
 end
-if wake_at ~= '' then redis.call('ZADD', KEYS[6], wake_at, id) else redis.call('ZREM', KEYS[6], id) end
 if state == 'handed_off' then
   if redis.call('ZADD', KEYS[7], 'NX', now, id) == 1 then
     -- Announce the new handoff on the agents' stream (read by /v1/agent/handoffs/stream).
-    redis.call('XADD', KEYS[11], 'MAXLEN', '~', '10000', '*',
+    redis.call('XADD', KEYS[10], 'MAXLEN', '~', '10000', '*',
                'conversation', id, 'reason', ARGV[11], 'at', now)
   end
 else
@@ -136,7 +153,13 @@ if current['state'] ~= state then
   redis.call('SADD', ARGV[9] .. ':state:' .. state, id)
 end
 local waiting = takes_turns[state] and redis.call('LLEN', KEYS[3]) > 0
-if waiting then redis.call('ZADD', KEYS[8], 'NX', now, id) else redis.call('ZREM', KEYS[8], id) end
+if wake_at ~= '' then
+  redis.call('ZADD', KEYS[6], wake_at, id)
+elseif waiting then
+  redis.call('ZADD', KEYS[6], now, id)
+else
+  redis.call('ZREM', KEYS[6], id)
+end
 if ARGV[12] == '1' and not (waiting and ARGV[13] == '1') then
   redis.call('DEL', KEYS[2])
   return {1, waiting and 1 or 0, woken}
@@ -175,38 +198,70 @@ end
 return kept
 """
 
-# KEYS: wakeups, mailboxes (both by due time)
-# ARGV: now, grace s, most to wake per index, key prefix
-# A conversation gets its score set to now as it is woken, so it is woken at most once per
-# grace period however late it is; one held by a worker is skipped (its holder commits a new
-# wake-up, or its lease runs out and a later round wakes it). At most 4 x limit are looked at.
-# Returns {id, state, poll id} of each to wake (state 'mailbox' for waiting messages).
-WAKE_OVERDUE = """
-local now, limit, prefix = tonumber(ARGV[1]), tonumber(ARGV[3]), ARGV[4]
-local due = now - tonumber(ARGV[2])
-local wake, seen = {}, {}
-for index = 1, 2 do
-  local woken = 0
-  for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[index], '-inf', due, 'LIMIT', 0, 4 * limit)) do
-    if woken >= limit then break end
-    local conv = prefix .. ':conv:' .. id
-    if not seen[id] and redis.call('EXISTS', conv .. ':lease') == 0 then
-      seen[id] = true
-      local raw = redis.call('GET', conv)
-      if not raw then
-        redis.call('ZREM', KEYS[index], id)
-      else
-        redis.call('ZADD', KEYS[index], 'XX', now, id)
-        woken = woken + 1
-        if index == 1 then
-          local record = cjson.decode(raw)
-          table.insert(wake, {id, record['state'], tostring(record['poll_id'])})
-        else
-          table.insert(wake, {id, 'mailbox', '0'})
-        end
-      end
+# KEYS: wakeups, queued (conversation -> dispatch token of the task waiting in the broker),
+#       the Celery queue's list, the dispatch counter's hash
+# ARGV: now, grace s, most to look at, queue bound, key prefix, lost after s
+# The scheduler's one round trip (services/scheduler.py). Back-pressure first: while the
+# broker's queue holds `bound` tasks or more, nothing is claimed, so the queue stays short and
+# the backlog waits here, in due order. Then each due conversation (at most `limit` looked at):
+# - gone: its wake-up goes;
+# - held by a worker: left alone until its lease would run out (its holder commits a new
+#   wake-up first; if it died, the lease runs out and it is claimed then);
+# - its task still waits in the broker (a mark younger than `lost after`, or younger than
+#   the grace period while the queue is empty): a backlog, not lost work; looked at again a
+#   grace period from now;
+# - else claimed: marked queued, due again a grace period from now (so a task that never
+#   runs brings it back, at most once per grace period), and returned to be published.
+# Returns {queue depth, {kind, id, poll id, token}...} with kind 'poll' or 'drain'.
+CLAIM_DUE = _STATES + """
+local now, grace, limit, bound = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local prefix, lost_after = ARGV[5], tonumber(ARGV[6])
+local depth = redis.call('LLEN', KEYS[3])
+local result = {depth}
+if depth >= bound then return result end
+local room = bound - depth
+local later = tostring(now + grace)
+local token = ARGV[1]
+local claimed, requeued = {poll = 0, drain = 0}, 0
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)) do
+  if room <= 0 then break end
+  local conv = prefix .. ':conv:' .. id
+  local raw = redis.call('GET', conv)
+  local mark = redis.call('HGET', KEYS[2], id)
+  local age = mark and (now - tonumber(mark)) or nil
+  if not raw then
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('HDEL', KEYS[2], id)
+  elseif redis.call('PTTL', conv .. ':lease') > 0 then
+    -- Looked at again when the lease would run out, unless its holder commits first.
+    local held = now + redis.call('PTTL', conv .. ':lease') / 1000
+    redis.call('ZADD', KEYS[1], 'XX', tostring(held), id)
+  elseif age and age < lost_after and (depth > 0 or age < grace) then
+    redis.call('ZADD', KEYS[1], 'XX', later, id)
+  else
+    local record = cjson.decode(raw)
+    local state, kind = record['state'], nil
+    if state == 'poll' then
+      kind = 'poll'
+    elseif working[state] or (takes_turns[state] and redis.call('LLEN', conv .. ':mailbox') > 0) then
+      kind = 'drain'
+    end
+    if kind then
+      if age then requeued = requeued + 1 end
+      redis.call('HSET', KEYS[2], id, token)
+      redis.call('ZADD', KEYS[1], 'XX', later, id)
+      table.insert(result, {kind, id, tostring(record['poll_id']), token})
+      claimed[kind] = claimed[kind] + 1
+      room = room - 1
+    else
+      redis.call('ZREM', KEYS[1], id)
+      redis.call('HDEL', KEYS[2], id)
     end
   end
 end
-return wake
+for kind, count in pairs(claimed) do
+  if count > 0 then redis.call('HINCRBYFLOAT', KEYS[4], kind, count) end
+end
+if requeued > 0 then redis.call('HINCRBYFLOAT', KEYS[4], 'requeued', requeued) end
+return result
 """

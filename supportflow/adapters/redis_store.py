@@ -7,7 +7,7 @@ Changes inside a turn go through the unit of work (redis_uow.py), on the same ke
 from __future__ import annotations
 
 import json
-from typing import cast
+from typing import Any, cast
 
 import redis
 
@@ -18,21 +18,25 @@ from supportflow.domain.model import (
     State,
     TranscriptMessage,
 )
-from supportflow.services.ports import Overdue
+from supportflow.services.ports import Claimed, Due
 
 from . import redis_scripts
 from .redis_keys import ConversationKeys, dump
 
+# A task the scheduler published and no worker took for this long is lost (a worker died
+# holding it); sooner, once the broker's queue is empty (services/scheduler.py).
+LOST_AFTER_S = 60.0
+
 
 class RedisConversationStore:
-    """Implements the Conversations, OpsIndex and WakeupIndex ports."""
+    """Implements the Conversations, OpsIndex and Schedule ports."""
 
     def __init__(self, client: redis.Redis, *, prefix: str = "sf") -> None:
         self.redis = client
         self.keys = ConversationKeys(prefix)
         self.prefix = prefix
         self._accept = client.register_script(redis_scripts.ACCEPT_MESSAGE)
-        self._wake_overdue = client.register_script(redis_scripts.WAKE_OVERDUE)
+        self._claim_due = client.register_script(redis_scripts.CLAIM_DUE)
 
     def key(self, *parts: str) -> str:
         return self.keys.key(*parts)
@@ -61,7 +65,7 @@ class RedisConversationStore:
             id=message.id, author=Author.CUSTOMER, text=message.text, at=message.received_at
         )
         result = self._accept(
-            keys=[keys.record, keys.ids, keys.mailbox, keys.transcript, self.keys.mailboxes],
+            keys=[keys.record, keys.ids, keys.mailbox, keys.transcript, self.keys.wakeups],
             args=[message.id, json.dumps(message.to_dict()), json.dumps(entry.to_dict()),
                   message.received_at, conversation_id],
         )
@@ -129,14 +133,26 @@ class RedisConversationStore:
         """Conversations a worker should have looked at more than grace_s ago."""
         return int(self.redis.zcount(self.keys.wakeups, "-inf", now - grace_s))
 
-    # ----- WakeupIndex -----
+    # ----- Schedule -----
 
-    def wake_overdue(self, now: float, grace_s: float, limit: int) -> list[Overdue]:
-        """Overdue conversations nobody holds, each at most once per grace period (one trip)."""
-        raw = cast(list[list[bytes]], self._wake_overdue(
-            keys=[self.keys.wakeups, self.keys.mailboxes],
-            args=[repr(now), grace_s, limit, self.prefix]))
-        return [Overdue(cid.decode(), state.decode(), int(poll_id)) for cid, state, poll_id in raw]
+    def claim_due(self, now: float, grace_s: float, limit: int, bound: int,
+                  queue: str) -> Claimed:
+        """Claim due conversations for tasks, unless `queue` holds `bound` tasks (one trip)."""
+        raw = cast(list[Any], self._claim_due(
+            keys=[self.keys.wakeups, self.keys.queued, queue, self.keys.dispatched],
+            args=[repr(now), grace_s, limit, bound, self.prefix, LOST_AFTER_S]))
+        due = [Due(kind.decode(), cid.decode(), int(poll_id), token.decode())
+               for kind, cid, poll_id, token in raw[1:]]
+        return Claimed(depth=int(raw[0]), due=due)
+
+    def wake_at(self, conversation_id: str, at: float) -> None:
+        """Have the scheduler wake the conversation at `at` (a retry after a failed step)."""
+        self.redis.zadd(self.keys.wakeups, {conversation_id: at})
+
+    def wake_of(self, conversation_id: str) -> float | None:
+        """When the conversation is due next; None when nothing is planned."""
+        score = self.redis.zscore(self.keys.wakeups, conversation_id)
+        return None if score is None else float(score)
 
     def ping(self) -> bool:
         return bool(self.redis.ping())

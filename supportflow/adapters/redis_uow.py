@@ -89,14 +89,15 @@ class RedisUnitOfWork:
         self._release = client.register_script(redis_scripts.RELEASE)
 
     def take(self, conversation_id: str, purpose: Purpose = Purpose.DRAIN,
-             poll_id: int | None = None) -> tuple[Taken, Work | None]:
+             poll_id: int | None = None, dispatch: str = "") -> tuple[Taken, Work | None]:
         """Lease, record and waiting messages in one round trip (nothing when there is no work)."""
         keys = self.keys.of(conversation_id)
         token = secrets.token_hex(8)
         reply = cast(list[bytes], self._take(
-            keys=[keys.lease, keys.record, keys.mailbox],
+            keys=[keys.lease, keys.record, keys.mailbox, self.keys.queued, self.keys.wakeups],
             args=[token, int(self.lease_ttl_s * 1000), purpose.value,
-                  -1 if poll_id is None else poll_id, self.keys.prefix]))
+                  -1 if poll_id is None else poll_id, self.keys.prefix, conversation_id,
+                  dispatch]))
         outcome = Taken(reply[0].decode())
         if outcome is not Taken.TAKEN:
             return outcome, None
@@ -114,7 +115,7 @@ class RedisUnitOfWork:
         conversation.version = expected + 1
         conversation.wake_at = wake_at
         try:
-            metric_keys, metric_args = self._metric_ops(work.metrics.entries, first_key=12)
+            metric_keys, metric_args = self._metric_ops(work.metrics.entries, first_key=11)
             record = dump(conversation.to_dict())
             args: list[Any] = [
                 work.lease, expected, record, work.consumed, conversation.id,
@@ -131,7 +132,7 @@ class RedisUnitOfWork:
                 args += [note.id, dump({"id": note.id, "text": note.text, "at": note.at})]
             reply = cast(list[Any], self._commit(
                 keys=[keys.record, keys.lease, keys.mailbox, keys.transcript, keys.ids,
-                      self.keys.wakeups, self.keys.handoffs, self.keys.mailboxes,
+                      self.keys.wakeups, self.keys.handoffs,
                       self.keys.attributes(conversation.contact_id), keys.notes,
                       self.keys.handoffs_log, *metric_keys],
                 args=[*args, *metric_args]))

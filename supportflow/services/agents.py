@@ -23,7 +23,6 @@ from .ports import (
     Metrics,
     NullMetrics,
     OpsIndex,
-    TaskQueue,
 )
 from .steps import conversation_event
 from .unit_of_work import Purpose, StaleWrite, Taken, UnitOfWork, Work
@@ -77,7 +76,7 @@ class AgentDesk:
     """Agents' changes go through the FSM on the unit of work (lease, version check)."""
 
     def __init__(self, *, store: Conversations, index: OpsIndex, uow: UnitOfWork,
-                 board: AgentBoard, flows: FlowCatalog, queue: TaskQueue,
+                 board: AgentBoard, flows: FlowCatalog,
                  publisher: EventPublisher, clock: Callable[[], float],
                  lease_wait_s: float = 3.0, metrics: Metrics | None = None) -> None:
         self.metrics = metrics or NullMetrics()
@@ -86,7 +85,6 @@ class AgentDesk:
         self.uow = uow
         self.board = board
         self.flows = flows
-        self.tasks = queue
         self.publisher = publisher
         self.clock = clock
         self.lease_wait_s = lease_wait_s
@@ -264,15 +262,13 @@ class AgentDesk:
                 self.uow.release(work)
 
     def _commit(self, work: Work) -> None:
-        """Write and let go; customer messages waiting for the bot get a worker."""
+        """Write and let go; customer messages waiting for the bot get a wake-up (the commit)."""
         now = self.clock()
         work.conversation.updated_at = now
-        committed = self.uow.commit(work, release=True, wake_at=None, now=now)
+        self.uow.commit(work, release=True, wake_at=None, now=now)
         if work.events:
             events, work.events = work.events, []
             self.publisher.publish(events)
-        if committed.waiting:
-            self.tasks.drain(work.conversation.id)
 
     def _publish(self, work: Work, kind: EventType, what: str, data: dict[str, object]) -> None:
         """An event sent out once the change it tells of is committed."""

@@ -2,8 +2,9 @@
 
 One task = one take (one Redis round trip) and a commit after each step that changed the
 assistant's side, folding in the steps that did not; the last commit of a session also lets
-go of the lease and hands back customer messages that arrived meanwhile, which the engine
-then takes as the next turn. Budget for a first turn with one pending check: 8 round trips.
+go of the lease, writes the next wake-up (the scheduler publishes it when due: the engine
+publishes nothing) and hands back customer messages that arrived meanwhile, which the engine
+then takes as the next turn.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from .ports import (
     NullFailureLog,
     NullMetrics,
     NullPublisher,
-    TaskQueue,
+    Schedule,
 )
 from .steps import Steps
 from .unit_of_work import Purpose, StaleWrite, Taken, UnitOfWork, Work
@@ -63,7 +64,7 @@ class TurnEngine:
         uow: UnitOfWork,
         flows: FlowCatalog,
         assistants: AssistantDirectory,
-        queue: TaskQueue,
+        schedule: Schedule,
         clock: Callable[[], float],
         config: EngineConfig | None = None,
         publisher: EventPublisher | None = None,
@@ -72,7 +73,7 @@ class TurnEngine:
     ) -> None:
         self.uow = uow
         self.flows = flows
-        self.queue = queue
+        self.schedule = schedule
         self.clock = clock
         self.config = config or EngineConfig()
         self.publisher = publisher or NullPublisher()
@@ -82,18 +83,19 @@ class TurnEngine:
 
     # ----- entry points (one per Celery task) -----
 
-    def drain(self, conversation_id: str) -> None:
+    def drain(self, conversation_id: str, dispatch: str = "") -> None:
         """Take waiting customer messages as a turn, or go on with a step under way."""
-        self._run(conversation_id, Purpose.DRAIN, None)
+        self._run(conversation_id, Purpose.DRAIN, None, dispatch)
 
-    def poll(self, conversation_id: str, poll_id: int) -> None:
+    def poll(self, conversation_id: str, poll_id: int, dispatch: str = "") -> None:
         """Check the conversation's run once; a poll that is no longer current does nothing."""
-        self._run(conversation_id, Purpose.POLL, poll_id)
+        self._run(conversation_id, Purpose.POLL, poll_id, dispatch)
 
     # ----- the loop -----
 
-    def _run(self, conversation_id: str, purpose: Purpose, poll_id: int | None) -> None:
-        taken, work = self.uow.take(conversation_id, purpose, poll_id)
+    def _run(self, conversation_id: str, purpose: Purpose, poll_id: int | None,
+             dispatch: str) -> None:
+        taken, work = self.uow.take(conversation_id, purpose, poll_id, dispatch)
         if work is None:
             if taken is Taken.STALE:
                 log.info("stale poll %s of %s dropped", poll_id, conversation_id)
@@ -160,14 +162,6 @@ class TurnEngine:
         committed = self.uow.commit(work, release=True, keep_if_waiting=keep_going,
                                     wake_at=wake_at, now=now)
         self._after_commit(work)
-        if wakeup is not None:
-            if wakeup.poll:
-                delay = 0.0 if committed.woken else wakeup.delay_s
-                self.queue.poll(conversation.id, conversation.poll_id, delay)
-            else:
-                self.queue.drain(conversation.id, wakeup.delay_s)
-        elif committed.waiting and not committed.handed_back:
-            self.queue.drain(conversation.id)
         return bool(committed.handed_back)
 
     def _after_commit(self, work: Work) -> None:
@@ -195,7 +189,7 @@ class TurnEngine:
     def _fault(self, work: Work, error: Exception) -> None:
         """A step failed for another reason: try it again a few times, then the fallback."""
         conversation_id = work.conversation.id
-        turn, state, poll_id = work.committed
+        turn, state, _ = work.committed
         log.exception("step %s of %s (turn %s) failed", state.value, conversation_id, turn)
         self.metrics.inc("supportflow_step_errors", state=state.value)
         if work.held:
@@ -203,10 +197,8 @@ class TurnEngine:
         attempts = self.uow.count_fault(conversation_id, f"{turn}:{state.value}")
         if attempts < self.config.max_faults:
             delay = min(self.config.retry_base_s * 2 ** (attempts - 1), self.config.retry_max_s)
-            if state is State.POLL:
-                self.queue.poll(conversation_id, poll_id, delay)
-            else:
-                self.queue.drain(conversation_id, delay)
+            # The same poll (its id unchanged) or the same step, after the backoff.
+            self.schedule.wake_at(conversation_id, self.clock() + delay)
             return
         reason = f"internal error in {state.value}: {type(error).__name__}: {error}"
         self._fall_back(conversation_id, printable(reason))

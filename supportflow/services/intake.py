@@ -14,7 +14,7 @@ from supportflow.domain.model import (
     TranscriptMessage,
 )
 
-from .ports import Conversations, FlowCatalog, Metrics, NullMetrics, TaskQueue
+from .ports import Conversations, FlowCatalog, Metrics, NullMetrics
 
 
 class UnknownConversation(LookupError):
@@ -63,13 +63,11 @@ class Intake:
         *,
         store: Conversations,
         flows: FlowCatalog,
-        queue: TaskQueue,
         clock: Callable[[], float],
         metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.flows = flows
-        self.queue = queue
         self.clock = clock
         self.metrics = metrics or NullMetrics()
 
@@ -104,7 +102,7 @@ class Intake:
         return conversation, welcome
 
     def receive_message(self, conversation_id: str, message_id: str | None, text: str) -> Receipt:
-        """Keep the customer's message (once per id) and wake the conversation's worker."""
+        """Keep the customer's message (once per id); the scheduler wakes the conversation."""
         conversation = self.store.get(conversation_id)
         if conversation is None:
             raise UnknownConversation(conversation_id)
@@ -113,8 +111,8 @@ class Intake:
         message = CustomerMessage(
             id=message_id or f"msg-{uuid.uuid4().hex}", text=text, received_at=self.clock()
         )
+        # The accept script also writes the wake-up the scheduler publishes.
         accepted = self.store.accept_customer_message(conversation_id, message)
         if accepted:
-            self.queue.drain(conversation_id)
             self.metrics.inc("supportflow_messages_in", channel=conversation.channel.partition(":")[0])
         return Receipt(conversation_id, message.id, duplicate=not accepted)

@@ -176,19 +176,35 @@ class OpsIndex(Protocol):
 
 
 @dataclass(frozen=True)
-class Overdue:
-    """A conversation the watchdog wakes: its state ("mailbox" for waiting messages)."""
+class Due:
+    """A conversation the scheduler claimed: a poll of its run, or a drain (its turn, or the
+    step under way); `token` marks the task published for it until a worker takes it."""
 
+    kind: str
     conversation_id: str
-    state: str
     poll_id: int
+    token: str
 
 
-class WakeupIndex(Protocol):
-    """What the watchdog reads: conversations overdue for a worker."""
+@dataclass(frozen=True)
+class Claimed:
+    """One claim of the scheduler: the broker queue's depth, and what to publish."""
 
-    def wake_overdue(self, now: float, grace_s: float, limit: int) -> list[Overdue]:
-        """Overdue ones nobody holds, each at most once per grace period; at most `limit`."""
+    depth: int
+    due: list[Due]
+
+
+class Schedule(Protocol):
+    """When a worker next looks at each conversation (the `wakeups` index: commits write it)."""
+
+    def claim_due(self, now: float, grace_s: float, limit: int, bound: int,
+                  queue: str) -> Claimed:
+        """Claim what is due and nobody holds, each at most once per grace period; nothing
+        while the broker's `queue` holds `bound` tasks or more."""
+        ...
+
+    def wake_at(self, conversation_id: str, at: float) -> None:
+        """Have a worker look at the conversation at `at`."""
         ...
 
 
@@ -221,15 +237,20 @@ class AgentBoard(Protocol):
 
 
 class TaskQueue(Protocol):
-    """Schedules the worker's next look at a conversation, outbound delivery attempts and
-    knowledge syncs."""
+    """Publishes tasks: the scheduler's wake-ups, outbound delivery attempts, knowledge syncs."""
 
     # True when the tasks run on separate workers (readiness then wants one seen recently).
     needs_workers: bool
+    # The broker queue the tasks go to (the scheduler's back-pressure watches its length).
+    name: str
 
-    def drain(self, conversation_id: str, delay_s: float = 0.0) -> None: ...
+    def drain(self, conversation_id: str, token: str = "") -> None:
+        """Take the conversation's waiting turn, or go on with its step (now)."""
+        ...
 
-    def poll(self, conversation_id: str, poll_id: int, delay_s: float) -> None: ...
+    def poll(self, conversation_id: str, poll_id: int, token: str = "") -> None:
+        """Check the conversation's run (now)."""
+        ...
 
     def deliver(self, delivery_id: str, attempt: int, delay_s: float) -> None: ...
 

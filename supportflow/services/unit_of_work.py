@@ -160,8 +160,11 @@ class UnitOfWork(Protocol):
     """Takes and commits conversations (adapters/redis_uow.py)."""
 
     def take(self, conversation_id: str, purpose: Purpose = Purpose.DRAIN,
-             poll_id: int | None = None) -> tuple[Taken, Work | None]:
-        """Lease, record and mailbox at once; a stale, idle or busy take takes nothing."""
+             poll_id: int | None = None, dispatch: str = "") -> tuple[Taken, Work | None]:
+        """Lease, record and mailbox at once; a stale, idle or busy take takes nothing.
+
+        `dispatch` is the token of the scheduler's task that asks (its mark is cleared).
+        """
         ...
 
     def commit(self, work: Work, *, release: bool, keep_if_waiting: bool = False,

@@ -2,6 +2,7 @@
 
 Taking a conversation is one round trip, committing a step is one (metrics included), a stale
 or duplicate task is dropped in one, and a whole first turn with one pending check is eight.
+The scheduler's round that publishes a wake-up is one more per wake-up batch (counted apart).
 """
 
 from __future__ import annotations
@@ -17,18 +18,21 @@ from supportflow.services.intake import Contact
 from supportflow.services.ports import RunState, RunStatus
 from supportflow.services.unit_of_work import Purpose
 from tests.conftest import wire_fakes
-from tests.fakes import CountingRedis, FakeAssistant, RecordingQueue
+from tests.fakes import Clock, CountingRedis, FakeAssistant, RecordingQueue, scheduled_poll
 
 EVAL = "EVALSHA"
 
 
 @pytest.fixture
 def counted(redis_url: str, flows_dir: Path) -> tuple[Services, CountingRedis, FakeAssistant,
-                                                      RecordingQueue]:
+                                                      RecordingQueue, Clock]:
     spy = CountingRedis.from_url(redis_url)
     # A long lease: no background renewal lands inside a measured step.
-    services, assistant, queue, _ = wire_fakes(redis_url, flows_dir, spy, lease_ttl_s=60.0)
-    return services, spy, assistant, queue
+    services, assistant, queue, clock = wire_fakes(redis_url, flows_dir, spy, lease_ttl_s=60.0)
+    return services, spy, assistant, queue, clock
+
+
+Counted = tuple[Services, CountingRedis, FakeAssistant, RecordingQueue, Clock]
 
 
 def first_message(services: Services, text: str = "How long does shipping take?") -> str:
@@ -42,22 +46,24 @@ def metric_total(services: Services, name: str) -> float:
 
 
 def test_a_first_turn_takes_eight_round_trips_and_its_metrics_ride_on_the_commits(
-    counted: tuple[Services, CountingRedis, FakeAssistant, RecordingQueue],
+    counted: Counted,
 ) -> None:
-    services, spy, assistant, queue = counted
-    first_message(services, "warm-up")  # loads the scripts into Redis once
-    services.engine.drain(queue.drains[-1])
+    services, spy, assistant, queue, clock = counted
+    services.engine.drain(first_message(services, "warm-up"))  # loads the scripts into Redis once
     runs_before = metric_total(services, "supportflow_runs")
     conversation_id = first_message(services)
     spy.trips()
 
     services.engine.drain(conversation_id)  # take; open_thread, post_message, start_run commits
     assert spy.trips() == [EVAL] * 4
-    (_, poll_id, _) = queue.polls[-1]
-    services.engine.poll(conversation_id, poll_id)  # take; still pending: commit and let go
+    due = scheduled_poll(services, queue, clock, conversation_id)
+    spy.trips()
+    services.engine.poll(conversation_id, *due)  # take; still pending: commit and let go
     assert spy.trips() == [EVAL] * 2
     assistant.statuses = [RunStatus(RunState.COMPLETED, reply="We ship within 2 days.")]
-    services.engine.poll(conversation_id, queue.polls[-1][1])  # take; reply and let go
+    due = scheduled_poll(services, queue, clock, conversation_id)
+    spy.trips()
+    services.engine.poll(conversation_id, *due)  # take; reply and let go
     assert spy.trips() == [EVAL] * 2
 
     conversation = services.store.get(conversation_id)
@@ -65,14 +71,12 @@ def test_a_first_turn_takes_eight_round_trips_and_its_metrics_ride_on_the_commit
     assert metric_total(services, "supportflow_runs") == runs_before + 1
 
 
-def test_a_later_turn_on_its_thread_takes_three_round_trips_to_start(
-    counted: tuple[Services, CountingRedis, FakeAssistant, RecordingQueue],
-) -> None:
-    services, spy, assistant, queue = counted
+def test_a_later_turn_on_its_thread_takes_three_round_trips_to_start(counted: Counted) -> None:
+    services, spy, assistant, queue, clock = counted
     conversation_id = first_message(services)
     services.engine.drain(conversation_id)
     assistant.statuses = [RunStatus(RunState.COMPLETED, reply="Sure.")]
-    services.engine.poll(conversation_id, queue.polls[-1][1])
+    services.engine.poll(conversation_id, *scheduled_poll(services, queue, clock, conversation_id))
     services.intake.receive_message(conversation_id, None, "And returns?")
     spy.trips()
     services.engine.drain(conversation_id)
@@ -80,12 +84,12 @@ def test_a_later_turn_on_its_thread_takes_three_round_trips_to_start(
 
 
 def test_a_stale_poll_a_duplicate_drain_and_a_busy_conversation_cost_one_round_trip(
-    counted: tuple[Services, CountingRedis, FakeAssistant, RecordingQueue],
+    counted: Counted,
 ) -> None:
-    services, spy, _, queue = counted
+    services, spy, _, queue, clock = counted
     conversation_id = first_message(services)
     services.engine.drain(conversation_id)
-    current = queue.polls[-1][1]
+    current, _ = scheduled_poll(services, queue, clock, conversation_id)
     spy.trips()
     services.engine.poll(conversation_id, current - 1)  # an old poll
     services.engine.drain(conversation_id)  # nothing waits: a duplicate drain
@@ -98,16 +102,14 @@ def test_a_stale_poll_a_duplicate_drain_and_a_busy_conversation_cost_one_round_t
     services.uow.release(hold)
 
 
-def test_counters_and_histograms_reach_the_keys_metrics_reads(
-    counted: tuple[Services, CountingRedis, FakeAssistant, RecordingQueue],
-) -> None:
-    services, _, assistant, queue = counted
+def test_counters_and_histograms_reach_the_keys_metrics_reads(counted: Counted) -> None:
+    services, _, assistant, queue, clock = counted
     before = {name: metric_total(services, name) for name in
               ("supportflow_polls", "supportflow_messages_out")}
     conversation_id = first_message(services)
     services.engine.drain(conversation_id)
     assistant.statuses = [RunStatus(RunState.COMPLETED, reply="Yes.")]
-    services.engine.poll(conversation_id, queue.polls[-1][1])
+    services.engine.poll(conversation_id, *scheduled_poll(services, queue, clock, conversation_id))
     assert metric_total(services, "supportflow_polls") == before["supportflow_polls"] + 1
     assert metric_total(services, "supportflow_messages_out") == (
         before["supportflow_messages_out"] + 1)

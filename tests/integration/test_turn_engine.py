@@ -12,9 +12,8 @@ from supportflow.domain.model import Conversation, State
 from supportflow.services.intake import Contact
 from supportflow.services.ports import AssistantError, ErrorKind, RunState, RunStatus
 from supportflow.services.unit_of_work import Purpose, StaleWrite, Work
-from supportflow.services.watchdog import WatchdogReport
 from tests.conftest import wire_fakes
-from tests.fakes import Clock, FakeAssistant, RecordingQueue
+from tests.fakes import Clock, FakeAssistant, RecordingQueue, scheduled_poll
 from tests.helpers import wait_until
 
 
@@ -38,16 +37,16 @@ def state_of(services: Services, conversation_id: str) -> State:
 def test_a_turn_runs_to_poll_then_the_reply_is_sent_once(
     parts: tuple[Services, FakeAssistant, RecordingQueue, Clock],
 ) -> None:
-    services, assistant, queue, _ = parts
+    services, assistant, queue, clock = parts
     conversation_id = begin(services)
     services.engine.drain(conversation_id)
     assert state_of(services, conversation_id) is State.POLL
     assert assistant.posted == [("thread-0", ("How long does shipping take?",))]
-    (_, poll_id, delay), = queue.polls
-    assert delay == 0.2
+    assert services.store.wake_of(conversation_id) == pytest.approx(clock() + 0.2)
+    poll_id, token = scheduled_poll(services, queue, clock, conversation_id)
     assistant.statuses = [RunStatus(RunState.COMPLETED, reply="It takes 3 days.")]
-    services.engine.poll(conversation_id, poll_id)
-    services.engine.poll(conversation_id, poll_id)  # a redelivered poll does nothing
+    services.engine.poll(conversation_id, poll_id, token)
+    services.engine.poll(conversation_id, poll_id, token)  # a redelivered poll does nothing
     texts = [m.text for _, m in services.store.transcript(conversation_id)]
     assert texts == ["Hello! How can I help?", "How long does shipping take?", "It takes 3 days."]
     assert state_of(services, conversation_id) is State.WAIT_FOR_USER
@@ -56,7 +55,7 @@ def test_a_turn_runs_to_poll_then_the_reply_is_sent_once(
 def test_a_retryable_error_is_retried_later_with_backoff_honouring_retry_after(
     parts: tuple[Services, FakeAssistant, RecordingQueue, Clock],
 ) -> None:
-    services, assistant, queue, _ = parts
+    services, assistant, _, clock = parts
     assistant.failures["post_messages"] = [
         AssistantError(ErrorKind.STATUS, "slow down", status=429, retry_after_s=3.5),
     ]
@@ -65,7 +64,7 @@ def test_a_retryable_error_is_retried_later_with_backoff_honouring_retry_after(
     conversation = services.store.get(conversation_id)
     assert conversation is not None
     assert conversation.state is State.POST_MESSAGE and conversation.step_attempt == 1
-    assert queue.drains[-1] == conversation_id
+    assert services.store.wake_of(conversation_id) == pytest.approx(clock() + 3.5)
     services.engine.drain(conversation_id)
     assert state_of(services, conversation_id) is State.POLL
     assert len(assistant.posted) == 1
@@ -88,18 +87,22 @@ def test_a_non_retryable_error_runs_the_fallback_with_the_apis_message(
 def test_retries_are_bounded_then_the_fallback_runs(
     parts: tuple[Services, FakeAssistant, RecordingQueue, Clock],
 ) -> None:
-    services, assistant, queue, _ = parts
+    services, assistant, queue, clock = parts
     assistant.failures["open_thread"] = [
         AssistantError(ErrorKind.STATUS, "upstream 503", status=503) for _ in range(10)]
     conversation_id = begin(services)
-    queue.drains.clear()
-    for _ in range(7):  # the first try and each retry the engine queued (one more does nothing)
-        services.engine.drain(conversation_id)
+    services.engine.drain(conversation_id)
+    retries = 0
+    while (wake := services.store.wake_of(conversation_id)) is not None:  # each retry planned
+        clock.now = wake
+        services.scheduler.run_once()
+        services.engine.drain(queue.drains.pop())
+        retries += 1
     conversation = services.store.get(conversation_id)
     assert conversation is not None and conversation.state is State.HANDED_OFF
     assert conversation.failure_reason == "upstream 503 (HTTP 503)"
     assert assistant.calls.count("open_thread") == 6  # the first try and max_step_retries (5)
-    assert len(queue.drains) == 5
+    assert retries == 5
     assert [m.text for _, m in services.store.transcript(conversation_id)][-1].startswith(
         "Sorry, something went wrong")
 
@@ -123,12 +126,13 @@ def test_a_held_conversation_keeps_other_workers_out_and_the_holder_hands_over_m
     conversation_id = begin(services)
     _, hold = services.uow.take(conversation_id, Purpose.ANY)
     assert hold is not None
-    queue.drains.clear()
     services.engine.drain(conversation_id)
     assert state_of(services, conversation_id) is State.ASK
     assert assistant.posted == []
-    # Letting go, the holder learns that a message waits and has a worker take it.
+    # Letting go, the holder learns that a message waits, and the commit wakes a worker.
     assert services.uow.commit(hold, release=True, now=clock()).waiting
+    services.scheduler.run_once()
+    assert queue.drains == [conversation_id]
     services.engine.drain(conversation_id)
     assert state_of(services, conversation_id) is State.POLL
 
@@ -149,56 +153,17 @@ def test_a_commit_with_an_old_version_or_without_the_lease_is_refused(
         services.uow.commit(stranger, release=False, now=clock())
 
 
-def test_watchdog_wakes_an_overdue_poll_and_a_stranded_mailbox_once_per_grace_period(
-    parts: tuple[Services, FakeAssistant, RecordingQueue, Clock],
-) -> None:
-    services, _, queue, clock = parts
-    polling = begin(services)
-    services.engine.drain(polling)
-    stranded = begin(services, "anyone?")
-    queue.polls.clear()
-    queue.drains.clear()
-    assert services.watchdog.run().polls == []
-    clock.now += 10
-    report = services.watchdog.run()
-    conversation = services.store.get(polling)
-    assert conversation is not None
-    assert polling in report.polls and (polling, conversation.poll_id, 0.0) in queue.polls
-    assert stranded in report.drains and stranded in queue.drains
-    # However late they stay, the next rounds within the grace period (2 s) wake nothing.
-    for _ in range(3):
-        clock.now += 0.5
-        assert services.watchdog.run() == WatchdogReport()
-    clock.now += 1.0
-    again = services.watchdog.run()
-    assert polling in again.polls and stranded in again.drains
-
-
-def test_watchdog_leaves_a_held_conversation_alone(
-    parts: tuple[Services, FakeAssistant, RecordingQueue, Clock],
-) -> None:
-    services, _, _, clock = parts
-    stranded = begin(services, "anyone?")
-    _, hold = services.uow.take(stranded, Purpose.ANY)
-    assert hold is not None
-    clock.now += 10
-    assert stranded not in services.watchdog.run().drains
-    services.uow.release(hold)
-    clock.now += 10
-    assert stranded in services.watchdog.run().drains
-
-
 def test_a_step_that_keeps_failing_for_another_reason_gets_the_fallback_and_shows_in_ops(
     parts: tuple[Services, FakeAssistant, RecordingQueue, Clock],
 ) -> None:
-    services, assistant, queue, _ = parts
+    services, assistant, _, clock = parts
     assistant.failures["post_messages"] = [RuntimeError("a bug in the client")] * 5
     errors_before = sum(services.metrics.counter_values("supportflow_step_errors").values())
     conversation_id = begin(services)
-    queue.drains.clear()
-    for _ in range(3):  # the first try and the retries the engine queued
+    for backoff in (1.0, 2.0):  # the first try and the retries, each after a longer wait
         services.engine.drain(conversation_id)
-    assert queue.drains == [conversation_id, conversation_id]  # tried again, with backoff
+        assert services.store.wake_of(conversation_id) == pytest.approx(clock() + backoff)
+    services.engine.drain(conversation_id)
     conversation = services.store.get(conversation_id)
     assert conversation is not None and conversation.state is State.HANDED_OFF
     assert conversation.failure_reason == (
@@ -215,7 +180,7 @@ def test_a_step_that_keeps_failing_for_another_reason_gets_the_fallback_and_show
 def test_text_that_cannot_be_stored_jams_nothing_and_the_next_message_is_answered(
     parts: tuple[Services, FakeAssistant, RecordingQueue, Clock],
 ) -> None:
-    services, assistant, queue, _ = parts
+    services, assistant, queue, clock = parts
     conversation, _ = services.intake.start_conversation(Contact(id="k2"), "responses_reply_fallback")
     # A lone surrogate that slipped past the edge: no commit can write it into the record.
     services.intake.receive_message(conversation.id, "bad", "hi \udc80")
@@ -230,7 +195,7 @@ def test_text_that_cannot_be_stored_jams_nothing_and_the_next_message_is_answere
     services.intake.receive_message(conversation.id, None, "How long does shipping take?")
     services.engine.drain(conversation.id)
     assistant.statuses = [RunStatus(RunState.COMPLETED, reply="We ship within 2 days.")]
-    services.engine.poll(conversation.id, queue.polls[-1][1])
+    services.engine.poll(conversation.id, *scheduled_poll(services, queue, clock, conversation.id))
     answered = services.store.get(conversation.id)
     assert answered is not None and answered.state is State.WAIT_FOR_USER and answered.turn == 2
     assert [m.text for _, m in services.store.transcript(conversation.id)][-1] == (
@@ -256,12 +221,12 @@ def test_a_slow_step_keeps_its_short_lease_and_a_dead_holders_lease_runs_out(
 
 
 def handed_off(services: Services, assistant: FakeAssistant, queue: RecordingQueue,
-               flow: str) -> str:
+               clock: Clock, flow: str) -> str:
     conversation, _ = services.intake.start_conversation(Contact(id="k3"), flow)
     services.intake.receive_message(conversation.id, None, "I want a person")
     services.engine.drain(conversation.id)
     assistant.statuses = [RunStatus(RunState.COMPLETED, reply=DEFAULT_HANDOFF_MARKER)]
-    services.engine.poll(conversation.id, queue.polls[-1][1])
+    services.engine.poll(conversation.id, *scheduled_poll(services, queue, clock, conversation.id))
     assert state_of(services, conversation.id) is State.HANDED_OFF
     return conversation.id
 
@@ -270,7 +235,7 @@ def test_an_unclaimed_handoff_is_told_of_the_wait_once(
     parts: tuple[Services, FakeAssistant, RecordingQueue, Clock],
 ) -> None:
     services, assistant, queue, clock = parts
-    conversation_id = handed_off(services, assistant, queue, "handoff_tell")
+    conversation_id = handed_off(services, assistant, queue, clock, "handoff_tell")
     assert services.agents.expire_unclaimed() == []  # not yet: the flow waits 1.5 s
     clock.now += 2
     assert services.agents.expire_unclaimed() == [conversation_id]
@@ -286,7 +251,7 @@ def test_a_claimed_handoff_never_times_out(
     parts: tuple[Services, FakeAssistant, RecordingQueue, Clock],
 ) -> None:
     services, assistant, queue, clock = parts
-    conversation_id = handed_off(services, assistant, queue, "handoff_tell")
+    conversation_id = handed_off(services, assistant, queue, clock, "handoff_tell")
     assert services.agents.claim(conversation_id, "sam")
     clock.now += 60
     assert services.agents.expire_unclaimed() == []

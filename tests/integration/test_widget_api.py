@@ -115,17 +115,15 @@ def test_bad_messages_get_422_and_reach_neither_transcript_nor_worker(
     assert field in response.get_json()["error"]["fields"]
     assert len(services.store.transcript(conversation_id)) == 1
     assert services.store.mailbox(conversation_id) == []
-    assert queue.drains == []
+    assert services.store.wake_of(conversation_id) is None
 
 
-def test_message_to_an_unknown_conversation_gets_404(
-    api: Any, services: Services, queue: RecordingQueue
-) -> None:
+def test_message_to_an_unknown_conversation_gets_404(api: Any, services: Services) -> None:
     holding_a_token_for_a_missing_conversation(api, services)
     response = api.post("/v1/conversations/conv-missing/messages", json={"text": "hi"})
     assert response.status_code == 404
     assert response.get_json()["error"]["code"] == "conversation_not_found"
-    assert queue.drains == []
+    assert services.store.wake_of("conv-missing") is None
 
 
 def test_a_message_is_kept_and_the_same_id_again_is_a_duplicate(
@@ -138,6 +136,7 @@ def test_a_message_is_kept_and_the_same_id_again_is_a_duplicate(
     assert first.status_code == second.status_code == 202
     assert (first.get_json()["duplicate"], second.get_json()["duplicate"]) == (False, True)
     assert [m.text for m in services.store.mailbox(conversation_id)] == ["hi"]
+    services.scheduler.run_once()  # the message woke the conversation, once
     assert queue.drains == [conversation_id]
 
 

@@ -22,8 +22,7 @@ from .chat import Chat
 
 pytestmark = pytest.mark.slow
 # Settings the README recommends; the shared test stack shortens them, this test must not.
-DEFAULTS_UNDER_TEST = ("SUPPORTFLOW_LEASE_TTL_S", "SUPPORTFLOW_WATCHDOG_INTERVAL_S",
-                       "SUPPORTFLOW_WATCHDOG_GRACE_S")
+DEFAULTS_UNDER_TEST = ("SUPPORTFLOW_LEASE_TTL_S", "SUPPORTFLOW_WATCHDOG_GRACE_S")
 
 
 @pytest.fixture

@@ -1,0 +1,77 @@
+"""The scheduler: the `wakeups` index is the schedule, and this publishes what is due.
+
+Every commit writes when a worker should next look at the conversation (a poll, a retry, a
+step under way, customer messages waiting); accepting a message writes "now". The scheduler
+claims due conversations in one Redis round trip and publishes an immediate task for each.
+It is the watchdog too, and cannot amplify load:
+- a claimed conversation is due again a grace period later, so a task that never runs (its
+  worker died) brings it back, at most once per grace period; a commit replaces that;
+- one held by a worker is left alone; one whose task still waits in the broker is a
+  backlog, not lost work, and is not published again;
+- back-pressure: while the broker's queue holds `queue_limit` tasks, nothing is claimed, so
+  the queue stays short and the backlog waits in the index, in due order;
+- each round looks at `batch` conversations at most.
+Several schedulers (one per worker) are safe: a claim is atomic.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .ports import Due, Schedule, TaskQueue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    grace_s: float = 5.0
+    # Conversations looked at per round, and the broker queue length that stops claiming.
+    batch: int = 200
+    queue_limit: int = 500
+    interval_s: float = 0.05
+
+
+@dataclass
+class Round:
+    """What one round did: the queue depth it saw, and the tasks it published."""
+
+    depth: int = 0
+    published: list[Due] = field(default_factory=list)
+
+
+class Scheduler:
+    """Claims due conversations and publishes their tasks (one per conversation)."""
+
+    def __init__(self, *, schedule: Schedule, queue: TaskQueue, clock: Callable[[], float],
+                 config: SchedulerConfig | None = None) -> None:
+        self.schedule = schedule
+        self.queue = queue
+        self.clock = clock
+        self.config = config or SchedulerConfig()
+
+    def run_once(self) -> Round:
+        """One round: claim what is due (one Redis round trip), publish a task for each."""
+        c = self.config
+        claimed = self.schedule.claim_due(self.clock(), c.grace_s, c.batch, c.queue_limit,
+                                          self.queue.name)
+        for due in claimed.due:
+            if due.kind == "poll":
+                self.queue.poll(due.conversation_id, due.poll_id, due.token)
+            else:
+                self.queue.drain(due.conversation_id, due.token)
+        return Round(claimed.depth, claimed.due)
+
+    def run(self, stopped: threading.Event) -> None:
+        """Rounds every `interval_s` until `stopped`; at once again while a round was full."""
+        while not stopped.is_set():
+            try:
+                full = len(self.run_once().published) >= self.config.batch
+            except Exception as error:  # Redis or the broker away: the next round tries again
+                log.warning("scheduler round failed: %s", error)
+                full = False
+            if not full:
+                stopped.wait(self.config.interval_s)
