@@ -1,0 +1,105 @@
+"""The schedule over the real stack: a waiting poll lives in Redis's wakeups index (no task
+held in the broker or a worker's memory), and an overload keeps the broker's queue within the
+scheduler's limit, then every conversation completes, answered once."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from supportflow.adapters.redis_store import RedisConversationStore
+from supportflow.runtime.redis_server import EmbeddedRedis
+from tests.conftest import Processes, Sandbox, make_app, stack_env
+from tests.helpers import wait_idle, wait_until
+
+from .chat import Chat
+
+pytestmark = pytest.mark.slow
+QUEUE_LIMIT = 4
+
+
+def snapshot(client: redis.Redis, conversation_id: str) -> tuple[bool, float | None, bool]:
+    """At one instant: is the conversation held, when is it due, does a task for it wait in the
+    broker's queue or in a worker's hands."""
+    pipe = client.pipeline(transaction=True)
+    pipe.exists(f"sf:conv:{conversation_id}:lease")
+    pipe.zscore("sf:wakeups", conversation_id)
+    pipe.lrange("supportflow", 0, -1)
+    pipe.hvals("unacked")
+    held, due, queued, unacked = pipe.execute()
+    in_broker = any(conversation_id.encode() in task for task in [*queued, *unacked])
+    return bool(held), due, in_broker
+
+
+def test_a_waiting_poll_lives_in_the_schedule_not_in_the_broker(
+    client: Any, redis_url: str, sandbox: Sandbox
+) -> None:
+    sandbox.configure(latency_s=3.0)
+    chat = Chat(client, "responses")
+    chat.say("How long does shipping take?")
+    chat.wait_for_state("poll")
+    direct = redis.Redis.from_url(redis_url)
+    waits = 0
+    while len(chat.bot_texts()) < 2:
+        held, due, in_broker = snapshot(direct, chat.id)
+        if not held and due is not None and due > time.time() + 0.05:
+            waits += 1
+            assert not in_broker, "a poll waited in the broker instead of the schedule"
+        time.sleep(0.05)
+    assert waits > 0  # the schedule 0.2, 0.4, 0.8, 1.0 s leaves waits between checks
+
+
+@pytest.fixture
+def limited_stack(tmp_path: Path, sandbox: Sandbox, flows_dir: Path
+                  ) -> Iterator[tuple[Any, Processes, str]]:
+    """A Redis of its own and a worker whose scheduler keeps at most QUEUE_LIMIT tasks queued."""
+    with EmbeddedRedis(tmp_path / "redis") as server:
+        env = stack_env(server.url, sandbox.url, flows_dir)
+        env.update({"SUPPORTFLOW_DISPATCH_QUEUE_LIMIT": str(QUEUE_LIMIT),
+                    "SUPPORTFLOW_DISPATCH_BATCH": str(QUEUE_LIMIT)})
+        processes = Processes(env, tmp_path)
+        sandbox.reset()
+        try:
+            yield make_app(server.url, sandbox.url, flows_dir).test_client(), processes, server.url
+        finally:
+            processes.stop_all()
+            sandbox.reset()
+
+
+def test_an_overload_keeps_the_queue_bounded_then_every_conversation_is_answered_once(
+    limited_stack: tuple[Any, Processes, str], sandbox: Sandbox
+) -> None:
+    client, processes, url = limited_stack
+    sandbox.configure(latency_s=0.3)
+    direct = redis.Redis.from_url(url)
+    # The burst arrives before any worker runs: forty turns wait in the schedule.
+    burst = [Chat(client, "responses") for _ in range(40)]
+    for chat in burst:
+        chat.say("How long does shipping take?")
+    assert direct.llen("supportflow") == 0  # accepting a message publishes nothing
+    processes.worker(concurrency=2)
+    depths = []
+
+    def answered(chats: list[Chat]) -> bool:
+        depths.append(direct.llen("supportflow"))
+        return all(len(chat.bot_texts()) >= 2 for chat in chats)
+
+    wait_until(lambda: answered(burst), timeout=60)
+    later = [Chat(client, "responses") for _ in range(5)]  # then normal load
+    for chat in later:
+        chat.say("Can I return an item?")
+    wait_until(lambda: answered(later), timeout=30)
+    assert max(depths) <= QUEUE_LIMIT
+    everyone = [*burst, *later]
+    wait_idle(url, [chat.id for chat in everyone])
+    store = RedisConversationStore(direct)
+    for chat in everyone:
+        assert len(chat.bot_texts()) == 2, chat.bot_texts()
+        conversation = store.get(chat.id)
+        assert conversation is not None and conversation.thread_id
+        assert sandbox.stats()["runs_by_thread"][conversation.thread_id] == 1
