@@ -71,6 +71,10 @@ class FakeAssistant:
     # Something that happens once while a run is started or checked, given the run id (an
     # OpenAI event arriving meanwhile, say).
     during: dict[str, Callable[[str], object]] = field(default_factory=dict)
+    # Like the responses backend: the turn's messages go with start_run (no post_messages).
+    messages_with_run: bool = False
+    # The `recovering` flag of each post_messages and start_run call, in order.
+    recovering: list[bool] = field(default_factory=list)
 
     def _call(self, operation: str) -> None:
         self.calls.append(operation)
@@ -81,12 +85,18 @@ class FakeAssistant:
         self._call("open_thread")
         return f"thread-{next(self.ids)}"
 
-    def post_messages(self, thread_id: str, texts: Sequence[str], *, turn_key: str) -> None:
+    def post_messages(self, thread_id: str, texts: Sequence[str], *, turn_key: str,
+                      recovering: bool = False) -> None:
         self._call("post_messages")
+        self.recovering.append(recovering)
         self.posted.append((thread_id, tuple(texts)))
 
-    def start_run(self, thread_id: str, request: RunRequest, *, turn_key: str) -> str:
+    def start_run(self, thread_id: str, request: RunRequest, *, turn_key: str,
+                  texts: Sequence[str] = (), recovering: bool = False) -> str:
         self._call("start_run")
+        self.recovering.append(recovering)
+        if texts:
+            self.posted.append((thread_id, tuple(texts)))
         run_id = f"run-{next(self.ids)}"
         if "start_run" in self.during:
             self.during.pop("start_run")(run_id)

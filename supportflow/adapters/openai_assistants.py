@@ -23,7 +23,13 @@ FAILED_STATUSES = frozenset({"failed", "cancelled", "expired", "incomplete"})
 
 
 class OpenAIAssistantsClient:
-    """Threads, messages and runs of the Assistants API, with `OpenAI-Beta: assistants=v2`."""
+    """Threads, messages and runs of the Assistants API, with `OpenAI-Beta: assistants=v2`.
+
+    Messages and runs carry the turn key (`sf_turn`), so a step repeated after a crash or a
+    timeout finds what it did before: the listing is made on that recovery path only.
+    """
+
+    messages_with_run = False
 
     def __init__(self, *, http: httpx.Client) -> None:
         self._http = http
@@ -33,29 +39,32 @@ class OpenAIAssistantsClient:
         body, _ = self._call("POST", "/threads", json={"metadata": dict(metadata)})
         return require_str(body, "id")
 
-    def post_messages(self, thread_id: str, texts: Sequence[str], *, turn_key: str) -> None:
-        """Add the turn's texts as one user message tagged sf_turn, once per turn_key."""
+    def post_messages(self, thread_id: str, texts: Sequence[str], *, turn_key: str,
+                      recovering: bool = False) -> None:
+        """Add the turn's texts as one user message tagged sf_turn; when recovering (the step
+        may have run before), not if a message of this turn is there already."""
         if not texts:
             return
-        recent, _ = self._call(
-            "GET", f"/threads/{thread_id}/messages", params={"order": "desc", "limit": 20}
-        )
-        if any(_metadata(m).get("sf_turn") == turn_key for m in dicts(recent.get("data"))):
-            return
+        if recovering:
+            recent, _ = self._call(
+                "GET", f"/threads/{thread_id}/messages", params={"order": "desc", "limit": 20})
+            if any(_metadata(m).get("sf_turn") == turn_key for m in dicts(recent.get("data"))):
+                return
         message = {"role": "user", "content": "\n".join(texts), "metadata": {"sf_turn": turn_key}}
         self._call("POST", f"/threads/{thread_id}/messages", json=message)
 
-    def start_run(self, thread_id: str, request: RunRequest, *, turn_key: str) -> str:
-        """Start a run for the turn, or return the one already started for it."""
+    def start_run(self, thread_id: str, request: RunRequest, *, turn_key: str,
+                  texts: Sequence[str] = (), recovering: bool = False) -> str:
+        """Start a run for the turn; when recovering, return the one already started for it."""
         assistant_id = request.backend.assistant_id
         if not assistant_id:
             raise AssistantError(ErrorKind.CONFIG, "the assistants backend needs an assistant_id")
-        latest, _ = self._call(
-            "GET", f"/threads/{thread_id}/runs", params={"limit": 1, "order": "desc"}
-        )
-        for run in dicts(latest.get("data")):
-            if _metadata(run).get("sf_turn") == turn_key:
-                return require_str(run, "id")
+        if recovering:
+            latest, _ = self._call(
+                "GET", f"/threads/{thread_id}/runs", params={"limit": 1, "order": "desc"})
+            for run in dicts(latest.get("data")):
+                if _metadata(run).get("sf_turn") == turn_key:
+                    return require_str(run, "id")
         metadata = dict(request.metadata)
         metadata["sf_turn"] = turn_key
         payload: dict[str, Any] = {"assistant_id": assistant_id, "metadata": metadata}

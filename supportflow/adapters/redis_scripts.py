@@ -40,13 +40,15 @@ local function response_key(prefix, run) return prefix .. ':response:' .. run en
 RESPONSE_INDEX_TTL_S = 7200  # longer than any run's deadline (at most 3600 s)
 WOKEN_TTL_S = 600  # how long an event's mark waits for a commit of its response
 
-# KEYS: lease, record, mailbox, queued (the scheduler's marks), wakeups
+# KEYS: lease, record, mailbox, queued (the scheduler's marks), wakeups, ids
 # ARGV: lease token, lease ttl ms, purpose (drain | poll | any), poll id, key prefix,
 #       conversation id, the task's dispatch token or ''
-# Returns {'taken', record, woken, mailbox entries...} or {'busy' | 'missing' | 'stale' |
-# 'idle'}: a task that finds nothing to do takes nothing, so it costs this one round trip.
-# `woken` is '1' when an OpenAI event announced the end of the run being polled. A task the
-# scheduler published clears its mark, whatever it finds: it came out of the broker.
+# Returns {'taken', record, woken, recovering, mailbox entries...} or {'busy' | 'missing' |
+# 'stale' | 'idle'}: a task that finds nothing to do takes nothing, so it costs this one round
+# trip. A task the scheduler published clears its mark, whatever it finds: it came out of the
+# broker. `woken` is '1' when an OpenAI event announced the end of the run being polled.
+# `recovering` is 1 when the step may have run before without its commit: a step under way
+# (a retry, or its worker died), or a turn whose messages were taken before (marked in ids).
 TAKE = _STATES + _RESPONSE_KEYS + """
 local id = ARGV[6]
 if ARGV[7] ~= '' and redis.call('HGET', KEYS[4], id) == ARGV[7] then redis.call('HDEL', KEYS[4], id) end
@@ -80,10 +82,17 @@ if state == 'poll' and type(record['run_id']) == 'string'
     and redis.call('EXISTS', response_key(ARGV[5], record['run_id']) .. ':woken') == 1 then
   woken = '1'
 end
-local taken = {'taken', raw, woken}
+local recovering = working[state] and 1 or 0
+local entries = {}
 if takes_turns[state] then
-  for _, entry in ipairs(redis.call('LRANGE', KEYS[3], 0, -1)) do table.insert(taken, entry) end
+  entries = redis.call('LRANGE', KEYS[3], 0, -1)
+  if #entries > 0 and purpose ~= 'any' then
+    local turn = 'turn:' .. tostring(tonumber(record['turn']) + 1)
+    if redis.call('SADD', KEYS[6], turn) == 0 then recovering = 1 end
+  end
 end
+local taken = {'taken', raw, woken, recovering}
+for _, entry in ipairs(entries) do table.insert(taken, entry) end
 return taken
 """
 

@@ -93,8 +93,9 @@ class RedisUnitOfWork:
         """Lease, record and waiting messages in one round trip (nothing when there is no work)."""
         keys = self.keys.of(conversation_id)
         token = secrets.token_hex(8)
-        reply = cast(list[bytes], self._take(
-            keys=[keys.lease, keys.record, keys.mailbox, self.keys.queued, self.keys.wakeups],
+        reply = cast(list[Any], self._take(
+            keys=[keys.lease, keys.record, keys.mailbox, self.keys.queued, self.keys.wakeups,
+                  keys.ids],
             args=[token, int(self.lease_ttl_s * 1000), purpose.value,
                   -1 if poll_id is None else poll_id, self.keys.prefix, conversation_id,
                   dispatch]))
@@ -103,8 +104,9 @@ class RedisUnitOfWork:
             return outcome, None
         self.leases.hold(keys.lease, token)
         conversation = Conversation.from_dict(json.loads(reply[1]))
-        mailbox = [CustomerMessage.from_dict(json.loads(entry)) for entry in reply[3:]]
-        return outcome, Work(conversation, token, mailbox, woken=reply[2] == b"1")
+        mailbox = [CustomerMessage.from_dict(json.loads(entry)) for entry in reply[4:]]
+        return outcome, Work(conversation, token, mailbox, woken=reply[2] == b"1",
+                             recovering=bool(reply[3]))
 
     def commit(self, work: Work, *, release: bool, keep_if_waiting: bool = False,
                wake_at: float | None = None, now: float) -> Committed:

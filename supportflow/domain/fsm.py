@@ -70,6 +70,7 @@ STEPS: dict[State, Step] = {
     S.WAIT_FOR_USER:   Step("take_turn",       "user_message",     Wake.CUSTOMER),
     S.STORE_ATTRIBUTE: Step("store_attribute", "attribute_stored"),
     S.OPEN_THREAD:     Step("open_thread",     "thread_opened",    outside=True),
+    # On the responses backend the messages go with start_run's request: no call here.
     S.POST_MESSAGE:    Step("post_message",    "message_posted",   outside=True),
     S.START_RUN:       Step("start_run",       "run_started",      outside=True),
     # Not finished: `run_pending` and the next check after the schedule's delay (tool calls:

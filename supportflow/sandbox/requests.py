@@ -221,7 +221,9 @@ def parse_tool_script(value: Any) -> list[tuple[str, str]]:
 
 def parse_faults(value: Any) -> list[dict[str, Any]]:
     """`[{"path": "/responses", "method": "POST", "status": 429, "times": 2,
-    "retry_after_ms": 300, "retry_after": "1", "delay_s": 2.0}]`: answer matching requests so."""
+    "retry_after_ms": 300, "retry_after": "1", "delay_s": 2.0, "after": false}]`: answer
+    matching requests so. With `after` (and no status), the request is carried out first and
+    its answer is late by `delay_s`: the API did the work, the client has not heard yet."""
     if not isinstance(value, list):
         raise ApiError(400, "faults must be a list.", param="faults")
     faults: list[dict[str, Any]] = []
@@ -238,5 +240,6 @@ def parse_faults(value: Any) -> list[dict[str, Any]]:
         faults.append({"path": entry["path"], "method": str(entry.get("method", "*")).upper(),
                        "status": status, "times": int(entry.get("times", 1)),
                        "retry_after_ms": entry.get("retry_after_ms"),
-                       "retry_after": entry.get("retry_after"), "delay_s": float(delay)})
+                       "retry_after": entry.get("retry_after"), "delay_s": float(delay),
+                       "after": bool(entry.get("after", False))})
     return faults

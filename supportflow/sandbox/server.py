@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import BaseWSGIServer, make_server
 
@@ -61,6 +61,9 @@ def _fault_injection(app: Flask, store: SandboxStore) -> None:
             fault = store.take_fault(request.method, request.path)
         if fault is None:
             return None
+        if fault["after"]:
+            g.answer_late_s = fault["delay_s"]
+            return None
         if fault["delay_s"]:
             time.sleep(fault["delay_s"])
         if fault["status"] is None:
@@ -74,6 +77,13 @@ def _fault_injection(app: Flask, store: SandboxStore) -> None:
         if fault["retry_after"] is not None:
             response.headers["retry-after"] = str(fault["retry_after"])
         return response, fault["status"]
+
+    @app.after_request
+    def answer_late(response: Response) -> Response:
+        late = g.pop("answer_late_s", 0.0)
+        if late:
+            time.sleep(late)
+        return response
 
 
 def _error_handlers(app: Flask) -> None:

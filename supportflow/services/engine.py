@@ -127,7 +127,7 @@ class TurnEngine:
                 self._save(work)
             due = False
             self._step(work, flow, step)
-            unsaved = step.outside
+            unsaved = self.steps.changed_outside(step, flow)
 
     def _runnable(self, work: Work, step: Step, due: bool) -> bool:
         if work.wakeup is not None:

@@ -109,12 +109,20 @@ class AssistantClient(Protocol):
         """Create a thread (a conversation, for the Responses API) and return its id."""
         ...
 
-    def post_messages(self, thread_id: str, texts: Sequence[str], *, turn_key: str) -> None:
-        """Add the customer's messages of one turn to the thread, once per turn_key."""
+    # True when a turn's messages go with the run request (`start_run(texts=...)`): the
+    # post_message step then makes no call of its own.
+    messages_with_run: bool
+
+    def post_messages(self, thread_id: str, texts: Sequence[str], *, turn_key: str,
+                      recovering: bool = False) -> None:
+        """Add the customer's messages of one turn to the thread; `recovering` (the step may
+        have run before: a retry, a dead worker) looks for them first, so they go once."""
         ...
 
-    def start_run(self, thread_id: str, request: RunRequest, *, turn_key: str) -> str:
-        """Ask the assistant to answer; return the run (or response) id."""
+    def start_run(self, thread_id: str, request: RunRequest, *, turn_key: str,
+                  texts: Sequence[str] = (), recovering: bool = False) -> str:
+        """Ask the assistant to answer (with `texts`, when messages go with the run); return
+        the run (or response) id. `recovering` finds a run already started for the turn."""
         ...
 
     def check_run(self, thread_id: str, run_id: str) -> RunStatus:

@@ -13,7 +13,7 @@ from typing import Any
 
 from supportflow.domain.events import ConversationEvent, EventType, event_id
 from supportflow.domain.flow import FallbackAction, Flow, ThreadScope
-from supportflow.domain.fsm import fire
+from supportflow.domain.fsm import Step, fire
 from supportflow.domain.model import Author, Conversation, State, TranscriptMessage
 from supportflow.domain.tools import TOOLS
 from supportflow.observability.logs import bind as bind_log
@@ -48,6 +48,12 @@ class Steps:
         found: Callable[[Work, Flow], bool] = getattr(self, effect)
         return found(work, flow)
 
+    def changed_outside(self, step: Step, flow: Flow) -> bool:
+        """Whether the step changed the assistant's side (then it is committed at once)."""
+        if step.effect == "post_message" and self._client(flow).messages_with_run:
+            return False  # the messages go with start_run's request
+        return step.outside
+
     # ----- the effects, in the table's order -----
 
     def take_turn(self, work: Work, flow: Flow) -> bool:
@@ -77,21 +83,24 @@ class Steps:
         return False
 
     def post_message(self, work: Work, flow: Flow) -> bool:
-        """The turn's customer messages join the thread (once per turn)."""
-        conversation = work.conversation
+        """The turn's customer messages join the thread (once per turn); on a backend whose
+        run request carries them (responses), they go with start_run: no call here."""
+        conversation, client = work.conversation, self._client(flow)
         assert conversation.thread_id is not None
-        texts = [message.text for message in conversation.turn_messages]
-        self._client(flow).post_messages(conversation.thread_id, texts,
-                                         turn_key=conversation.turn_key)
+        if not client.messages_with_run:
+            client.post_messages(conversation.thread_id, _texts(conversation),
+                                 turn_key=conversation.turn_key, recovering=work.recovering)
         return False
 
     def start_run(self, work: Work, flow: Flow) -> bool:
         """Ask the assistant to answer; the first check follows the flow's schedule."""
-        conversation = work.conversation
+        conversation, client = work.conversation, self._client(flow)
         assert conversation.thread_id is not None
-        conversation.run_id = self._client(flow).start_run(
+        conversation.run_id = client.start_run(
             conversation.thread_id, self._run_request(conversation, flow),
-            turn_key=conversation.turn_key)
+            turn_key=conversation.turn_key,
+            texts=_texts(conversation) if client.messages_with_run else (),
+            recovering=work.recovering)
         conversation.run_started_at = self.clock()
         conversation.poll_attempt = 0
         conversation.step_attempt = 0
@@ -226,6 +235,10 @@ class Steps:
             work.events.append(conversation_event(
                 conversation, EventType.HANDED_OFF, f"handoff:{conversation.turn}",
                 {"reason": conversation.handoff_reason, "turn": conversation.turn}))
+
+
+def _texts(conversation: Conversation) -> list[str]:
+    return [message.text for message in conversation.turn_messages]
 
 
 def finish_turn(conversation: Conversation) -> float | None:

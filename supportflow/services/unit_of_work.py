@@ -105,6 +105,9 @@ class Work:
     held: bool = True
     # An OpenAI event announced the end of the run this poll checks (the turn ends by webhook).
     woken: bool = False
+    # The step may have run before without its commit (a retry, a dead worker): effects look
+    # for what they did first. Only until this holder's first commit.
+    recovering: bool = False
     # Turn, state and poll id as last committed (faults are counted against them).
     committed: tuple[int, State, int] = (0, State.ASK, 0)
 
@@ -138,6 +141,7 @@ class Work:
     def written(self, handed_back: list[CustomerMessage]) -> None:
         """Forget what the commit wrote; `handed_back` messages wait for this holder now."""
         self.consumed = 0
+        self.recovering = False
         self.transcript, self.attributes, self.notes = [], {}, []
         self.mailbox = handed_back
         self.committed = (self.conversation.turn, self.conversation.state,

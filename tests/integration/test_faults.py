@@ -15,8 +15,9 @@ from .chat import Chat
 
 pytestmark = pytest.mark.slow
 BACKENDS = ["responses", "assistants"]
-# Where each backend's operations live (substrings of the request path).
-POST_MESSAGE = {"responses": "/items", "assistants": "/messages"}
+# Where each backend's operations live (substrings of the request path); on responses the
+# customer's messages go with the response request.
+POST_MESSAGE = {"responses": "/responses", "assistants": "/messages"}
 RUN = {"responses": "/responses", "assistants": "/runs"}
 OPEN_THREAD = {"responses": "/conversations", "assistants": "/threads"}
 

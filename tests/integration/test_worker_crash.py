@@ -96,3 +96,39 @@ def test_worker_killed_before_taking_the_message_leaves_it_for_the_next_worker(
     processes.worker(concurrency=1)
     replies = chat.wait_for_bot_messages(2, timeout=30)
     assert "return" in replies[1].lower()
+
+
+def test_a_worker_killed_while_starting_runs_leaves_one_response_and_one_reply_per_turn(
+    lonely_stack: tuple[Any, Processes, str], sandbox: Sandbox
+) -> None:
+    """The API took the response request, the worker died before its commit: the next worker
+    adopts that response (found by the turn's messages in the conversation's items)."""
+    client, processes, url = lonely_stack
+    sandbox.configure(latency_s=1.0)
+    worker = processes.worker(concurrency=2)
+    processes.beat()
+    later = Chat(client, "responses")  # a second turn, on a thread it already has
+    later.say("How long does shipping take?")
+    later.wait_for_bot_messages(2, timeout=30)
+    served = sandbox.stats()["faults_served"]
+    # Each response is made at once, and its answer held back until after the kill.
+    sandbox.configure(latency_s=1.0, faults=[
+        {"method": "POST", "path": "/responses", "delay_s": 8.0, "after": True, "times": 2}])
+    first = Chat(client, "responses")
+    first.say("Can I return an item?")
+    later.say("Do you take PayPal?")
+    wait_until(lambda: sandbox.stats()["faults_served"] == served + 2, timeout=20)
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait()
+    processes.worker(concurrency=2)
+    first.wait_for_bot_messages(2, timeout=30)
+    later.wait_for_bot_messages(3, timeout=30)
+    wait_idle(url, [first.id, later.id])
+    store = RedisConversationStore(redis.Redis.from_url(url))
+    stats = sandbox.stats()
+    for chat, turns in ((first, 1), (later, 2)):
+        assert len(chat.bot_texts()) == turns + 1, chat.bot_texts()
+        conversation = store.get(chat.id)
+        assert conversation is not None and conversation.thread_id
+        assert stats["runs_by_thread"][conversation.thread_id] == turns  # no second response
+    assert "return" in first.bot_texts()[1].lower() and "paypal" in later.bot_texts()[2].lower()

@@ -183,18 +183,47 @@ def _items(*texts: tuple[str, str]) -> Handler:
                              "first_id": "", "last_id": ""})
 
 
-def test_responses_post_messages_skips_a_turn_already_posted() -> None:
-    listing = ("GET", "/v1/conversations/conv_1/items")
-    posting = ("POST", "/v1/conversations/conv_1/items")
-    api = Api({listing: _items(("user", "b"), ("user", "a"), ("assistant", "hi")),
-               posting: _reply(200, json={"object": "list", "data": []})})
-    _responses(api).post_messages("conv_1", ["a", "b"], turn_key="t1")
-    assert api.bodies(*posting) == []
-    api.routes[listing] = _items(("assistant", "hi"), ("user", "a"))
-    _responses(api).post_messages("conv_1", ["a", "b"], turn_key="t1")
-    (body,) = api.bodies(*posting)
-    assert [item["content"][0]["text"] for item in body["items"]] == ["a", "b"]
-    validate_request("POST", "/v1/conversations/conv_1/items", body)
+ITEMS = ("GET", "/v1/conversations/conv_1/items")
+CREATE = ("POST", "/v1/responses")
+
+
+def test_responses_start_run_carries_the_turns_messages_in_one_request() -> None:
+    api = Api({CREATE: _reply(200, json=_response_body("queued"))})
+    assert _responses(api).start_run("conv_1", RESPONSES, turn_key="t1",
+                                     texts=["a", "b"]) == "resp_1"
+    (body,) = api.bodies(*CREATE)
+    assert [item["content"][0]["text"] for item in body["input"]] == ["a", "b"]
+    assert [r.method for r in api.requests] == ["POST"]  # nothing listed first
+    validate_request("POST", "/v1/responses", body)
+
+
+def test_responses_recovering_start_adopts_the_response_its_messages_went_with() -> None:
+    # Newest first: the lost response's reply, then the turn's messages "a", "b".
+    api = Api({ITEMS: _items(("assistant", "hi"), ("user", "b"), ("user", "a")),
+               CREATE: _reply(200, json=_response_body("queued"))})
+    client = _responses(api)
+    run_id = client.start_run("conv_1", RESPONSES, turn_key="t1", texts=["a", "b"],
+                              recovering=True)
+    assert run_id == "items:msg_2" and api.bodies(*CREATE) == []
+    (listing,) = [r for r in api.requests if r.method == "GET"]
+    assert listing.url.params["order"] == "desc"
+    # The adopted response is followed through the items after its first message.
+    api.routes[ITEMS] = _items(("user", "b"), ("assistant", "We ship in 2 days."))
+    status = client.check_run("conv_1", run_id)
+    assert status.state is RunState.COMPLETED and status.reply == "We ship in 2 days."
+    assert api.requests[-1].url.params["after"] == "msg_2"
+    api.routes[ITEMS] = _items(("user", "b"))
+    assert client.check_run("conv_1", run_id).state is RunState.PENDING
+
+
+def test_responses_recovering_start_posts_messages_the_conversation_does_not_have() -> None:
+    api = Api({ITEMS: _items(("assistant", "hi"), ("user", "a")),
+               CREATE: _reply(200, json=_response_body("queued"))})
+    run_id = _responses(api).start_run("conv_1", RESPONSES, turn_key="t1", texts=["a", "b"],
+                                       recovering=True)
+    assert run_id == "resp_1"
+    (body,) = api.bodies(*CREATE)
+    assert [item["content"][0]["text"] for item in body["input"]] == ["a", "b"]
 
 
 def test_responses_start_run_sends_a_background_response_on_the_conversation() -> None:
@@ -251,25 +280,31 @@ def _list(*entries: dict[str, Any]) -> Handler:
                              "first_id": "", "last_id": ""})
 
 
-def test_assistants_post_messages_once_per_turn() -> None:
+def test_assistants_post_messages_once_per_turn_looking_only_when_recovering() -> None:
     path = "/v1/threads/thread_1/messages"
     api = Api({("GET", path): _list({"id": "msg_1", "metadata": {"sf_turn": "t1"}}),
                ("POST", path): _reply(200, json={"id": "msg_2"})})
-    _assistants(api).post_messages("thread_1", ["a", "b"], turn_key="t1")
+    _assistants(api).post_messages("thread_1", ["a", "b"], turn_key="t1", recovering=True)
     assert api.bodies("POST", path) == []
-    _assistants(api).post_messages("thread_1", ["a", "b"], turn_key="t2")
-    (body,) = api.bodies("POST", path)
-    assert body == {"role": "user", "content": "a\nb", "metadata": {"sf_turn": "t2"}}
-    validate_request("POST", path, body)
+    _assistants(api).post_messages("thread_1", ["a", "b"], turn_key="t2", recovering=True)
+    _assistants(api).post_messages("thread_1", ["c"], turn_key="t3")
+    first, second = api.bodies("POST", path)
+    assert first == {"role": "user", "content": "a\nb", "metadata": {"sf_turn": "t2"}}
+    assert second["content"] == "c"
+    assert [r.method for r in api.requests] == ["GET", "GET", "POST", "POST"]
+    validate_request("POST", path, first)
 
 
-def test_assistants_start_run_reuses_the_run_of_the_same_turn() -> None:
+def test_assistants_start_run_reuses_the_run_of_the_same_turn_when_recovering() -> None:
     path = "/v1/threads/thread_1/runs"
     api = Api({("GET", path): _list({"id": "run_1", "metadata": {"sf_turn": "t1"}}),
                ("POST", path): _reply(200, json={"id": "run_2"})})
-    assert _assistants(api).start_run("thread_1", ASSISTANTS, turn_key="t1") == "run_1"
-    assert _assistants(api).start_run("thread_1", ASSISTANTS, turn_key="t2") == "run_2"
-    (body,) = api.bodies("POST", path)
+    client = _assistants(api)
+    assert client.start_run("thread_1", ASSISTANTS, turn_key="t1", recovering=True) == "run_1"
+    assert client.start_run("thread_1", ASSISTANTS, turn_key="t2", recovering=True) == "run_2"
+    assert client.start_run("thread_1", ASSISTANTS, turn_key="t3") == "run_2"
+    assert [r.method for r in api.requests] == ["GET", "GET", "POST", "POST"]
+    body = api.bodies("POST", path)[0]
     assert body == {"assistant_id": "asst_1", "metadata": {"sf_turn": "t2"}}
     validate_request("POST", path, body)
 
