@@ -10,9 +10,10 @@ from flask import request
 from supportflow.sandbox.store import ApiError
 from supportflow.webhooks.signing import is_secret
 
-SETTINGS_KEYS = {"latency_s", "never_finish", "poll_after_ms", "tool_calls", "next_tool_calls",
-                 "next_outcome", "next_reply", "faults", "webhook_url", "webhook_secret",
-                 "webhook_delay_s", "webhook_jitter_s", "webhook_drop_rate", "webhook_duplicates"}
+SETTINGS_KEYS = {"latency_s", "latency_range_s", "never_finish", "poll_after_ms", "tool_calls",
+                 "next_tool_calls", "next_outcome", "next_reply", "faults", "webhook_url",
+                 "webhook_secret", "webhook_delay_s", "webhook_jitter_s", "webhook_drop_rate",
+                 "webhook_duplicates"}
 # Webhook knobs that are numbers: (lowest, highest, integer only).
 WEBHOOK_NUMBERS = {"webhook_delay_s": (0, 60, False), "webhook_jitter_s": (0, 60, False),
                    "webhook_drop_rate": (0, 1, False), "webhook_duplicates": (0, 10, True)}
@@ -150,6 +151,8 @@ def parse_settings(body: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 3600:
             raise ApiError(400, "latency_s must be a number between 0 and 3600.", param="latency_s")
         changes["latency_s"] = float(value)
+    if "latency_range_s" in body:
+        changes["latency_range_s"] = parse_latency_range(body["latency_range_s"])
     for key in ("never_finish", "tool_calls"):
         if key in body:
             if not isinstance(body[key], bool):
@@ -203,6 +206,18 @@ def parse_webhook_settings(body: dict[str, Any]) -> dict[str, Any]:
             raise ApiError(400, f"{key} must be {what} from {low} to {high}.", param=key)
         changes[key] = value if integer else float(value)
     return changes
+
+
+def parse_latency_range(value: Any) -> tuple[float, float] | None:
+    """null, or [low, high] seconds (0 <= low <= high <= 3600)."""
+    if value is None:
+        return None
+    if (not isinstance(value, list) or len(value) != 2
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+            or not 0 <= value[0] <= value[1] <= 3600):
+        raise ApiError(400, "latency_range_s must be null or [low, high] seconds, 0 to 3600.",
+                       param="latency_range_s")
+    return float(value[0]), float(value[1])
 
 
 def parse_tool_script(value: Any) -> list[tuple[str, str]]:

@@ -17,6 +17,7 @@ from supportflow.sandbox import render
 from supportflow.sandbox.background import Background
 from supportflow.sandbox.brain import load_brain
 from supportflow.sandbox.file_routes import register_file_routes
+from supportflow.sandbox.records import run_records
 from supportflow.sandbox.requests import (
     body_object,
     list_params,
@@ -26,7 +27,13 @@ from supportflow.sandbox.requests import (
     response_input,
     user_items,
 )
-from supportflow.sandbox.store import ApiError, Run, SandboxSettings, SandboxStore, Thread
+from supportflow.sandbox.store import (
+    ApiError,
+    Run,
+    SandboxSettings,
+    SandboxStore,
+    Thread,
+)
 
 
 def create_sandbox_app(knowledge_path: Path, *, latency_s: float = 0.5,
@@ -126,6 +133,22 @@ def _control_routes(app: Flask, store: SandboxStore, background: Background) -> 
     def stats() -> Response:
         with store.lock:
             return jsonify({**store.stats(), **background.sender.stats()})
+
+    @app.get("/_sandbox/runs")
+    def runs() -> Response:
+        """Per-run records since `since` (epoch seconds): store.run_records."""
+        try:
+            since = float(request.args.get("since", "0"))
+        except ValueError as error:
+            raise ApiError(400, "since must be a number (epoch seconds).",
+                           param="since") from error
+        with store.lock:
+            return jsonify(run_records(store, since))
+
+    @app.post("/_sandbox/sink/<path:_>")
+    def sink(_: str) -> tuple[str, int]:
+        """Takes any POST (a helpdesk callback for benchmarks) and answers 204."""
+        return "", 204
 
 
 def _page(

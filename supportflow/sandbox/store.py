@@ -6,6 +6,7 @@ the counters tests read are kept beside what they count.
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections import Counter
@@ -29,6 +30,8 @@ class SandboxSettings:
     """Behaviour knobs tests can change through /_sandbox/settings."""
 
     latency_s: float = 0.5
+    # When set, each run lasts a time drawn uniformly from [low, high] instead of latency_s.
+    latency_range_s: tuple[float, float] | None = None
     never_finish: bool = False
     poll_after_ms: int | None = None
     tool_calls: bool = False
@@ -96,6 +99,9 @@ class Run:
     due: float = 0.0
     # When it really finished (time.time()): what a reply's added latency is measured from.
     finished_at: float | None = None
+    # When it was made (time.time(), for the per-run records) and when each check came in.
+    created_wall: float = 0.0
+    checks: list[float] = field(default_factory=list)
     status: str = "queued"
     completed_at: int | None = None
     output: list[Message] = field(default_factory=list)
@@ -136,6 +142,8 @@ class SandboxStore:
         self.fault_times: list[float] = []
         # Fingerprints (never the keys) of the bearer tokens seen, so tests can tell which was used.
         self.bearer_fingerprints: set[str] = set()
+        # API requests per thread (every request naming a thread or a response of one).
+        self.calls_by_thread: Counter[str] = Counter()
         # Metadata of the objects made in each thread: (kind, metadata), in order.
         self.metadata_by_thread: dict[str, list[tuple[str, dict[str, Any]]]] = {}
 
@@ -144,6 +152,7 @@ class SandboxStore:
         prefix = "thread" if api == "assistants" else "conv"
         thread = Thread(new_id(prefix), api, int(time.time()), metadata)
         self.threads[thread.id] = thread
+        self.calls_by_thread[thread.id] += 1
         self.counts["threads_total" if api == "assistants" else "conversations_total"] += 1
         self.metadata_by_thread[thread.id] = [("thread", dict(metadata))]
         return thread
@@ -154,6 +163,7 @@ class SandboxStore:
         if thread is None or thread.api != api:
             what = "thread" if api == "assistants" else "conversation"
             raise ApiError(404, f"No {what} found with id '{thread_id}'.", code="not_found")
+        self.calls_by_thread[thread.id] += 1
         for run_id in thread.runs:
             self.advance(self.runs[run_id])
         return thread
@@ -204,7 +214,7 @@ class SandboxStore:
         run = Run(new_id(prefix), thread.id, thread.api, int(time.time()), time.monotonic(),
                   request, self.pending_texts(thread))
         run.after_tools = bool(thread.messages) and thread.messages[-1].kind == "function_call_output"
-        run.due = run.started + self.settings.latency_s
+        run.due, run.created_wall = run.started + self.run_latency(), time.time()
         self.runs[run.id] = run
         thread.runs.append(run.id)
         self.counts["runs_total"] += 1
@@ -219,13 +229,23 @@ class SandboxStore:
         if run is None or (thread_id is not None and run.thread_id != thread_id):
             what = "run" if thread_id is not None else "response"
             raise ApiError(404, f"No {what} found with id '{run_id}'.", code="not_found")
+        if thread_id is None:  # a response read by its id alone
+            self.calls_by_thread[run.thread_id] += 1
         self.advance(run)
         return run
 
+    def run_latency(self) -> float:
+        """How long a new run takes: latency_s, or a draw from latency_range_s."""
+        if self.settings.latency_range_s is not None:
+            return random.uniform(*self.settings.latency_range_s)
+        return self.settings.latency_s
+
     def check(self, run: Run) -> None:
         """Count one status check of the run."""
+        now = time.time()
         self.checks_by_thread[run.thread_id] += 1
-        self.check_times_by_thread.setdefault(run.thread_id, []).append(time.time())
+        self.check_times_by_thread.setdefault(run.thread_id, []).append(now)
+        run.checks.append(now)
 
     def advance(self, run: Run) -> None:
         """Move a run on by the clock: queued, then in progress, then finished once due."""
@@ -251,7 +271,7 @@ class SandboxStore:
         if run.status != "requires_action" or {c for c, _ in outputs} != expected:
             raise ApiError(400, "Tool outputs must answer every pending tool call of the run.")
         run.status, run.started, run.texts = "queued", time.monotonic(), []
-        run.due = run.started + self.settings.latency_s
+        run.due, run.created_wall = run.started + self.run_latency(), time.time()
         run.after_tools = True
         self.record_tool_outputs(run.thread_id, outputs)
         self.scheduled(run)

@@ -237,7 +237,8 @@ def test_the_sandbox_rejects_requests_missing_required_fields(sandbox: SandboxHa
 
 
 @pytest.mark.parametrize("bad", [{"latency_s": -1}, {"never_finish": "yes"},
-                                 {"poll_after_ms": 1.5}, {"colour": "red"}])
+                                 {"poll_after_ms": 1.5}, {"colour": "red"},
+                                 {"latency_range_s": [3, 1]}, {"latency_range_s": 2}])
 def test_control_endpoints_validate_their_input(control: httpx.Client, bad: dict[str, Any]) -> None:
     response = control.put("/_sandbox/settings", json=bad)
     assert response.status_code == 400 and "error" in response.json()
@@ -317,3 +318,25 @@ def test_a_response_naming_an_unknown_vector_store_is_refused(
         client.start_run(thread_id, request, turn_key="t1")
     assert refused.value.status == 404 and not refused.value.retryable
     _assert_contract(recorder)
+
+
+def test_run_records_give_each_runs_conversation_turn_moments_checks_and_calls(
+    sandbox: SandboxHandle, control: httpx.Client, recorder: RecordingTransport
+) -> None:
+    control.put("/_sandbox/settings", json={"latency_range_s": [0.05, 0.15]}).raise_for_status()
+    since = time.time()
+    client = _client("responses", sandbox, recorder)
+    thread_id = client.open_thread(metadata={"sf_conversation": "c-rec"})
+    request = RunRequest(RESPONSES.backend, metadata={"sf_conversation": "c-rec",
+                                                      "sf_turn": "c-rec:1"})
+    run_id = client.start_run(thread_id, request, turn_key="c-rec:1", texts=["hours?"])
+    _wait(client, thread_id, run_id)
+    records = control.get("/_sandbox/runs", params={"since": since}).json()
+    rows = [dict(zip(records["fields"], row, strict=True)) for row in records["runs"]]
+    (row,) = [r for r in rows if r["conversation"] == "c-rec"]
+    assert row["turn"] == "c-rec:1" and row["response"] == run_id
+    assert 0.05 <= row["completed"] - row["created"] <= 0.15
+    assert row["checks"] and row["checks"] == sorted(row["checks"])
+    assert records["calls"]["c-rec"] == 2 + len(row["checks"])  # open, start, the checks
+    later = control.get("/_sandbox/runs", params={"since": time.time()}).json()
+    assert later["runs"] == []
