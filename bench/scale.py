@@ -94,7 +94,7 @@ def part_c(stack: Stack, conversations: int, window_s: float, rows: Rows) -> Non
     started = load.start_many(stack.base, ["fixed10"], conversations)
     ids = [s.conversation for s in started]
     if not load.wait_for(lambda: stack.redis.scard("sf:state:poll") >= conversations,
-                         timeout=600, every=2.0):
+                         timeout=300, every=2.0):
         rows.append(("c", "runs started", stack.redis.scard("sf:state:poll"), str(conversations)))
     begin = time.time() + 15  # every conversation past its first checks
     time.sleep(15 + window_s)
@@ -254,8 +254,11 @@ def main() -> None:
             stack.close()
         print(table([r for r in rows if r[0] == part], ["value"]), file=sys.stderr)
     print(table(rows, [str(args.code)]))
-    if args.json:
-        args.json.write_text(json.dumps({"code": str(args.code), "rows": rows}, indent=1))
+    if args.json:  # rows of parts not run now are kept, so parts can run one at a time
+        kept = json.loads(args.json.read_text())["rows"] if args.json.exists() else []
+        merged = [r for r in kept if r[0] not in args.parts] + [list(r) for r in rows]
+        merged.sort(key=lambda r: r[0])
+        args.json.write_text(json.dumps({"code": str(args.code), "rows": merged}, indent=1))
 
 
 if __name__ == "__main__":

@@ -13,10 +13,17 @@ import redis
 from cryptography.fernet import InvalidToken
 
 from supportflow.domain.inbox import INBOX_NAME, Inbox
+from supportflow.domain.model import CustomerMessage
+from supportflow.services.helpdesk import Mapped
 
+from . import redis_scripts
+from .redis_keys import ConversationKeys
+from .redis_store import message_entries
 from .vault import Vault, VaultError
 
 SEEN_TTL_S = 3600  # well past the 5-minute signature tolerance
+# How long a web process keeps an inbox (its secrets decrypted) before reading it again.
+CACHE_TTL_S = 5.0
 LOCK_TTL_MS = 10_000
 
 
@@ -31,6 +38,18 @@ class InboxStore:
         self.redis = client
         self.hash_key = f"{prefix}:inboxes"
         self.vault = vault
+        self._cache: dict[str, tuple[float, Inbox | None]] = {}
+
+    def cached(self, name: str, *, fresh: bool = False) -> Inbox | None:
+        """The inbox as read (and decrypted) at most CACHE_TTL_S ago by this process; `fresh`
+        reads it now (a signature that fails with the cached secrets tries a fresh read)."""
+        now = time.monotonic()
+        hit = self._cache.get(name)
+        if hit is not None and not fresh and now - hit[0] < CACHE_TTL_S:
+            return hit[1]
+        inbox = self.get(name)
+        self._cache[name] = (now, inbox)
+        return inbox
 
     def create(self, inbox: Inbox) -> None:
         """Store a new inbox; InboxError when the name is bad or taken."""
@@ -78,6 +97,18 @@ class RedisConversationMap:
     def __init__(self, client: redis.Redis, *, prefix: str) -> None:
         self.redis = client
         self.prefix = prefix
+        self._accept = client.register_script(redis_scripts.ACCEPT_HELPDESK_MESSAGE)
+
+    def accept_mapped(self, inbox: str, external_id: str, delivery_id: str | None,
+                      message: CustomerMessage) -> Mapped:
+        """The message into the conversation already mapped, once per delivery: one trip."""
+        mailbox, transcript = message_entries(message)
+        reply = cast(list[bytes], self._accept(
+            keys=[self._key(inbox, "seen", delivery_id or "-"), self._key(inbox, "conv", external_id),
+                  ConversationKeys(self.prefix).messages_in],
+            args=[self.prefix, SEEN_TTL_S, message.id, mailbox, transcript,
+                  repr(message.received_at), "1" if delivery_id else "0"]))
+        return Mapped(reply[0].decode(), reply[1].decode() if len(reply) > 1 else None)
 
     def _key(self, inbox: str, *parts: str) -> str:
         return ":".join((self.prefix, "inbox", inbox, *parts))

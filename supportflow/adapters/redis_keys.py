@@ -66,6 +66,11 @@ class ConversationKeys:
         return self.key("queued")
 
     @property
+    def messages_in(self) -> str:
+        """The supportflow_messages_in metric's hash (the accept scripts count there)."""
+        return self.key("metrics", "supportflow_messages_in")
+
+    @property
     def dispatched(self) -> str:
         """The scheduler's counters (a metric's hash: supportflow_dispatched by kind)."""
         return self.key("metrics", "supportflow_dispatched")

@@ -12,24 +12,56 @@ def _lua_set(name: str, states: frozenset[str]) -> str:
 _STATES = _lua_set("takes_turns", frozenset(TAKES_TURNS)) + _lua_set("working",
                                                                     frozenset(WORKING_STATES))
 
-# KEYS: record, ids, mailbox, transcript, wakeups
-# ARGV: message id, mailbox entry, transcript entry, now, conversation id
-# Returns 1 accepted, 0 duplicate, -1 unknown conversation. While an agent has the
-# conversation (or it is closed) the message only joins the transcript: the bot stays silent.
-# A conversation waiting for the customer gets a wake-up now unless one is pending, so the
-# scheduler hands it to a worker: accepting a message publishes nothing.
-ACCEPT_MESSAGE = _STATES + """
-local raw = redis.call('GET', KEYS[1])
-if not raw then return -1 end
-if redis.call('SADD', KEYS[2], 'customer:' .. ARGV[1]) == 0 then return 0 end
-redis.call('SADD', KEYS[2], 'transcript:' .. ARGV[1])
-redis.call('RPUSH', KEYS[4], ARGV[3])
-local state = cjson.decode(raw)['state']
-if state ~= 'handed_off' and state ~= 'closed' then
-  redis.call('RPUSH', KEYS[3], ARGV[2])
-  if takes_turns[state] then redis.call('ZADD', KEYS[5], 'NX', ARGV[4], ARGV[5]) end
+# The accepting of a customer message, shared by the scripts below. The conversation's keys
+# come from the prefix and its id (the helpdesk path learns the id inside its script).
+# Returns 1 accepted, 0 duplicate, -1 unknown conversation, -2 closed. While an agent has the
+# conversation the message only joins the transcript: the bot stays silent. One waiting for
+# the customer gets a wake-up now unless one is pending, so the scheduler hands it to a
+# worker: accepting publishes nothing. Accepted messages count in supportflow_messages_in
+# (its hash: one field per channel kind, as RedisMetrics writes a one-label counter).
+_ACCEPT = _STATES + """
+local function accept(prefix, id, message_id, mailbox_entry, transcript_entry, now, metric)
+  local conv = prefix .. ':conv:' .. id
+  local raw = redis.call('GET', conv)
+  if not raw then return -1 end
+  local record = cjson.decode(raw)
+  local state = record['state']
+  if state == 'closed' then return -2 end
+  if redis.call('SADD', conv .. ':ids', 'customer:' .. message_id) == 0 then return 0 end
+  redis.call('SADD', conv .. ':ids', 'transcript:' .. message_id)
+  redis.call('RPUSH', conv .. ':transcript', transcript_entry)
+  if state ~= 'handed_off' then
+    redis.call('RPUSH', conv .. ':mailbox', mailbox_entry)
+    if takes_turns[state] then redis.call('ZADD', prefix .. ':wakeups', 'NX', now, id) end
+  end
+  local channel = string.match(record['channel'] or 'widget', '^[^:]*')
+  redis.call('HINCRBYFLOAT', metric, channel, 1)
+  return 1
 end
-return 1
+"""
+
+# KEYS: the messages_in metric's hash
+# ARGV: key prefix, conversation id, message id, mailbox entry, transcript entry, now
+ACCEPT_MESSAGE = _ACCEPT + """
+return accept(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], KEYS[1])
+"""
+
+# A helpdesk's message in one round trip, when its conversation is known and open.
+# KEYS: the delivery's seen mark, the helpdesk conversation's map entry, messages_in's hash
+# ARGV: key prefix, seen ttl s, message id, mailbox entry, transcript entry, now, '1' when
+#       the delivery has an id (its seen mark is checked and set)
+# Returns {'replayed'}, {'unmapped'} (no conversation yet, or the mapped one is gone),
+# {'closed', id}, or {'accepted' | 'duplicate', id}; the seen mark is set only with the latter.
+ACCEPT_HELPDESK_MESSAGE = _ACCEPT + """
+local delivered = ARGV[7] == '1'
+if delivered and redis.call('EXISTS', KEYS[1]) == 1 then return {'replayed'} end
+local id = redis.call('GET', KEYS[2])
+if not id then return {'unmapped'} end
+local result = accept(ARGV[1], id, ARGV[3], ARGV[4], ARGV[5], ARGV[6], KEYS[3])
+if result == -1 then return {'unmapped'} end
+if result == -2 then return {'closed', id} end
+if delivered then redis.call('SET', KEYS[1], '1', 'EX', ARGV[2]) end
+return {result == 1 and 'accepted' or 'duplicate', id}
 """
 
 # A response's entry in the response index (its conversation) and the mark an OpenAI event

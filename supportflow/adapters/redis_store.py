@@ -18,10 +18,21 @@ from supportflow.domain.model import (
     State,
     TranscriptMessage,
 )
-from supportflow.services.ports import Claimed, Due
+from supportflow.services.ports import Accepted, Claimed, Due
 
 from . import redis_scripts
 from .redis_keys import ConversationKeys, dump
+
+ACCEPT_RESULTS = {1: Accepted.ACCEPTED, 0: Accepted.DUPLICATE, -1: Accepted.UNKNOWN,
+                  -2: Accepted.CLOSED}
+
+
+def message_entries(message: CustomerMessage) -> tuple[bytes, bytes]:
+    """A customer's message as the mailbox and the transcript keep it."""
+    entry = TranscriptMessage(id=message.id, author=Author.CUSTOMER, text=message.text,
+                              at=message.received_at)
+    return dump(message.to_dict()), dump(entry.to_dict())
+
 
 # A task the scheduler published and no worker took for this long is lost (a worker died
 # holding it); sooner, once the broker's queue is empty (services/scheduler.py).
@@ -58,20 +69,13 @@ class RedisConversationStore:
         raw = self.redis.get(self.keys.of(conversation_id).record)
         return Conversation.from_dict(json.loads(raw)) if raw else None
 
-    def accept_customer_message(self, conversation_id: str, message: CustomerMessage) -> bool:
-        """Append to mailbox and transcript once per message id; False for a duplicate."""
-        keys = self.keys.of(conversation_id)
-        entry = TranscriptMessage(
-            id=message.id, author=Author.CUSTOMER, text=message.text, at=message.received_at
-        )
-        result = self._accept(
-            keys=[keys.record, keys.ids, keys.mailbox, keys.transcript, self.keys.wakeups],
-            args=[message.id, json.dumps(message.to_dict()), json.dumps(entry.to_dict()),
-                  message.received_at, conversation_id],
-        )
-        if result == -1:
-            raise KeyError(conversation_id)
-        return bool(result == 1)
+    def accept_customer_message(self, conversation_id: str, message: CustomerMessage) -> Accepted:
+        """Keep a customer's message once per id, and wake the conversation: one round trip."""
+        mailbox, transcript = message_entries(message)
+        result = self._accept(keys=[self.keys.messages_in],
+                              args=[self.prefix, conversation_id, message.id, mailbox, transcript,
+                                    repr(message.received_at)])
+        return ACCEPT_RESULTS[int(result)]
 
     def mailbox(self, conversation_id: str) -> list[CustomerMessage]:
         raw = cast(list[bytes], self.redis.lrange(self.keys.of(conversation_id).mailbox, 0, -1))

@@ -7,12 +7,28 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from supportflow.domain.inbox import Inbox
+from supportflow.domain.model import CustomerMessage
 
 from .intake import Contact, ConversationClosed, Intake, Receipt
 
 
+@dataclass(frozen=True)
+class Mapped:
+    """What accepting into a mapped conversation found: `outcome` is replayed, unmapped,
+    closed, accepted or duplicate; the conversation when there is one."""
+
+    outcome: str
+    conversation_id: str | None
+
+
 class ConversationMap(Protocol):
     """Which SupportFlow conversation stands for a helpdesk conversation of an inbox."""
+
+    def accept_mapped(self, inbox: str, external_id: str, delivery_id: str | None,
+                      message: CustomerMessage) -> Mapped:
+        """Keep the message in the conversation mapped to `external_id`, once per delivery id,
+        if there is one and it is open (else the caller takes the long way)."""
+        ...
 
     def get(self, inbox: str, external_id: str) -> str | None: ...
 
@@ -48,7 +64,18 @@ class HelpdeskInbound:
 
     def receive(self, inbox: Inbox, message: InboundMessage, delivery_id: str | None = None
                 ) -> Receipt | None:
-        """Keep the message (once per delivery id and message id); None for a replayed delivery."""
+        """Keep the message (once per delivery id and message id); None for a replayed delivery.
+
+        A message of a known, open conversation takes one Redis round trip; the first of a
+        helpdesk conversation (or one after it was closed) starts a conversation first.
+        """
+        customer = self.intake.new_message(message.message_id, message.text)
+        mapped = self.map.accept_mapped(inbox.name, message.external_id, delivery_id, customer)
+        if mapped.outcome == "replayed":
+            return None
+        if mapped.outcome in ("accepted", "duplicate") and mapped.conversation_id:
+            return Receipt(mapped.conversation_id, customer.id,
+                           duplicate=mapped.outcome == "duplicate")
         if delivery_id is not None and not self.map.first_time(inbox.name, delivery_id):
             return None
         try:

@@ -14,7 +14,7 @@ from supportflow.domain.model import (
     TranscriptMessage,
 )
 
-from .ports import Conversations, FlowCatalog, Metrics, NullMetrics
+from .ports import Accepted, Conversations, FlowCatalog, Metrics, NullMetrics
 
 
 class UnknownConversation(LookupError):
@@ -102,17 +102,17 @@ class Intake:
         return conversation, welcome
 
     def receive_message(self, conversation_id: str, message_id: str | None, text: str) -> Receipt:
-        """Keep the customer's message (once per id); the scheduler wakes the conversation."""
-        conversation = self.store.get(conversation_id)
-        if conversation is None:
-            raise UnknownConversation(conversation_id)
-        if conversation.state is State.CLOSED:
-            raise ConversationClosed(conversation_id)
-        message = CustomerMessage(
-            id=message_id or f"msg-{uuid.uuid4().hex}", text=text, received_at=self.clock()
-        )
-        # The accept script also writes the wake-up the scheduler publishes.
+        """Keep the customer's message (once per id); the scheduler wakes the conversation.
+        One Redis round trip (it counts the message too)."""
+        message = self.new_message(message_id, text)
         accepted = self.store.accept_customer_message(conversation_id, message)
-        if accepted:
-            self.metrics.inc("supportflow_messages_in", channel=conversation.channel.partition(":")[0])
-        return Receipt(conversation_id, message.id, duplicate=not accepted)
+        if accepted is Accepted.UNKNOWN:
+            raise UnknownConversation(conversation_id)
+        if accepted is Accepted.CLOSED:
+            raise ConversationClosed(conversation_id)
+        return Receipt(conversation_id, message.id, duplicate=accepted is Accepted.DUPLICATE)
+
+    def new_message(self, message_id: str | None, text: str) -> CustomerMessage:
+        """A customer's message received now (a new id when the client gave none)."""
+        return CustomerMessage(id=message_id or f"msg-{uuid.uuid4().hex}", text=text,
+                               received_at=self.clock())

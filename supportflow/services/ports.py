@@ -142,6 +142,15 @@ class AssistantDirectory(Protocol):
     def client_for(self, backend: Backend) -> AssistantClient: ...
 
 
+class Accepted(StrEnum):
+    """What became of a customer's message."""
+
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"  # its id was seen before: no effect
+    UNKNOWN = "unknown"  # no such conversation
+    CLOSED = "closed"  # resolved: it takes no more messages
+
+
 class Conversations(Protocol):
     """Conversation records outside a turn: intake writes them, the web and agents read them."""
 
@@ -149,8 +158,9 @@ class Conversations(Protocol):
 
     def get(self, conversation_id: str) -> Conversation | None: ...
 
-    def accept_customer_message(self, conversation_id: str, message: CustomerMessage) -> bool:
-        """Append to mailbox and transcript unless the id was seen; False for a duplicate."""
+    def accept_customer_message(self, conversation_id: str, message: CustomerMessage) -> Accepted:
+        """Append to mailbox and transcript unless the id was seen, and wake the conversation
+        (counted in supportflow_messages_in); nothing for an unknown or closed one."""
         ...
 
     def set_attributes(self, contact_id: str, values: dict[str, str]) -> None:

@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from supportflow.bootstrap import Services
+from supportflow.domain.inbox import Inbox, InboxKind
 from supportflow.domain.model import State
 from supportflow.observability.redis_metrics import render
+from supportflow.services.helpdesk import InboundMessage
 from supportflow.services.intake import Contact
 from supportflow.services.ports import RunState, RunStatus
 from supportflow.services.unit_of_work import Purpose
@@ -118,3 +120,26 @@ def test_counters_and_histograms_reach_the_keys_metrics_reads(counted: Counted) 
     exposition = render(services.ops_view.families)
     assert b"supportflow_reply_latency_seconds_count" in exposition
     assert b'supportflow_runs_total{backend="responses",outcome="completed"}' in exposition
+
+
+def test_accepting_a_message_takes_one_round_trip_and_publishes_nothing(
+    counted: Counted,
+) -> None:
+    services, spy, _, queue, _ = counted
+    conversation, _ = services.intake.start_conversation(Contact(id="ingest"), "responses")
+    inbox = Inbox(name="budget", kind=InboxKind.WEBHOOK, flow="responses")
+    first = InboundMessage(external_id="hd-1", contact=Contact(id="cust"), message_id="h1",
+                           text="Hello")
+    services.inbound.receive(inbox, first, "delivery-1")  # starts the helpdesk conversation
+    spy.trips()
+    services.intake.receive_message(conversation.id, "w1", "How long does shipping take?")
+    assert spy.trips() == [EVAL]  # widget: dedup, mailbox, transcript, wake-up, metric
+    again = InboundMessage(external_id="hd-1", contact=Contact(id="cust"), message_id="h2",
+                           text="Anyone there?")
+    receipt = services.inbound.receive(inbox, again, "delivery-2")
+    assert spy.trips() == [EVAL]  # helpdesk: replay mark, map, and the same as the widget
+    assert receipt is not None and not receipt.duplicate
+    assert services.inbound.receive(inbox, again, "delivery-2") is None  # replayed
+    assert spy.trips() == [EVAL]
+    assert queue.drains == [] and queue.polls == []
+    assert services.store.wake_of(conversation.id) is not None
