@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from functools import cache
 from typing import Any
@@ -19,10 +20,19 @@ HEARTBEAT_EVERY_S = 5.0
 _last_heartbeat = [0.0]
 
 
+_building = threading.Lock()
+
+
 @cache
-def services() -> Services:
-    """This worker process's services, built on first use (after the pool forks)."""
+def _services() -> Services:
     return bootstrap(queue=CeleryTaskQueue(current_app))
+
+
+def services() -> Services:
+    """This worker process's services, built once on first use (after a pool forks; the
+    threads of a threads pool share them)."""
+    with _building:
+        return _services()
 
 
 class SupportFlowTask(Task):  # type: ignore[misc]

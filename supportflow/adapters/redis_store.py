@@ -27,11 +27,12 @@ ACCEPT_RESULTS = {1: Accepted.ACCEPTED, 0: Accepted.DUPLICATE, -1: Accepted.UNKN
                   -2: Accepted.CLOSED}
 
 
-def message_entries(message: CustomerMessage) -> tuple[bytes, bytes]:
-    """A customer's message as the mailbox and the transcript keep it."""
+def message_entries(message: CustomerMessage) -> tuple[str, str]:
+    """A customer's message as the mailbox and the transcript keep it (ASCII JSON: text that
+    is not valid Unicode is kept escaped, and the step that reads it fails, not the intake)."""
     entry = TranscriptMessage(id=message.id, author=Author.CUSTOMER, text=message.text,
                               at=message.received_at)
-    return dump(message.to_dict()), dump(entry.to_dict())
+    return json.dumps(message.to_dict()), json.dumps(entry.to_dict())
 
 
 # A task the scheduler published and no worker took for this long is lost (a worker died

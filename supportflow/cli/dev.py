@@ -22,7 +22,8 @@ def register(commands: Any) -> None:
                      help="folder for Redis data and the beat schedule (default ./var)")
     dev.add_argument("--redis-url", help="use this Redis instead of starting an embedded one")
     dev.add_argument("--sandbox-port", type=int, default=8765)
-    dev.add_argument("--concurrency", type=int, default=2, help="Celery worker processes")
+    dev.add_argument("--concurrency", type=int, default=32,
+                     help="steps the Celery worker runs at once (threads)")
     dev.add_argument("--no-webhooks", dest="webhooks", action="store_false",
                      help="the sandbox sends no response events (replies wait for polls)")
 

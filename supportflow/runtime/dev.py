@@ -97,8 +97,9 @@ def process_specs(options: DevOptions, settings: Settings, env: dict[str, str]) 
             *events,
         ], env))
     specs.append(ProcessSpec("worker", [
-        *celery, "worker", "--loglevel", "INFO", "--concurrency", str(options.concurrency),
-        "-O", "fair", "--without-gossip", "--without-mingle", "--hostname", "dev@%h",
+        *celery, "worker", "--loglevel", "INFO", "--pool", "threads",
+        "--concurrency", str(options.concurrency), "--without-gossip", "--without-mingle",
+        "--hostname", "dev@%h",
     ], env))
     specs.append(ProcessSpec("beat", [
         *celery, "beat", "--loglevel", "INFO",

@@ -4,6 +4,8 @@ scheduler's limit, then every conversation completes, answered once."""
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,16 +25,31 @@ pytestmark = pytest.mark.slow
 QUEUE_LIMIT = 4
 
 
+def broker_tasks(payloads: list[bytes]) -> list[list[Any]]:
+    """The args of tasks in the broker's queue list or its unacked hash (kombu's envelopes)."""
+    found = []
+    for raw in payloads:
+        message = json.loads(raw)
+        message = message[0] if isinstance(message, list) else message  # unacked: [message, ...]
+        args, _, _ = json.loads(base64.b64decode(message["body"]))
+        found.append(args)
+    return found
+
+
 def snapshot(client: redis.Redis, conversation_id: str) -> tuple[bool, float | None, bool]:
-    """At one instant: is the conversation held, when is it due, does a task for it wait in the
-    broker's queue or in a worker's hands."""
+    """At one instant: is the conversation held, when is it due, does a task for its current
+    poll wait in the broker's queue or in a worker's hands (the task that just ran may still
+    be there, being acknowledged: it names an older poll)."""
     pipe = client.pipeline(transaction=True)
     pipe.exists(f"sf:conv:{conversation_id}:lease")
     pipe.zscore("sf:wakeups", conversation_id)
+    pipe.get(f"sf:conv:{conversation_id}")
     pipe.lrange("supportflow", 0, -1)
     pipe.hvals("unacked")
-    held, due, queued, unacked = pipe.execute()
-    in_broker = any(conversation_id.encode() in task for task in [*queued, *unacked])
+    held, due, record, queued, unacked = pipe.execute()
+    poll_id = json.loads(record)["poll_id"]
+    in_broker = any(args[:2] == [conversation_id, poll_id]
+                    for args in broker_tasks([*queued, *unacked]))
     return bool(held), due, in_broker
 
 
