@@ -134,6 +134,15 @@ class RedisConversationStore:
                    self.redis.zrange(self.keys.handoffs, 0, -1, withscores=True))
         return [(member.decode(), score) for member, score in raw]
 
+    def schedule_lag(self, now: float) -> tuple[int, float]:
+        """Wake-ups due now, and how late the oldest of them is (0 when none is)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zcount(self.keys.wakeups, "-inf", now)
+        pipe.zrange(self.keys.wakeups, 0, 0, withscores=True)
+        due, oldest = pipe.execute()
+        lag = max(0.0, now - float(oldest[0][1])) if due and oldest else 0.0
+        return int(due), lag
+
     def overdue_count(self, now: float, grace_s: float) -> int:
         """Conversations a worker should have looked at more than grace_s ago."""
         return int(self.redis.zcount(self.keys.wakeups, "-inf", now - grace_s))

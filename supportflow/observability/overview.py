@@ -35,6 +35,7 @@ class OpsView:
                               "oldest_wait_s": None if oldest is None else max(0.0, now - oldest)},
             "polls": {"pending": by_state.get("poll", 0),
                       "overdue": self.store.overdue_count(now, self.grace_s)},
+            "schedule": self.schedule(now),
             "queues": {self.ops.queue: self.ops.queue_depth()},
             "workers": self.workers(),
             "deliveries": {"dead_letters": self.ops.dead_letters()},
@@ -42,6 +43,12 @@ class OpsView:
             "reply_latency": {"p50_s": quantile(buckets, 0.5), "p95_s": quantile(buckets, 0.95)},
             "failures": self.ops.failures(20),
         }
+
+    def schedule(self, now: float) -> dict[str, Any]:
+        """Whether the workers keep up: wake-ups due now, how late the oldest is, and `behind`
+        once that is more than the grace period (a backlog waits in the schedule)."""
+        due, lag = self.store.schedule_lag(now)
+        return {"due": due, "lag_s": round(lag, 3), "behind": lag > self.grace_s}
 
     def workers(self) -> list[dict[str, Any]]:
         """Workers seen recently."""
@@ -84,8 +91,11 @@ class OpsView:
                      handoff["oldest_wait_s"] or 0.0)
         yield _gauge("supportflow_polls_pending", "Conversations waiting on a run.",
                      view["polls"]["pending"])
-        yield _gauge("supportflow_polls_overdue", "Wake-ups later than the watchdog's grace.",
+        yield _gauge("supportflow_polls_overdue", "Wake-ups later than the grace period.",
                      view["polls"]["overdue"])
+        yield _gauge("supportflow_schedule_lag_seconds",
+                     "How late the oldest due wake-up is (the workers are behind when it grows).",
+                     view["schedule"]["lag_s"])
         yield from _queue_gauges(view["queues"])
         yield _gauge("supportflow_workers_online", "Workers seen recently.", len(view["workers"]))
         yield _gauge("supportflow_dead_letter_queue_length", "Dead deliveries not replayed.",

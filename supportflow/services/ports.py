@@ -192,6 +192,10 @@ class OpsIndex(Protocol):
 
     def overdue_count(self, now: float, grace_s: float) -> int: ...
 
+    def schedule_lag(self, now: float) -> tuple[int, float]:
+        """Wake-ups due now, and how late the oldest of them is."""
+        ...
+
 
 @dataclass(frozen=True)
 class Due:

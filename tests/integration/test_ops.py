@@ -60,12 +60,13 @@ def test_overview_has_the_agreed_shape_and_values(ops_stack: dict[str, Any]) -> 
     client, ops = ops_stack["client"], ops_stack["ops"]
     assert client.get("/v1/ops/overview").status_code == 401
     view = client.get("/v1/ops/overview", headers=ops).get_json()
-    assert set(view) == {"conversations_by_state", "handoff_queue", "polls", "queues", "workers",
-                         "deliveries", "counters", "reply_latency", "failures"}
+    assert set(view) == {"conversations_by_state", "handoff_queue", "polls", "schedule", "queues",
+                         "workers", "deliveries", "counters", "reply_latency", "failures"}
     assert view["conversations_by_state"]["handed_off"] == 2
     assert view["conversations_by_state"]["wait_for_user"] == 1
     assert view["handoff_queue"]["length"] == 2 and view["handoff_queue"]["oldest_wait_s"] > 0
     assert view["polls"] == {"pending": 0, "overdue": 0}
+    assert view["schedule"] == {"due": 0, "lag_s": 0.0, "behind": False}
     assert set(view["queues"]["supportflow"]) == {"ready", "reserved"}
     assert len(view["workers"]) == 1 and view["workers"][0]["last_seen_s_ago"] < 60
     # Handoffs are announced to an agents' webhook nobody listens on here: they may die.

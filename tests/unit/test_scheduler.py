@@ -128,3 +128,14 @@ def test_a_conversation_with_nothing_to_do_leaves_the_schedule(parts: Parts) -> 
     assert services.scheduler.run_once().published == []
     assert services.store.wake_of(conversation.id) is None
     assert queue.drains == []
+
+
+def test_the_ops_overview_says_when_a_backlog_waits_in_the_schedule(parts: Parts) -> None:
+    services, _, queue, clock = parts
+    waiting(services, 3)
+    backlog(services, queue, 6)  # workers are behind: nothing more is claimed
+    assert services.ops_view.overview()["schedule"]["behind"] is False
+    clock.now += GRACE + 1
+    services.scheduler.run_once()
+    schedule = services.ops_view.overview()["schedule"]
+    assert schedule["due"] == 3 and schedule["lag_s"] == GRACE + 1 and schedule["behind"]

@@ -64,6 +64,7 @@ function table(node, head, rows, empty) {
 function renderOverview(data) {
   const handoff = data.handoff_queue || {};
   const polls = data.polls || {};
+  const schedule = data.schedule || {};
   const queues = data.queues || {};
   const celery = queues.supportflow || Object.values(queues)[0] || {};
   const latency = data.reply_latency || {};
@@ -74,6 +75,8 @@ function renderOverview(data) {
     tile("Waiting for an agent", num(handoff.length),
       handoff.oldest_wait_s == null ? "nobody waiting" : `oldest ${duration(handoff.oldest_wait_s)}`),
     tile("Pending polls", num(polls.pending), `${num(polls.overdue)} overdue`, polls.overdue > 0),
+    tile("Schedule", schedule.behind ? `behind ${duration(schedule.lag_s)}` : "on time",
+      `${num(schedule.due)} wake-ups due now`, Boolean(schedule.behind)),
     tile("Task queue", num(celery.ready), `${num(celery.reserved)} reserved by workers`),
     tile("Reply latency p50", duration(latency.p50_s), `p95 ${duration(latency.p95_s)}`),
     tile("Workers", String(workers.length), workers.length ? "" : "no worker seen", workers.length === 0),
