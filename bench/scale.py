@@ -34,7 +34,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import load  # noqa: E402
-from stack import Stack, rss_bytes  # noqa: E402
+import spy  # noqa: E402
+from stack import FLOWS, Stack, rss_bytes  # noqa: E402
 
 Rows = list[tuple[str, str, Any, str]]  # part, figure, value, target
 
@@ -67,7 +68,7 @@ def part_a(stack: Stack, sizes: list[int], flows: list[str], rows: Rows) -> None
                          "<= 3 + polls"))
 
 
-def part_b(stack: Stack, seconds: int, rows: Rows) -> None:
+def part_b(stack: Stack, seconds: int, rows: Rows, profile: bool = False) -> None:
     """Messages per second and latency of the two ingest routes, with workers running."""
     stack.configure_sandbox(latency_s=2.0)
     widget = [s.conversation for s in load.start_many(stack.base, ["default"], 1000)]
@@ -78,7 +79,13 @@ def part_b(stack: Stack, seconds: int, rows: Rows) -> None:
         count = seconds * 5000
         lines = (load.widget_requests(widget, count) if route == "widget"
                  else load.webhook_requests("bench", secret, 1000, count))
+        spying = (spy.record(stack.pid("web"), seconds - 1, stack.work / f"web-{route}.raw")
+                  if profile and connections == 64 else None)
         result = load.run_wrk(stack.base, lines, stack.work, connections, seconds)
+        if spying is not None:
+            spying.wait()
+            rows.append(("b", f"profile of the web, {route} route (busy time by library)",
+                         spy.summary(stack.work / f"web-{route}.raw"), ""))
         target = ">= 2000/s, p99 <= 50 ms" if route == "widget" else ">= 1500/s"
         rows.append(("b", f"{route} route, {connections} connections: msg/s, p50 / p99 (ms)",
                      f"{result.rate:.0f}, {result.p50_ms:.1f} / {result.p99_ms:.1f}"
@@ -86,7 +93,8 @@ def part_b(stack: Stack, seconds: int, rows: Rows) -> None:
         time.sleep(3)
 
 
-def part_c(stack: Stack, conversations: int, window_s: float, rows: Rows) -> None:
+def part_c(stack: Stack, conversations: int, window_s: float, rows: Rows,
+           profile: bool = False) -> None:
     """Conversations waiting on 5-minute runs polled every 10 s: lateness, RSS, Redis bytes."""
     stack.configure_sandbox(latency_s=300.0)
     before = stack.used_memory()
@@ -97,8 +105,14 @@ def part_c(stack: Stack, conversations: int, window_s: float, rows: Rows) -> Non
                          timeout=300, every=2.0):
         rows.append(("c", "runs started", stack.redis.scard("sf:state:poll"), str(conversations)))
     begin = time.time() + 15  # every conversation past its first checks
-    time.sleep(15 + window_s)
+    time.sleep(15)
+    spying = spy.record(stack.pid("worker"), window_s, stack.work / "worker-c.raw") if profile else None
+    time.sleep(window_s)
     end = time.time()
+    if spying is not None:
+        spying.wait()
+        rows.append(("c", "profile of the worker (busy time by library)",
+                     spy.summary(stack.work / "worker-c.raw"), ""))
     records = stack.run_records(since)
     gaps, checks = [], 0
     for row in records["runs"]:
@@ -120,7 +134,7 @@ def part_c(stack: Stack, conversations: int, window_s: float, rows: Rows) -> Non
     del ids
 
 
-def part_d(stack: Stack, probe: int, phase_s: float, rows: Rows) -> None:
+def part_d(stack: Stack, probe: int, phase_s: float, rows: Rows, profile: bool = False) -> None:
     """Twice the measured capacity for `phase_s`, then half of it; then drain."""
     stack.configure_sandbox(latency_range_s=[2, 8])
     capacity = _capacity(stack, probe)
@@ -145,8 +159,14 @@ def part_d(stack: Stack, probe: int, phase_s: float, rows: Rows) -> None:
 
     thread = threading.Thread(target=sampler, daemon=True)
     thread.start()
+    spying = (spy.record(stack.pid("worker"), phase_s - 1, stack.work / "worker-d.raw")
+              if profile else None)
     load.paced(stack.base, "default", 2 * capacity, phase_s, started)
     overload_end = time.time()
+    if spying is not None:
+        spying.wait()
+        rows.append(("d", "profile of the worker in the overload (busy time by library)",
+                     spy.summary(stack.work / "worker-d.raw"), ""))
     load.paced(stack.base, "default", capacity / 2, phase_s, started)
     ids = [s.conversation for s in started]
     done = answered(stack, ids, timeout=900)
@@ -196,6 +216,15 @@ def answered(stack: Stack, ids: list[str], timeout: float) -> bool:
         timeout=timeout, every=0.5)
 
 
+def parse_delays(text: str) -> list[float]:
+    """"1.5x8,2,3" -> [1.5 (eight times), 2, 3]."""
+    delays: list[float] = []
+    for part in text.split(","):
+        value, _, times = part.partition("x")
+        delays += [float(value)] * int(times or 1)
+    return delays
+
+
 def fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
@@ -228,6 +257,12 @@ def main() -> None:
     parser.add_argument("--small", action="store_true", help="small sizes, to try it out")
     parser.add_argument("--webhooks", action="store_true",
                         help="(a) also runs the webhook flow (0 and 5 %% dropped)")
+    parser.add_argument("--flow", action="append", default=[], metavar="NAME=DELAYS",
+                        help="(a) also runs this poll schedule, e.g. d15=1.5x8,2,3,5,10")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                        help="environment of the code's processes, e.g. WORKER_CONCURRENCY=64")
+    parser.add_argument("--profile", action="store_true",
+                        help="py-spy the web in (b), the worker in (c) and (d)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument("--compare", type=Path, nargs=2, metavar=("BEFORE", "AFTER"))
     args = parser.parse_args()
@@ -235,21 +270,30 @@ def main() -> None:
         print(compare(*args.compare))
         return
     small = args.small
+    flows = ["fixed10", "default", "poll1"]
+    for spec in args.flow:
+        name, _, delays = spec.partition("=")
+        FLOWS[name] = {"delays": parse_delays(delays)}
+        flows.append(name)
+    extra_env = dict(item.partition("=")[::2] for item in args.env)
     rows: Rows = []
     work = Path(tempfile.mkdtemp(prefix="sf-scale-"))
     print(f"work folder (logs): {work}", file=sys.stderr)
     for part in args.parts:
-        stack = Stack(args.code.resolve(), work / part, webhooks=args.webhooks)
+        stack = Stack(args.code.resolve(), work / part, webhooks=args.webhooks,
+                      extra_env=extra_env)
         try:
             if part == "a":
-                part_a(stack, [20, 60] if small else [100, 1000],
-                       ["fixed10", "default", "poll1"], rows)
+                part_a(stack, [20, 60] if small else [100, 1000], flows, rows)
             elif part == "b":
-                part_b(stack, 5 if small else 15, rows)
+                part_b(stack, 5 if small else 15, rows, args.profile)
             elif part == "c":
-                part_c(stack, 1000 if small else 10_000, 30 if small else 90, rows)
+                part_c(stack, 1000 if small else 10_000, 30 if small else 90, rows, args.profile)
             elif part == "d":
-                part_d(stack, 100 if small else 600, 20 if small else 60, rows)
+                part_d(stack, 100 if small else 600, 20 if small else 60, rows, args.profile)
+            elif part == "t":  # capacity only: how the execution model compares
+                rows.append(("t", f"capacity, whole turns per second ({extra_env or 'defaults'})",
+                             fmt(_capacity(stack, 100 if small else 600)), ""))
         finally:
             stack.close()
         print(table([r for r in rows if r[0] == part], ["value"]), file=sys.stderr)
