@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import load  # noqa: E402
 import spy  # noqa: E402
-from stack import FLOWS, Stack, rss_bytes  # noqa: E402
+from stack import FLOWS, Stack, cpu_seconds, rss_bytes  # noqa: E402
 
 Rows = list[tuple[str, str, Any, str]]  # part, figure, value, target
 
@@ -106,13 +106,18 @@ def part_c(stack: Stack, conversations: int, window_s: float, rows: Rows,
         rows.append(("c", "runs started", stack.redis.scard("sf:state:poll"), str(conversations)))
     begin = time.time() + 15  # every conversation past its first checks
     time.sleep(15)
-    spying = spy.record(stack.pid("worker"), window_s, stack.work / "worker-c.raw") if profile else None
+    spying = [(name, spy.record(stack.pid(name), window_s, stack.work / f"{name}-c.raw"))
+              for name in ("worker", "sandbox")] if profile else []
+    cpu_before = {name: cpu_seconds(stack.pid(name)) for name in ("worker", "sandbox", "web")}
     time.sleep(window_s)
     end = time.time()
-    if spying is not None:
-        spying.wait()
-        rows.append(("c", "profile of the worker (busy time by library)",
-                     spy.summary(stack.work / "worker-c.raw"), ""))
+    for name, process in spying:
+        process.wait()
+        rows.append(("c", f"profile of the {name} (busy time by library)",
+                     spy.summary(stack.work / f"{name}-c.raw"), ""))
+    rows.append(("c", "CPU used in the window: worker / sandbox / web (cores)", " / ".join(
+        f"{(cpu_seconds(stack.pid(n)) - cpu_before[n]) / (end - begin):.2f}" for n in cpu_before),
+        ""))
     records = stack.run_records(since)
     gaps, checks = [], 0
     for row in records["runs"]:

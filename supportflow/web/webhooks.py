@@ -39,6 +39,10 @@ class InboundWebhookSchema(Schema):
     message = fields.Nested(InboundTextSchema, required=True)
 
 
+# Built once: the hot route's schema.
+INBOUND_WEBHOOK = InboundWebhookSchema()
+
+
 def find_inbox(name: str, kind: InboxKind, *, fresh: bool = False) -> Inbox:
     """The named inbox of this kind (as this process read it lately), or a 404."""
     inbox = services().inboxes.cached(name, fresh=fresh)
@@ -77,7 +81,7 @@ def accept(inbox: Inbox, message: InboundMessage, delivery_id: str | None) -> Re
 def inbound_webhook(inbox_name: str) -> tuple[Response, int]:
     """A signed customer message from a helpdesk: 202 accepted, 200 for a replayed webhook-id."""
     inbox, webhook_id = verified(inbox_name, request.get_data(cache=True))
-    data = InboundWebhookSchema().load(json_body())
+    data = INBOUND_WEBHOOK.load(json_body())
     message = InboundMessage(
         external_id=data["conversation"]["id"], contact=Contact(**data["contact"]),
         message_id=data["message"]["id"], text=data["message"]["text"])

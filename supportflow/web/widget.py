@@ -91,12 +91,16 @@ def get_conversation(conversation_id: str) -> Response:
     }))
 
 
+# The hot route's schemas, built once (building a marshmallow schema costs more than using it).
+POST_MESSAGE, RECEIPT = PostMessageSchema(), ReceiptSchema()
+
+
 @bp.post("/conversations/<conversation_id>/messages")
 @widget_route
 def post_message(conversation_id: str) -> tuple[Response, int]:
     """Accept a customer message (202); the same client_message_id twice counts once."""
     require_visitor(conversation_id)
-    data = PostMessageSchema().load(json_body())
+    data = POST_MESSAGE.load(json_body())
     try:
         receipt = services().intake.receive_message(
             conversation_id, data.get("client_message_id"), data["text"]
@@ -107,7 +111,7 @@ def post_message(conversation_id: str) -> tuple[Response, int]:
     except ConversationClosed as error:
         raise ApiError(409, "conversation_closed",
                        "this conversation is closed; start a new one") from error
-    return jsonify(ReceiptSchema().dump(receipt.__dict__)), 202
+    return jsonify(RECEIPT.dump(receipt.__dict__)), 202
 
 
 @bp.get("/conversations/<conversation_id>/messages")
