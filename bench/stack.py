@@ -33,6 +33,13 @@ FLOWS: dict[str, dict[str, Any]] = {
 }
 
 
+def new_secret() -> str:
+    """A Standard Webhooks secret (whsec_ and base64 of 32 random bytes)."""
+    import base64
+
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -98,7 +105,12 @@ class Stack:
         self.sandbox_root = f"http://127.0.0.1:{self.sandbox_port}"
         self.base = f"http://127.0.0.1:{self.web_port}"
         self.flows_dir = self._write_flows(work / "flows", webhooks)
-        self.env = self._env(extra_env or {})
+        # With webhooks, the sandbox signs its response events with the default connector's
+        # secret (OPENAI_WEBHOOK_SECRET) and sends them to the web app.
+        self.webhook_secret = new_secret() if webhooks else None
+        extra = {**(extra_env or {}),
+                 **({"OPENAI_WEBHOOK_SECRET": self.webhook_secret} if self.webhook_secret else {})}
+        self.env = self._env(extra)
         self._start_sandbox()
         for name in ("web", "worker", "beat"):
             self._start(name, procfile(code)[name])
