@@ -1,7 +1,8 @@
 """py-spy profiles of the stack's processes during a benchmark part, summed up by library.
 
-Each sample's innermost frame names the library whose code was running (samples of threads
-waiting idle are not recorded), so "redis 30 %" means 30 % of the busy time was in redis-py.
+Only samples of threads holding the GIL are recorded (`--gil`: running Python, not waiting
+on a socket), and each sample's innermost frame names the library whose code was running, so
+"redis-py 30 %" means 30 % of the Python CPU time was spent in redis-py's own code.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def record(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
     spy = Path(sys.executable).parent / "py-spy"
     return subprocess.Popen(
         [str(spy), "record", "--pid", str(pid), "--subprocesses", "--duration", str(int(seconds)),
-         "--rate", "50", "--nonblocking", "--format", "raw", "--output", str(out)],
+         "--rate", "50", "--gil", "--nonblocking", "--format", "raw", "--output", str(out)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
