@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
-from typing import Any, NoReturn
+from typing import Any
 
 
 class State(StrEnum):
@@ -43,17 +43,25 @@ class CustomerMessage:
         return cls(id=str(data["id"]), text=str(data["text"]), received_at=float(data["received_at"]))
 
 
-def _unbound() -> NoReturn:
-    raise RuntimeError("the conversation is not bound to its machine (supportflow.domain.fsm.bind)")
+def _bound(conversation: Conversation, trigger: str) -> bool:
+    """Attach the machine on the first trigger, then fire it: building a machine costs more
+    than the rest of a poll, and most takes (a check of a run still going) fire none."""
+    from .fsm import bind
+
+    bind(conversation)
+    if trigger not in vars(conversation):  # never call this stub again: it would loop
+        raise RuntimeError(f"the machine did not bind {trigger!r}")
+    return bool(getattr(conversation, trigger)())
 
 
 @dataclass
 class Conversation:
     """One conversation's durable state; `version` guards every commit.
 
-    It is the state machine's model: `supportflow.domain.fsm.bind` attaches the machine, which
-    then moves `state` and answers the trigger methods declared below (transitions'
-    `model_override`: only what is declared here is bound, so every trigger is typed).
+    It is the state machine's model: `supportflow.domain.fsm.bind` attaches the machine (on
+    the first trigger, or when asked), which then moves `state` and answers the trigger methods
+    declared below (transitions' `model_override`: only what is declared here is bound, so
+    every trigger is typed).
     """
 
     id: str
@@ -96,28 +104,28 @@ class Conversation:
 
     # ----- triggers, bound by the machine -----
 
-    def user_message(self) -> bool: _unbound()
-    def may_user_message(self) -> bool: _unbound()
-    def attribute_stored(self) -> bool: _unbound()
-    def may_attribute_stored(self) -> bool: _unbound()
-    def thread_opened(self) -> bool: _unbound()
-    def may_thread_opened(self) -> bool: _unbound()
-    def message_posted(self) -> bool: _unbound()
-    def may_message_posted(self) -> bool: _unbound()
-    def run_started(self) -> bool: _unbound()
-    def may_run_started(self) -> bool: _unbound()
-    def run_pending(self) -> bool: _unbound()
-    def may_run_pending(self) -> bool: _unbound()
-    def run_completed(self) -> bool: _unbound()
-    def may_run_completed(self) -> bool: _unbound()
-    def reply_decided(self) -> bool: _unbound()
-    def may_reply_decided(self) -> bool: _unbound()
-    def failed(self) -> bool: _unbound()
-    def may_failed(self) -> bool: _unbound()
-    def agent_resolved(self) -> bool: _unbound()
-    def may_agent_resolved(self) -> bool: _unbound()
-    def agent_returned(self) -> bool: _unbound()
-    def may_agent_returned(self) -> bool: _unbound()
+    def user_message(self) -> bool: return _bound(self, "user_message")
+    def may_user_message(self) -> bool: return _bound(self, "may_user_message")
+    def attribute_stored(self) -> bool: return _bound(self, "attribute_stored")
+    def may_attribute_stored(self) -> bool: return _bound(self, "may_attribute_stored")
+    def thread_opened(self) -> bool: return _bound(self, "thread_opened")
+    def may_thread_opened(self) -> bool: return _bound(self, "may_thread_opened")
+    def message_posted(self) -> bool: return _bound(self, "message_posted")
+    def may_message_posted(self) -> bool: return _bound(self, "may_message_posted")
+    def run_started(self) -> bool: return _bound(self, "run_started")
+    def may_run_started(self) -> bool: return _bound(self, "may_run_started")
+    def run_pending(self) -> bool: return _bound(self, "run_pending")
+    def may_run_pending(self) -> bool: return _bound(self, "may_run_pending")
+    def run_completed(self) -> bool: return _bound(self, "run_completed")
+    def may_run_completed(self) -> bool: return _bound(self, "may_run_completed")
+    def reply_decided(self) -> bool: return _bound(self, "reply_decided")
+    def may_reply_decided(self) -> bool: return _bound(self, "may_reply_decided")
+    def failed(self) -> bool: return _bound(self, "failed")
+    def may_failed(self) -> bool: return _bound(self, "may_failed")
+    def agent_resolved(self) -> bool: return _bound(self, "agent_resolved")
+    def may_agent_resolved(self) -> bool: return _bound(self, "may_agent_resolved")
+    def agent_returned(self) -> bool: return _bound(self, "agent_returned")
+    def may_agent_returned(self) -> bool: return _bound(self, "may_agent_returned")
 
     # ----- reading it -----
 

@@ -16,7 +16,6 @@ from enum import StrEnum
 from typing import Protocol
 
 from supportflow.domain.events import ConversationEvent
-from supportflow.domain.fsm import bind
 from supportflow.domain.model import Conversation, CustomerMessage, State, TranscriptMessage
 
 
@@ -112,7 +111,6 @@ class Work:
     committed: tuple[int, State, int] = (0, State.ASK, 0)
 
     def __post_init__(self) -> None:
-        bind(self.conversation)
         self.committed = (self.conversation.turn, self.conversation.state,
                           self.conversation.poll_id)
 

@@ -67,9 +67,11 @@ def test_a_trigger_the_table_does_not_allow_is_refused_and_changes_nothing() -> 
     assert not c.may_run_started() and c.may_user_message()
 
 
-def test_an_unbound_conversation_says_so() -> None:
-    with pytest.raises(RuntimeError, match="not bound"):
-        Conversation(id="c", contact_id="k", flow="f").user_message()
+def test_a_conversation_gets_its_machine_on_its_first_trigger() -> None:
+    c = Conversation(id="c", contact_id="k", flow="f")
+    assert "user_message" not in vars(c)  # nothing built for a take that fires nothing
+    assert c.user_message() and c.state is State.STORE_ATTRIBUTE
+    assert "user_message" in vars(c)
 
 
 def test_the_record_holds_the_fields_only() -> None:
