@@ -23,6 +23,13 @@ import httpx
 QUESTIONS = ["How long does shipping take?", "Can I return an item?", "Do you take PayPal?",
              "What are your opening hours?"]
 _local = threading.local()
+# Each conversation's visitor token (widget routes that have them want it as a bearer token).
+TOKENS: dict[str, str] = {}
+
+
+def auth(conversation: str) -> dict[str, str]:
+    token = TOKENS.get(conversation)
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 def client(base: str) -> httpx.Client:
@@ -48,8 +55,10 @@ def start_one(base: str, flow: str, index: int) -> Started:
                                                    "flow": flow})
     response.raise_for_status()
     conversation = response.json()["conversation_id"]
+    if response.json().get("visitor_token"):
+        TOKENS[conversation] = response.json()["visitor_token"]
     sent = time.time()
-    http.post(f"/v1/conversations/{conversation}/messages",
+    http.post(f"/v1/conversations/{conversation}/messages", headers=auth(conversation),
               json={"text": QUESTIONS[index % len(QUESTIONS)]}).raise_for_status()
     return Started(conversation, flow, sent)
 
@@ -78,7 +87,7 @@ def bot_messages(base: str, ids: Iterable[str], threads: int = 16) -> dict[str, 
     """Each conversation's bot messages after the welcome, through the API."""
 
     def read(cid: str) -> tuple[str, list[dict[str, Any]]]:
-        page = client(base).get(f"/v1/conversations/{cid}/messages",
+        page = client(base).get(f"/v1/conversations/{cid}/messages", headers=auth(cid),
                                 params={"after": 1, "limit": 100}).json()
         return cid, [m for m in page["messages"] if m["author"] == "bot"]
 
@@ -115,8 +124,11 @@ function init(args)
   local position = 0
   for line in io.lines(args[1]) do
     if position % step == offset then
-      local path, body, id, ts, sig = line:match("^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)$")
+      local f = "([^\t]*)"
+      local path, body, id, ts, sig, bearer = line:match(
+        "^" .. f .. "\t" .. f .. "\t" .. f .. "\t" .. f .. "\t" .. f .. "\t" .. f .. "$")
       local headers = {["Content-Type"] = "application/json"}
+      if bearer ~= "" then headers["Authorization"] = "Bearer " .. bearer end
       if id ~= "" then
         headers["webhook-id"] = id
         headers["webhook-timestamp"] = ts
@@ -147,7 +159,7 @@ def widget_requests(conversations: list[str], count: int) -> list[str]:
     for n in range(count):
         cid = conversations[n % len(conversations)]
         body = json.dumps({"text": QUESTIONS[n % len(QUESTIONS)], "client_message_id": f"w{n}"})
-        lines.append(f"/v1/conversations/{cid}/messages\t{body}\t\t\t")
+        lines.append(f"/v1/conversations/{cid}/messages\t{body}\t\t\t\t{TOKENS.get(cid, '')}")
     return lines
 
 
@@ -161,7 +173,7 @@ def webhook_requests(inbox: str, secret: str, helpdesk_conversations: int, count
                            "message": {"id": f"hm{n}", "text": QUESTIONS[n % len(QUESTIONS)]}})
         webhook_id = f"msg_{n}_{uuid.uuid4().hex[:8]}"
         lines.append(f"/v1/webhooks/{inbox}\t{body}\t{webhook_id}\t{now}\t"
-                     f"{sign(secret, webhook_id, now, body)}")
+                     f"{sign(secret, webhook_id, now, body)}\t")
     return lines
 
 

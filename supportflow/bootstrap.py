@@ -218,7 +218,7 @@ def bootstrap(
         redis=client,
         openai_events=ResponseEvents(
             secrets=webhook_secrets(base.vault, settings), clock=clock, metrics=metrics,
-            wakeups=RedisResponseWakeups(client, prefix=prefix), queue=queue),
+            wakeups=RedisResponseWakeups(client, prefix=prefix)),
         uses_workers=queue.needs_workers,
     )
 

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from supportflow.webhooks.signing import SignatureError, verify
 
-from .ports import Metrics, NullMetrics, TaskQueue
+from .ports import Metrics, NullMetrics
 
 # The events of background responses; every other type is acknowledged and ignored.
 RESPONSE_EVENTS = frozenset(
@@ -56,11 +56,9 @@ class ResponseEvents:
     """The use case behind POST /v1/integrations/openai/<connector>."""
 
     def __init__(self, *, secrets: Callable[[str, float], list[str]], wakeups: ResponseWakeups,
-                 queue: TaskQueue, clock: Callable[[], float],
-                 metrics: Metrics | None = None) -> None:
+                 clock: Callable[[], float], metrics: Metrics | None = None) -> None:
         self.secrets = secrets
         self.wakeups = wakeups
-        self.queue = queue
         self.clock = clock
         self.metrics = metrics or NullMetrics()
 
@@ -85,11 +83,8 @@ class ResponseEvents:
         if event_type not in RESPONSE_EVENTS:
             outcome = Outcome.IGNORED
         else:
-            wake = self.wakeups.wake(object_id, f"{connector}:{webhook_id}", self.clock())
-            if wake.outcome is Outcome.WOKE and wake.conversation_id is not None:
-                # Until polls are scheduled from the wake-ups index, the poll goes out here.
-                self.queue.poll(wake.conversation_id, wake.poll_id, 0.0)
-            outcome = wake.outcome
+            # The wake-up moved to now: the scheduler publishes the poll (services/scheduler.py).
+            outcome = self.wakeups.wake(object_id, f"{connector}:{webhook_id}", self.clock()).outcome
         self.metrics.inc("supportflow_openai_events", outcome=outcome.value)
         return outcome
 

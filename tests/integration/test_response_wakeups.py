@@ -15,7 +15,7 @@ from supportflow.services.intake import Contact
 from supportflow.services.openai_events import Outcome
 from supportflow.services.ports import RunState, RunStatus
 from tests.conftest import WEBHOOK_POLL_S, wire_fakes
-from tests.fakes import Clock, CountingRedis, FakeAssistant, RecordingQueue
+from tests.fakes import Clock, CountingRedis, FakeAssistant, RecordingQueue, scheduled_poll
 
 
 @pytest.fixture
@@ -42,27 +42,36 @@ def event(services: Services, run_id: str, webhook_id: str) -> Outcome:
     return services.openai_events.receive("default", webhook_id, "response.completed", run_id)
 
 
+def planned_poll(services: Services, conversation_id: str) -> int:
+    conversation = services.store.get(conversation_id)
+    assert conversation is not None
+    return conversation.poll_id
+
+
 def test_an_event_wakes_the_waiting_conversation_in_one_script_and_the_turn_ends_by_webhook(
         wired: tuple[Services, CountingRedis, FakeAssistant, RecordingQueue, Clock]) -> None:
-    services, spy, assistant, queue, _ = wired
+    services, spy, assistant, queue, clock = wired
     conversation_id = started(services)
     conversation = services.store.get(conversation_id)
     assert conversation is not None and conversation.run_id is not None
-    planned = queue.polls[-1]
-    assert planned[2] == WEBHOOK_POLL_S  # the check is only the safety net
+    planned = conversation.poll_id
+    # The check is only the safety net.
+    assert services.store.wake_of(conversation_id) == pytest.approx(clock() + WEBHOOK_POLL_S)
     spy.trips()
     assert event(services, conversation.run_id, "wh_1") is Outcome.WOKE
     assert spy.trips()[0] == "EVALSHA"  # verify-free part: the wake-up is one script
-    assert queue.polls[-1] == (conversation_id, planned[1], 0.0)
+    assert services.store.wake_of(conversation_id) == pytest.approx(clock())  # due now
+    poll_id, token = scheduled_poll(services, queue, clock, conversation_id)
+    assert poll_id == planned
     before = ended_by(services, "webhook")
     assistant.statuses = [RunStatus(RunState.COMPLETED, reply="We ship within 2 days.")]
-    services.engine.poll(conversation_id, planned[1])
+    services.engine.poll(conversation_id, poll_id, token)
     done = services.store.get(conversation_id)
     assert done is not None and done.state is State.WAIT_FOR_USER
     assert ended_by(services, "webhook") == before + 1
     assert assistant.calls.count("check_run") == 1
-    # The planned poll finds nothing to do; a late copy (another webhook-id) wakes nothing.
-    services.engine.poll(conversation_id, planned[1])
+    # A copy of the poll finds nothing to do; a late copy (another webhook-id) wakes nothing.
+    services.engine.poll(conversation_id, planned)
     assert event(services, conversation.run_id, "wh_2") is Outcome.UNKNOWN
     assert event(services, conversation.run_id, "wh_2") is Outcome.REPLAYED
     assert assistant.calls.count("check_run") == 1
@@ -72,17 +81,17 @@ def test_an_event_wakes_the_waiting_conversation_in_one_script_and_the_turn_ends
 
 def test_an_event_while_the_worker_checks_the_run_moves_its_next_poll_to_now(
         wired: tuple[Services, CountingRedis, FakeAssistant, RecordingQueue, Clock]) -> None:
-    services, _, assistant, queue, _ = wired
+    services, _, assistant, queue, clock = wired
     conversation_id = started(services)
-    _, poll_id, _ = queue.polls[-1]
+    poll_id, token = scheduled_poll(services, queue, clock, conversation_id)
     woke: list[Outcome] = []
-    # The run ends just after the check saw it pending; the event's own poll finds the
-    # conversation busy (and is dropped), so the holder's commit must act on it.
+    # The run ends just after the check saw it pending, while the worker holds the
+    # conversation: the holder's commit must act on the event.
     assistant.during["check_run"] = lambda run_id: woke.append(event(services, run_id, "wh_b"))
-    services.engine.poll(conversation_id, poll_id)
-    assert woke == [Outcome.WOKE] and queue.polls[-2] == (conversation_id, poll_id, 0.0)
-    services.engine.poll(conversation_id, poll_id)  # the event's poll: stale now
-    assert queue.polls[-1] == (conversation_id, poll_id + 1, 0.0)
+    services.engine.poll(conversation_id, poll_id, token)
+    assert woke == [Outcome.WOKE]
+    assert services.store.wake_of(conversation_id) == pytest.approx(clock())  # not 10 s later
+    assert scheduled_poll(services, queue, clock, conversation_id)[0] == poll_id + 1
     assert assistant.calls.count("check_run") == 1
 
 
@@ -93,11 +102,8 @@ def test_an_event_ahead_of_the_runs_commit_makes_the_first_check_immediate(
     assistant.during["start_run"] = lambda run_id: outcomes.append(event(services, run_id, "wh_e"))
     conversation_id = started(services)
     assert outcomes == [Outcome.UNKNOWN]
-    assert queue.polls[-1][0] == conversation_id and queue.polls[-1][2] == 0.0
-    score = services.store.redis.zscore(f"{services.settings.key_prefix}:wakeups",
-                                        conversation_id)
-    assert score == pytest.approx(clock.now)
+    assert services.store.wake_of(conversation_id) == pytest.approx(clock.now)
     # Once acted on, the mark does not speed up later polls (a retry keeps its backoff).
     assistant.statuses = [RunStatus(RunState.PENDING)]
-    services.engine.poll(conversation_id, queue.polls[-1][1])
-    assert queue.polls[-1][2] == WEBHOOK_POLL_S
+    services.engine.poll(conversation_id, *scheduled_poll(services, queue, clock, conversation_id))
+    assert services.store.wake_of(conversation_id) == pytest.approx(clock.now + WEBHOOK_POLL_S)
