@@ -15,13 +15,16 @@ from pathlib import Path
 
 # (label, pattern of the frame's file), first match wins.
 LIBRARIES = [
-    ("redis-py", r"/redis/"), ("httpx/httpcore/h11", r"/(httpx|httpcore|h11)/"),
-    ("celery/kombu", r"/(celery|kombu|billiard|amqp|vine)/"), ("json", r"/json/"),
-    ("flask/werkzeug", r"/(flask|werkzeug|itsdangerous|jinja2)/"),
-    ("marshmallow", r"/marshmallow/"), ("gunicorn", r"/gunicorn/"),
-    ("transitions", r"/transitions/"), ("logging", r"/logging/"),
-    ("supportflow", r"/supportflow/|/workers/"), ("sockets/ssl/select", r"(socket|ssl|selectors)\.py"),
-    ("threading/queue", r"(threading|queue)\.py"),
+    ("redis-py", r"[(/]redis/"), ("httpx/httpcore/h11", r"[(/](httpx|httpcore|h11)/"),
+    ("celery/kombu/billiard", r"[(/](celery|kombu|billiard|amqp|vine)/"),
+    ("json", r"[(/]json/"), ("flask/werkzeug", r"[(/](flask|werkzeug|itsdangerous|jinja2)/"),
+    ("flask-limiter/limits", r"[(/](flask_limiter|limits)/"),
+    ("marshmallow", r"[(/]marshmallow/"), ("gunicorn", r"[(/]gunicorn/"),
+    ("transitions", r"[(/]transitions/"), ("logging", r"[(/]logging/"),
+    ("cryptography", r"[(/]cryptography/"),
+    ("supportflow", r"[(/](supportflow|workers)/"),
+    ("sockets/ssl/select", r"[(/](socket|ssl|selectors)\.py"),
+    ("threading/queue", r"[(/](threading|queue)\.py"),
 ]
 
 
