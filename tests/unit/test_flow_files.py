@@ -68,7 +68,7 @@ def test_a_minimal_flow_gets_the_documented_defaults(tmp_path: Path) -> None:
     assert flow.name == "minimal"
     assert flow.attribute == "gpt_response"
     assert flow.thread_scope is ThreadScope.CONVERSATION
-    assert flow.poll.delays == (1.0, 2.0, 4.0, 8.0, 10.0)
+    assert flow.poll.delays == (1.5,) * 8 + (2.0, 3.0, 5.0, 10.0)
     assert flow.fallback.action is FallbackAction.HANDOFF
 
 
