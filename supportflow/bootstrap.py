@@ -24,6 +24,7 @@ from supportflow.adapters.openai_files import OpenAIKnowledgeFiles
 from supportflow.adapters.passwords import Argon2Passwords
 from supportflow.adapters.redis_accounts import RedisAccounts, RedisSignInThrottle, RedisWebSessions
 from supportflow.adapters.redis_agents import RedisAgentBoard
+from supportflow.adapters.redis_connection import connect
 from supportflow.adapters.redis_knowledge import RedisArticles
 from supportflow.adapters.redis_responses import RedisResponseWakeups
 from supportflow.adapters.redis_store import RedisConversationStore
@@ -96,11 +97,6 @@ class Services:
     clock: Callable[[], float] = time.time
     # True when tasks go to workers (readiness then needs a worker seen recently).
     uses_workers: bool = False
-
-
-def connect(settings: Settings) -> redis.Redis:
-    """The process's Redis client: one connection pool, reused by every part."""
-    return redis.Redis.from_url(settings.redis_url, health_check_interval=30)
 
 
 def stores(settings: Settings | None = None, *, redis_client: redis.Redis | None = None,

@@ -12,6 +12,7 @@ from supportflow.adapters.celery_queue import (
     OPS_SAMPLE_TASK,
     WATCHDOG_TASK,
 )
+from supportflow.adapters.redis_connection import celery_broker
 from supportflow.settings import Settings, load_settings
 
 QUEUE = "supportflow"
@@ -19,8 +20,9 @@ QUEUE = "supportflow"
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Delivery settings that follow from DESIGN.md section 3."""
+    broker_url, transport_options = celery_broker(settings)
     return {
-        "broker_url": settings.redis_url,
+        "broker_url": broker_url,
         "broker_connection_retry_on_startup": True,
         # Tasks are acknowledged after they ran, and put back when their process dies.
         "task_acks_late": True,
@@ -36,7 +38,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_serializer": "json",
         "accept_content": ["json"],
         "worker_hijack_root_logger": False,
-        "broker_transport_options": {"visibility_timeout": 3600},
+        "broker_transport_options": {"visibility_timeout": 3600, **transport_options},
         "beat_schedule": {
             "watchdog": {"task": WATCHDOG_TASK, "schedule": settings.watchdog_interval_s},
             "handoff-timeouts": {"task": HANDOFF_TIMEOUTS_TASK,
