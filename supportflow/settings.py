@@ -104,12 +104,19 @@ class Settings:
     rate_limit_messages: str = "30 per minute"
     # Proxies in front of the web app whose X-Forwarded-For/-Proto/-Host headers are trusted.
     trusted_proxies: int = 0
+    # Beat on several machines, one active: the lock's life, and the longest sleep between
+    # ticks (also how often a standby tries the lock). A standby takes over within their sum.
+    beat_lock_timeout_s: float = 5.0
+    beat_max_loop_interval_s: float = 1.0
 
     def __post_init__(self) -> None:
         wait = str(self.redis_wait_replicas)
         object.__setattr__(self, "redis_wait_replicas", wait)  # overrides may pass a number
         if wait != "auto" and not (wait.isdigit() and int(wait) < 100):
             raise ValueError(f"redis_wait_replicas must be 'auto' or a number of replicas, not {wait!r}")
+        if self.beat_lock_timeout_s <= self.beat_max_loop_interval_s:
+            raise ValueError("beat_lock_timeout_s must exceed beat_max_loop_interval_s "
+                             "(the active beat renews its lock once per loop)")
 
     @property
     def uses_sandbox(self) -> bool:

@@ -176,9 +176,8 @@ class Processes:
                           "--hostname", f"w{uuid.uuid4().hex[:6]}@%h", ready="ready.")
 
     def beat(self) -> subprocess.Popen[bytes]:
-        schedule = self.logs / f"beat-{uuid.uuid4().hex[:6]}"
-        return self.start("beat", "--loglevel", "INFO", "-s", str(schedule),
-                          ready="beat: Starting")
+        """A beat; it sends periodic tasks once it holds the lock in Redis (else it stands by)."""
+        return self.start("beat", "--loglevel", "INFO", ready="beat: Starting")
 
     def stop_all(self) -> None:
         for process in self.started:

@@ -12,10 +12,12 @@ from supportflow.adapters.celery_queue import (
     OPS_SAMPLE_TASK,
     WATCHDOG_TASK,
 )
-from supportflow.adapters.redis_connection import celery_broker
+from supportflow.adapters.redis_connection import celery_broker, redis_target
 from supportflow.settings import Settings, load_settings
 
 QUEUE = "supportflow"
+# Below the 30 s most platforms allow between SIGTERM and SIGKILL.
+SOFT_SHUTDOWN_S = 20.0
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -39,6 +41,17 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "accept_content": ["json"],
         "worker_hijack_root_logger": False,
         "broker_transport_options": {"visibility_timeout": 3600, **transport_options},
+        # SIGTERM finishes the steps in flight (warm shutdown; countdown polls the worker holds
+        # go back to Redis); SIGQUIT gives them this long, then puts them back (soft shutdown).
+        "worker_soft_shutdown_timeout": SOFT_SHUTDOWN_S,
+        "worker_enable_soft_shutdown_on_idle": True,
+        # Beat on several machines, one active (workers/beat.py): schedule and lock in Redis.
+        "beat_scheduler": "workers.beat:SupportFlowScheduler",
+        "beat_max_loop_interval": settings.beat_max_loop_interval_s,
+        "redbeat_lock_timeout": settings.beat_lock_timeout_s,
+        "redbeat_key_prefix": f"{settings.key_prefix}:redbeat:",
+        # Shown in beat's banner only; the scheduler takes its client from redis_connection.
+        "redbeat_redis_url": redis_target(settings).describe(),
         "beat_schedule": {
             "watchdog": {"task": WATCHDOG_TASK, "schedule": settings.watchdog_interval_s},
             "handoff-timeouts": {"task": HANDOFF_TIMEOUTS_TASK,

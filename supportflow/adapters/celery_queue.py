@@ -12,6 +12,9 @@ HANDOFF_TIMEOUTS_TASK = "supportflow.handoff_timeouts"
 OPS_SAMPLE_TASK = "supportflow.ops_sample"
 KNOWLEDGE_SYNC_TASK = "supportflow.knowledge_sync"
 KNOWLEDGE_SWEEP_TASK = "supportflow.knowledge_sweep"
+# Sent by beat; each run is recorded, so ops (and the HA tests) see the active beat's pulse.
+PERIODIC_TASKS = frozenset({WATCHDOG_TASK, HANDOFF_TIMEOUTS_TASK, OPS_SAMPLE_TASK,
+                            KNOWLEDGE_SWEEP_TASK})
 
 
 class TaskSender(Protocol):

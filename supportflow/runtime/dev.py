@@ -101,10 +101,8 @@ def process_specs(options: DevOptions, settings: Settings, env: dict[str, str]) 
         *celery, "worker", "--loglevel", "INFO", "--concurrency", str(options.concurrency),
         "-O", "fair", "--without-gossip", "--without-mingle", "--hostname", "dev@%h",
     ], env))
-    specs.append(ProcessSpec("beat", [
-        *celery, "beat", "--loglevel", "INFO",
-        "--schedule", str(options.data_dir / "celerybeat-schedule"),
-    ], env))
+    # The schedule and the active beat's lock live in Redis (workers/beat.py).
+    specs.append(ProcessSpec("beat", [*celery, "beat", "--loglevel", "INFO"], env))
     specs.append(ProcessSpec("web", [
         python, "-m", "gunicorn", "--bind", f"127.0.0.1:{options.web_port}", "--workers", "2",
         "--threads", "8", "--access-logfile", "-", "supportflow.web:create_app()",

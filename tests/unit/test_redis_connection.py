@@ -51,11 +51,13 @@ def test_the_sentinel_url_form_carries_the_master_the_db_and_the_data_password()
     assert "p@ss" not in target.describe() and "orders" in target.describe()
 
 
-def test_the_celery_app_follows_the_same_sentinels() -> None:
+def test_the_celery_app_and_redbeat_follow_the_same_sentinels() -> None:
     config = celery_config(load_settings(environ=SENTINELS))
     assert config["broker_url"].startswith("sentinel://")
     assert config["broker_transport_options"]["master_name"] == "main"
     assert config["broker_transport_options"]["visibility_timeout"] == 3600
+    assert config["beat_scheduler"] == "workers.beat:SupportFlowScheduler"
+    assert "secret" not in config["redbeat_redis_url"]
 
 
 def test_a_sentinel_client_asks_the_sentinels_for_the_master() -> None:
@@ -79,6 +81,7 @@ def test_a_malformed_sentinel_setting_is_refused_with_what_is_wrong(
 
 @pytest.mark.parametrize("environ", [
     {"SUPPORTFLOW_REDIS_WAIT_REPLICAS": "some"},
+    {"SUPPORTFLOW_BEAT_LOCK_TIMEOUT_S": "1", "SUPPORTFLOW_BEAT_MAX_LOOP_INTERVAL_S": "2"},
 ])
 def test_settings_that_cannot_work_are_refused(environ: dict[str, str]) -> None:
     with pytest.raises(ValueError):
