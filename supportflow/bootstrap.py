@@ -24,7 +24,7 @@ from supportflow.adapters.openai_files import OpenAIKnowledgeFiles
 from supportflow.adapters.passwords import Argon2Passwords
 from supportflow.adapters.redis_accounts import RedisAccounts, RedisSignInThrottle, RedisWebSessions
 from supportflow.adapters.redis_agents import RedisAgentBoard
-from supportflow.adapters.redis_connection import connect
+from supportflow.adapters.redis_connection import connect, replicas_to_wait
 from supportflow.adapters.redis_knowledge import RedisArticles
 from supportflow.adapters.redis_responses import RedisResponseWakeups
 from supportflow.adapters.redis_store import RedisConversationStore
@@ -161,7 +161,9 @@ def bootstrap(
     # Knowledge files go to the API of the flows' connectors, whatever answers the turns.
     http_clients = AssistantClients(settings, connectors=base.vault.get)
     assistants = assistants or http_clients
-    store = RedisConversationStore(client, prefix=prefix)
+    store = RedisConversationStore(client, prefix=prefix,
+                                   replicas_to_wait=replicas_to_wait(settings),
+                                   wait_timeout_ms=settings.redis_wait_timeout_ms)
     metrics = base.metrics
     uow = RedisUnitOfWork(client, prefix=prefix, lease_ttl_s=settings.lease_ttl_s,
                           metrics=metrics)

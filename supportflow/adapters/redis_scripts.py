@@ -12,14 +12,21 @@ def _lua_set(name: str, states: frozenset[str]) -> str:
 _STATES = _lua_set("takes_turns", frozenset(TAKES_TURNS)) + _lua_set("working",
                                                                     frozenset(WORKING_STATES))
 
-# KEYS: record, ids, mailbox, transcript, mailboxes index
-# ARGV: message id, mailbox entry, transcript entry, now, conversation id
+# KEYS: record, ids, mailbox, transcript, mailboxes index, replication fence
+# ARGV: message id, mailbox entry, transcript entry, now, conversation id, '1' when the caller
+#       waits for replicas
 # Returns 1 accepted, 0 duplicate, -1 unknown conversation. While an agent has the
 # conversation (or it is closed) the message only joins the transcript: the bot stays silent.
+# A duplicate is usually a retry after a 503: with the replica wait on it writes the fence, so
+# that WAIT, which only covers this connection's own writes, also covers the first attempt's
+# (replication is one ordered stream).
 ACCEPT_MESSAGE = _STATES + """
 local raw = redis.call('GET', KEYS[1])
 if not raw then return -1 end
-if redis.call('SADD', KEYS[2], 'customer:' .. ARGV[1]) == 0 then return 0 end
+if redis.call('SADD', KEYS[2], 'customer:' .. ARGV[1]) == 0 then
+  if ARGV[6] == '1' then redis.call('INCR', KEYS[6]) end
+  return 0
+end
 redis.call('SADD', KEYS[2], 'transcript:' .. ARGV[1])
 redis.call('RPUSH', KEYS[4], ARGV[3])
 local state = cjson.decode(raw)['state']

@@ -7,7 +7,7 @@ Changes inside a turn go through the unit of work (redis_uow.py), on the same ke
 from __future__ import annotations
 
 import json
-from typing import cast
+from typing import Any, cast
 
 import redis
 
@@ -18,7 +18,7 @@ from supportflow.domain.model import (
     State,
     TranscriptMessage,
 )
-from supportflow.services.ports import Overdue
+from supportflow.services.ports import NotReplicated, Overdue
 
 from . import redis_scripts
 from .redis_keys import ConversationKeys, dump
@@ -27,8 +27,12 @@ from .redis_keys import ConversationKeys, dump
 class RedisConversationStore:
     """Implements the Conversations, OpsIndex and WakeupIndex ports."""
 
-    def __init__(self, client: redis.Redis, *, prefix: str = "sf") -> None:
+    def __init__(self, client: redis.Redis, *, prefix: str = "sf", replicas_to_wait: int = 0,
+                 wait_timeout_ms: int = 1000) -> None:
         self.redis = client
+        # Acknowledged means replicated: accepting a message waits for this many replicas.
+        self.replicas_to_wait = replicas_to_wait
+        self.wait_timeout_ms = wait_timeout_ms
         self.keys = ConversationKeys(prefix)
         self.prefix = prefix
         self._accept = client.register_script(redis_scripts.ACCEPT_MESSAGE)
@@ -55,19 +59,39 @@ class RedisConversationStore:
         return Conversation.from_dict(json.loads(raw)) if raw else None
 
     def accept_customer_message(self, conversation_id: str, message: CustomerMessage) -> bool:
-        """Append to mailbox and transcript once per message id; False for a duplicate."""
+        """Append to mailbox and transcript once per message id; False for a duplicate.
+
+        With replicas to wait for, NotReplicated when they did not confirm it in time.
+        """
         keys = self.keys.of(conversation_id)
         entry = TranscriptMessage(
             id=message.id, author=Author.CUSTOMER, text=message.text, at=message.received_at
         )
-        result = self._accept(
-            keys=[keys.record, keys.ids, keys.mailbox, keys.transcript, self.keys.mailboxes],
-            args=[message.id, json.dumps(message.to_dict()), json.dumps(entry.to_dict()),
-                  message.received_at, conversation_id],
-        )
+        waits = self.replicas_to_wait > 0
+        script_keys = [keys.record, keys.ids, keys.mailbox, keys.transcript, self.keys.mailboxes,
+                       self.keys.key("replication", "fence")]
+        args: list[str | float] = [
+            message.id, json.dumps(message.to_dict()), json.dumps(entry.to_dict()),
+            message.received_at, conversation_id, "1" if waits else "0"]
+        if waits:
+            result = self._accept_replicated(script_keys, args, message.id)
+        else:
+            result = self._accept(keys=script_keys, args=args)
         if result == -1:
             raise KeyError(conversation_id)
         return bool(result == 1)
+
+    def _accept_replicated(self, keys: list[str], args: list[str | float], message_id: str) -> Any:
+        """The accept script and WAIT in one round trip on one connection (WAIT covers the
+        writes of its own connection)."""
+        pipe = self.redis.pipeline(transaction=False)
+        self._accept(keys=keys, args=args, client=pipe)
+        pipe.wait(self.replicas_to_wait, self.wait_timeout_ms)
+        result, confirmed = pipe.execute()
+        if result != -1 and int(confirmed) < self.replicas_to_wait:
+            raise NotReplicated(f"{confirmed} of {self.replicas_to_wait} replicas confirmed message "
+                                f"{message_id} within {self.wait_timeout_ms} ms")
+        return result
 
     def mailbox(self, conversation_id: str) -> list[CustomerMessage]:
         raw = cast(list[bytes], self.redis.lrange(self.keys.of(conversation_id).mailbox, 0, -1))

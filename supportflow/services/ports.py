@@ -134,6 +134,14 @@ class AssistantDirectory(Protocol):
     def client_for(self, backend: Backend) -> AssistantClient: ...
 
 
+class NotReplicated(Exception):
+    """The master kept the write but too few replicas confirmed it in time: not acknowledged.
+
+    A failover now could lose it, so the caller is told to retry; the retry (same message id)
+    is de-duplicated, and its own wait covers the first write.
+    """
+
+
 class Conversations(Protocol):
     """Conversation records outside a turn: intake writes them, the web and agents read them."""
 
@@ -142,7 +150,10 @@ class Conversations(Protocol):
     def get(self, conversation_id: str) -> Conversation | None: ...
 
     def accept_customer_message(self, conversation_id: str, message: CustomerMessage) -> bool:
-        """Append to mailbox and transcript unless the id was seen; False for a duplicate."""
+        """Append to mailbox and transcript unless the id was seen; False for a duplicate.
+
+        Raises NotReplicated when replicas are required and did not confirm the write in time.
+        """
         ...
 
     def set_attributes(self, contact_id: str, values: dict[str, str]) -> None:
