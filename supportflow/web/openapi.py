@@ -159,7 +159,9 @@ MORE_ROUTES: dict[str, dict[str, Any]] = {
         "responses": {"200": {"description": "Prometheus text format"},
                       "401": _error("No token"), "403": _error("Not an ops token")}}},
     "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "Up"}}}},
-    "/readyz": {"get": {"summary": "Redis durable and reachable, a worker seen recently",
+    "/readyz": {"get": {"summary": "Redis reachable as master, durable, with the replicas the "
+                                   "replica wait needs; a worker seen recently. The body shows "
+                                   "the Redis topology and the active beat",
                         "responses": {"200": {"description": "Ready"},
                                       "503": {"description": "Not ready, with the reasons"}}}},
 }

@@ -21,6 +21,7 @@ from supportflow.domain.inbox import Inbox, InboxKind
 from supportflow.runtime.redis_server import EmbeddedRedis
 from supportflow.webhooks.signing import new_secret
 from tests.conftest import VAULT_KEY, Sandbox, make_app
+from tests.helpers import wait_until
 
 from .receiver import spec_signature
 
@@ -108,3 +109,25 @@ def test_an_unconfirmed_webhook_is_taken_again_under_the_same_webhook_id(
     retried = send()
     assert retried.status_code == 202, retried.get_json()
     assert "w-1" in replica_transcript(replica, retried.get_json()["conversation_id"])
+
+
+def test_readiness_shows_the_topology_and_fails_while_no_replica_can_confirm(
+        replicated: tuple[Any, EmbeddedRedis]) -> None:
+    client, replica = replicated
+
+    def topology() -> dict[str, Any]:
+        found: dict[str, Any] = client.get("/readyz").get_json()["redis"]
+        return found
+
+    shown = topology()
+    assert shown["mode"] == "direct" and shown["role"] == "master"
+    assert shown["replica_wait"] == {"on": True, "replicas": 1, "timeout_ms": 300}
+    assert [r["state"] for r in shown["replicas"]] == ["online"]
+    replica.stop()
+    try:
+        ready = client.get("/readyz").get_json()
+        assert ready["redis"]["replicas"] == []
+        assert any("0 of the 1 replica" in reason for reason in ready["reasons"])
+    finally:
+        replica.start()
+    wait_until(lambda: [r["state"] for r in topology()["replicas"]] == ["online"])
