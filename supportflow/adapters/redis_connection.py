@@ -175,7 +175,7 @@ def topology(client: redis.Redis, settings: Settings) -> dict[str, Any]:
     }
     if target.uses_sentinel:
         found["master_name"] = target.master
-        found["sentinels"] = _sentinels(client, target)
+        found["sentinels"] = _sentinels(target)
     return found
 
 
@@ -194,20 +194,25 @@ def _manager(client: redis.Redis, target: RedisTarget) -> Sentinel:
     return manager if isinstance(manager, Sentinel) else sentinel_manager(target)
 
 
-def _sentinels(client: redis.Redis, target: RedisTarget) -> list[dict[str, Any]]:
-    """Each configured sentinel: does it answer, and which master does it name."""
-    clients = {_address(sentinel): sentinel for sentinel in _manager(client, target).sentinels}
+def _sentinels(target: RedisTarget) -> list[dict[str, Any]]:
+    """Each configured sentinel: does it answer, and which master does it name.
+
+    Clients of their own: the master client's Sentinel manager reorders its list while other
+    threads look the master up."""
     seen: list[dict[str, Any]] = []
-    for host, port in target.sentinels:
+    for sentinel in sentinel_manager(target).sentinels:
+        host, port = _address(sentinel)
         entry: dict[str, Any] = {"address": f"{host}:{port}"}
         try:
             named = cast(tuple[Any, int] | None,
-                         clients[(host, port)].sentinel_get_master_addr_by_name(target.master))
-        except (KeyError, redis.RedisError) as error:
+                         sentinel.sentinel_get_master_addr_by_name(target.master))
+        except redis.RedisError as error:
             entry.update(reachable=False, error=type(error).__name__)
         else:
             entry.update(reachable=True,
                          master=f"{_text(named[0])}:{named[1]}" if named else None)
+        finally:
+            sentinel.close()
         seen.append(entry)
     return seen
 
