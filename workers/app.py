@@ -41,10 +41,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "accept_content": ["json"],
         "worker_hijack_root_logger": False,
         "broker_transport_options": {"visibility_timeout": 3600, **transport_options},
-        # SIGTERM finishes the steps in flight (warm shutdown; countdown polls the worker holds
-        # go back to Redis); SIGQUIT gives them this long, then puts them back (soft shutdown).
+        # SIGTERM to the main process finishes the steps in flight (warm shutdown) and puts the
+        # countdown polls it holds back in Redis. SIGQUIT (or SIGTERM with REMAP_SIGTERM=SIGQUIT,
+        # for platforms that signal every process) gives running steps this long, then puts
+        # them back too (soft shutdown).
         "worker_soft_shutdown_timeout": SOFT_SHUTDOWN_S,
-        "worker_enable_soft_shutdown_on_idle": True,
         # Beat on several machines, one active (workers/beat.py): schedule and lock in Redis.
         "beat_scheduler": "workers.beat:SupportFlowScheduler",
         "beat_max_loop_interval": settings.beat_max_loop_interval_s,

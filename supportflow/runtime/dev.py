@@ -104,7 +104,8 @@ def process_specs(options: DevOptions, settings: Settings, env: dict[str, str]) 
     # The schedule and the active beat's lock live in Redis (workers/beat.py).
     specs.append(ProcessSpec("beat", [*celery, "beat", "--loglevel", "INFO"], env))
     specs.append(ProcessSpec("web", [
-        python, "-m", "gunicorn", "--bind", f"127.0.0.1:{options.web_port}", "--workers", "2",
+        python, "-m", "gunicorn", "-c", "python:supportflow.web.gunicorn_conf",
+        "--bind", f"127.0.0.1:{options.web_port}", "--workers", "2",
         "--threads", "8", "--access-logfile", "-", "supportflow.web:create_app()",
     ], env))
     return specs
