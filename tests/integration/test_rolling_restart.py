@@ -37,6 +37,7 @@ class StreamReader(threading.Thread):
         self.bases, self.conversation_id = bases, conversation_id
         self.seqs: list[int] = []
         self.ends: Counter[str] = Counter()
+        self.on: str | None = None  # the web process whose stream is open now
         self.done = threading.Event()
 
     def run(self) -> None:
@@ -48,17 +49,24 @@ class StreamReader(threading.Thread):
                 with httpx.stream("GET", f"{base}/v1/conversations/{self.conversation_id}/events",
                                   headers={"Last-Event-ID": last},
                                   timeout=httpx.Timeout(5, read=30)) as response:
-                    for line in response.iter_lines():
-                        if line.startswith("id: "):
-                            self.seqs.append(int(line[4:]))
-                end = "clean"
-            except httpx.ConnectError:
-                end = "refused"  # that web process is down: try another
-            except httpx.HTTPError as error:
-                end = type(error).__name__  # cut in the middle: must not happen
+                    self.on = base if response.status_code == 200 else None
+                    end = self.read(response)
+                    self.on = None
+            except httpx.HTTPError:
+                end = "refused"  # that web process is down or going: try another
             if not self.done.is_set():
                 self.ends[end] += 1
             time.sleep(0.2)
+
+    def read(self, response: httpx.Response) -> str:
+        """Read one response to its end: "clean", or how an open stream was cut (must not be)."""
+        try:
+            for line in response.iter_lines():
+                if line.startswith("id: "):
+                    self.seqs.append(int(line[4:]))
+        except httpx.HTTPError as error:
+            return f"cut: {type(error).__name__}"
+        return "clean"
 
 
 def stop(process: subprocess.Popen[bytes]) -> float:
@@ -102,6 +110,8 @@ def test_restarting_web_worker_and_beat_one_at_a_time_loses_and_repeats_nothing(
             for port in ports:
                 acked = sum(len(c.acknowledged) for c in customers)
                 wait_until(lambda acked=acked: progress(acked), timeout=60)
+                # A stream is open on the web process about to go (so its end is tested).
+                wait_until(lambda port=port: reader.on == f"http://127.0.0.1:{port}", timeout=20)
                 up[port] = False
                 took[f"web:{port}"] = stop(webs[port])
                 webs[port] = processes.web(port)
