@@ -44,7 +44,10 @@ def serve(redis_url: str, wait_replicas: int, logs: Path) -> tuple[subprocess.Po
     port = free_port()
     env = {**os.environ, "SUPPORTFLOW_REDIS_URL": redis_url, "PYTHONPATH": str(ROOT),
            "SUPPORTFLOW_REDIS_WAIT_REPLICAS": str(wait_replicas), "SUPPORTFLOW_LOG_LEVEL": "WARNING",
-           "SUPPORTFLOW_SECRET_KEY": secrets.token_urlsafe(48)}
+           "SUPPORTFLOW_SECRET_KEY": secrets.token_urlsafe(48),
+           # Each client posts far faster than a person: limits on (their cost counts), high.
+           **{f"SUPPORTFLOW_RATE_LIMIT_{name}": "1000000 per minute"
+              for name in ("ADDRESS", "START", "READS", "MESSAGES")}}
     with (logs / f"web-{wait_replicas}.log").open("wb") as log:
         web = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
@@ -62,13 +65,16 @@ def serve(redis_url: str, wait_replicas: int, logs: Path) -> tuple[subprocess.Po
     raise SystemExit("the web app did not come up")
 
 
-def post_messages(base: str, conversation: str, count: int, tag: str) -> list[float]:
-    """Post `count` messages to one conversation; each one's accept latency in seconds."""
+def post_messages(base: str, conversation: tuple[str, str], count: int, tag: str) -> list[float]:
+    """Post `count` messages to one conversation (its id and visitor token); each one's accept
+    latency in seconds."""
     latencies = []
-    with httpx.Client(base_url=base, timeout=30) as http:
+    conversation_id, token = conversation
+    with httpx.Client(base_url=base, timeout=30,
+                      headers={"Authorization": f"Bearer {token}"}) as http:
         for number in range(count):
             started = time.perf_counter()
-            response = http.post(f"/v1/conversations/{conversation}/messages",
+            response = http.post(f"/v1/conversations/{conversation_id}/messages",
                                  json={"text": "Where is my parcel?",
                                        "client_message_id": f"{tag}-{number}"})
             latencies.append(time.perf_counter() - started)
@@ -79,8 +85,9 @@ def post_messages(base: str, conversation: str, count: int, tag: str) -> list[fl
 
 def run(base: str, messages: int, clients: int, tag: str) -> dict[str, float]:
     with httpx.Client(base_url=base, timeout=30) as http:
-        conversations = [http.post("/v1/conversations", json={"contact": {"id": f"{tag}-{n}"}})
-                         .json()["conversation_id"] for n in range(clients)]
+        started_ = [http.post("/v1/conversations", json={"contact": {"id": f"{tag}-{n}"}}).json()
+                    for n in range(clients)]
+        conversations = [(s["conversation_id"], s["visitor_token"]) for s in started_]
     post_messages(base, conversations[0], 50, f"{tag}-warm")  # warm the pools and the scripts
     started = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:

@@ -23,16 +23,21 @@ RETRY_S = 0.2
 
 
 class Api(Protocol):
-    def __call__(self, method: str, path: str, body: dict[str, Any] | None = None
-                 ) -> tuple[int, dict[str, Any]]: ...
+    def __call__(self, method: str, path: str, body: dict[str, Any] | None = None,
+                 token: str | None = None) -> tuple[int, dict[str, Any]]: ...
+
+
+def bearer(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 def flask_api(app: Any) -> Api:
     """Requests through the Flask test client (one per caller: it is not shared by threads)."""
     client = app.test_client()
 
-    def call(method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
-        response = client.open(path, method=method, json=body)
+    def call(method: str, path: str, body: dict[str, Any] | None = None,
+             token: str | None = None) -> tuple[int, dict[str, Any]]:
+        response = client.open(path, method=method, json=body, headers=bearer(token))
         return response.status_code, response.get_json(silent=True) or {}
     return call
 
@@ -42,10 +47,11 @@ def http_api(bases: Callable[[], list[str]]) -> Api:
     client = httpx.Client(timeout=10)
     turn = itertools.count()
 
-    def call(method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+    def call(method: str, path: str, body: dict[str, Any] | None = None,
+             token: str | None = None) -> tuple[int, dict[str, Any]]:
         up = bases()
         base = up[next(turn) % len(up)]
-        response = client.request(method, base + path, json=body)
+        response = client.request(method, base + path, json=body, headers=bearer(token))
         try:
             return response.status_code, response.json()
         except ValueError:
@@ -64,6 +70,7 @@ class Customer:
     more: Callable[[], bool] = lambda: False
     timeout_s: float = 90.0
     conversation_id: str = ""
+    visitor_token: str = ""
     acknowledged: list[tuple[str, float]] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
     error: str | None = None
@@ -75,6 +82,7 @@ class Customer:
                                      {"contact": {"id": f"load-{id(self)}"}, "flow": self.flow},
                                      201, deadline)
             self.conversation_id = started["conversation_id"]
+            self.visitor_token = started["visitor_token"]
             for turn in itertools.count(1):
                 if turn > self.turns and not self.more():
                     break
@@ -102,7 +110,7 @@ class Customer:
                   deadline: float) -> dict[str, Any]:
         while True:
             try:
-                status, data = self.api(method, path, body)
+                status, data = self.api(method, path, body, self.visitor_token or None)
                 outcome = str(status)
             except Exception as error:  # a dropped connection, a propagated error
                 status, data, outcome = 0, {}, type(error).__name__

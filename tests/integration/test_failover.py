@@ -32,11 +32,12 @@ BACK_WITHIN_S = 15.0
 FLOW = "assistants"
 
 
-def until_acknowledged(api: Any, conversation: str, message_id: str) -> float:
+def until_acknowledged(api: Any, started: dict[str, Any], message_id: str) -> float:
     """Post one message until it gets 202; when that happened."""
     def accepted() -> bool:
-        status, _ = api("POST", f"/v1/conversations/{conversation}/messages",
-                        {"text": "Do you ship abroad?", "client_message_id": message_id})
+        status, _ = api("POST", f"/v1/conversations/{started['conversation_id']}/messages",
+                        {"text": "Do you ship abroad?", "client_message_id": message_id},
+                        started["visitor_token"])
         return status == 202
     wait_until(accepted, timeout=BACK_WITHIN_S + 15, interval=0.1)
     return time.time()
@@ -78,7 +79,7 @@ def test_master_killed_mid_load_loses_no_acknowledged_message_and_answers_each_t
             # master (until then no replica can confirm a message, so accepting waits for it).
             comeback = threading.Thread(target=rejoin_after_failover, args=(group, old_master))
             comeback.start()
-            back_at = until_acknowledged(probe, started["conversation_id"], "probe-1")
+            back_at = until_acknowledged(probe, started, "probe-1")
             comeback.join()
             for thread in threads:
                 thread.join(timeout=120)

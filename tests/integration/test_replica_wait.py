@@ -56,18 +56,20 @@ def replica_transcript(replica: EmbeddedRedis, conversation_id: str) -> list[str
     return [message.id for _, message in store.transcript(conversation_id, 0, 100)]
 
 
-def start(client: Any) -> str:
+def start(client: Any) -> tuple[str, dict[str, str]]:
+    """A new conversation's id, and the headers that carry its visitor token."""
     response = client.post("/v1/conversations", json={"contact": {"id": "ann"}, "flow": "responses"})
     assert response.status_code == 201
-    return str(response.get_json()["conversation_id"])
+    started = response.get_json()
+    return str(started["conversation_id"]), {"Authorization": f"Bearer {started['visitor_token']}"}
 
 
 def test_a_message_is_acknowledged_only_once_the_replica_has_it(
         replicated: tuple[Any, EmbeddedRedis]) -> None:
     client, replica = replicated
-    conversation = start(client)
+    conversation, token = start(client)
     response = client.post(f"/v1/conversations/{conversation}/messages",
-                           json={"text": "Hello", "client_message_id": "m-1"})
+                           json={"text": "Hello", "client_message_id": "m-1"}, headers=token)
     assert response.status_code == 202
     assert "m-1" in replica_transcript(replica, conversation)
 
@@ -75,14 +77,15 @@ def test_a_message_is_acknowledged_only_once_the_replica_has_it(
 def test_an_unconfirmed_message_gets_503_and_its_retry_counts_once(
         replicated: tuple[Any, EmbeddedRedis]) -> None:
     client, replica = replicated
-    conversation = start(client)
+    conversation, token = start(client)
     body = {"text": "Where is my parcel?", "client_message_id": "m-2"}
     with replica_stopped(replica):
-        refused = client.post(f"/v1/conversations/{conversation}/messages", json=body)
+        refused = client.post(f"/v1/conversations/{conversation}/messages", json=body,
+                              headers=token)
     assert refused.status_code == 503
     assert refused.headers["Retry-After"] == "1"
     assert refused.get_json()["error"]["code"] == "not_replicated"
-    retried = client.post(f"/v1/conversations/{conversation}/messages", json=body)
+    retried = client.post(f"/v1/conversations/{conversation}/messages", json=body, headers=token)
     assert retried.status_code == 202 and retried.get_json()["duplicate"] is True
     assert replica_transcript(replica, conversation).count("m-2") == 1
 
