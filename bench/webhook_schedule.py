@@ -62,22 +62,25 @@ class CountingApp:
         return self.app(environ, start)
 
 
-def one_turn(base: str, flow: str, index: int) -> str:
-    """Start a conversation on the flow, say one thing, wait for the reply; its id."""
+def one_turn(base: str, flow: str, index: int) -> tuple[str, str]:
+    """Start a conversation on the flow, say one thing, wait for the reply; its id and token."""
     with httpx.Client(base_url=base, timeout=30) as http:
         started = http.post("/v1/conversations", json={"contact": {"id": f"wh-{flow}-{index}"},
                                                        "flow": flow}).json()
         conversation = started["conversation_id"]
+        http.headers["Authorization"] = f"Bearer {started['visitor_token']}"
         http.post(f"/v1/conversations/{conversation}/messages",
                   json={"text": "How long does shipping take?"}).raise_for_status()
         while http.get(f"/v1/conversations/{conversation}").json()["state"] != "wait_for_user":
             time.sleep(0.5)
-        return str(conversation)
+        return str(conversation), str(started["visitor_token"])
 
 
-def added_latency(base: str, store: Any, conversation: str) -> float:
+def added_latency(base: str, store: Any, conversation: tuple[str, str]) -> float:
     """Bot message time in the transcript minus the sandbox's finish time of the run."""
-    page = httpx.get(f"{base}/v1/conversations/{conversation}/messages?after=0").json()
+    conversation, token = conversation
+    page = httpx.get(f"{base}/v1/conversations/{conversation}/messages?after=0",
+                     headers={"Authorization": f"Bearer {token}"}).json()
     replied = [m["at"] for m in page["messages"] if m["author"] == "bot"][-1]
     with store.lock:
         runs = [r for r in store.runs.values()
@@ -116,7 +119,9 @@ def main() -> None:
     with EmbeddedRedis(work / "redis") as redis_server:
         env = {**os.environ, "SUPPORTFLOW_REDIS_URL": redis_server.url,
                "SUPPORTFLOW_SANDBOX_URL": sandbox.url, "SUPPORTFLOW_FLOWS_DIR": str(flows),
-               "OPENAI_WEBHOOK_SECRET": secret}
+               "OPENAI_WEBHOOK_SECRET": secret, "SUPPORTFLOW_SECRET_KEY": new_secret(),
+               **{f"SUPPORTFLOW_RATE_LIMIT_{name}": "1000000 per minute"
+                  for name in ("ADDRESS", "START", "READS", "MESSAGES")}}
         env.pop("OPENAI_API_KEY", None)
         bin_dir = Path(sys.executable).parent
         worker = subprocess.Popen(

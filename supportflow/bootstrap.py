@@ -24,6 +24,7 @@ from supportflow.adapters.openai_files import OpenAIKnowledgeFiles
 from supportflow.adapters.passwords import Argon2Passwords
 from supportflow.adapters.redis_accounts import RedisAccounts, RedisSignInThrottle, RedisWebSessions
 from supportflow.adapters.redis_agents import RedisAgentBoard
+from supportflow.adapters.redis_connection import connect, replicas_to_wait
 from supportflow.adapters.redis_knowledge import RedisArticles
 from supportflow.adapters.redis_responses import RedisResponseWakeups
 from supportflow.adapters.redis_store import RedisConversationStore
@@ -98,11 +99,6 @@ class Services:
     uses_workers: bool = False
 
 
-def connect(settings: Settings) -> redis.Redis:
-    """The process's Redis client: one connection pool, reused by every part."""
-    return redis.Redis.from_url(settings.redis_url, health_check_interval=30)
-
-
 def stores(settings: Settings | None = None, *, redis_client: redis.Redis | None = None,
            clock: Callable[[], float] = time.time) -> Stores:
     """The Redis-backed stores on one client."""
@@ -172,7 +168,9 @@ def bootstrap(
     # Knowledge files go to the API of the flows' connectors, whatever answers the turns.
     http_clients = AssistantClients(settings, connectors=base.vault.get)
     assistants = assistants or http_clients
-    store = RedisConversationStore(client, prefix=prefix)
+    store = RedisConversationStore(client, prefix=prefix,
+                                   replicas_to_wait=replicas_to_wait(settings),
+                                   wait_timeout_ms=settings.redis_wait_timeout_ms)
     metrics = base.metrics
     uow = RedisUnitOfWork(client, prefix=prefix, lease_ttl_s=settings.lease_ttl_s,
                           metrics=metrics)
@@ -202,7 +200,10 @@ def bootstrap(
                          publisher=deliveries, clock=clock, metrics=metrics),
         inboxes=base.inboxes,
         inbound=HelpdeskInbound(intake=intake,
-                                conversations=RedisConversationMap(client, prefix=prefix)),
+                                conversations=RedisConversationMap(
+                                    client, prefix=prefix,
+                                    replicas_to_wait=replicas_to_wait(settings),
+                                    wait_timeout_ms=settings.redis_wait_timeout_ms)),
         deliveries=deliveries, metrics=metrics, ops=base.ops,
         ops_view=OpsView(store=store, ops=base.ops, metrics=metrics, clock=clock,
                          grace_s=settings.watchdog_grace_s, worker_online_s=settings.worker_online_s),

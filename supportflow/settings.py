@@ -19,7 +19,18 @@ DEFAULT_SANDBOX_URL = "http://127.0.0.1:8765/v1"
 class Settings:
     """Every knob of a SupportFlow process; env var names are SUPPORTFLOW_<FIELD> unless noted."""
 
+    # A redis:// URL, or redis+sentinel://[:password@]host:port,host:port/<master>[/<db>].
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Or Sentinel by parts: "host:port,host:port" and the monitored master's name; the data
+    # nodes' password; the sentinels' own password (both secrets).
+    redis_sentinels: str = ""
+    redis_master: str = "mymaster"
+    redis_password: str | None = None
+    redis_sentinel_password: str | None = None
+    # Replicas that must confirm a customer message before it is answered 202 (WAIT):
+    # "auto" = 1 with Sentinel, 0 without; and how long to wait before answering 503.
+    redis_wait_replicas: str = "auto"
+    redis_wait_timeout_ms: int = 1000
     key_prefix: str = "sf"
     # ./config/flows when the working folder has one (`supportflow init`), else the packaged flows.
     flows_dir: Path = field(default_factory=defaults.flows_dir)
@@ -98,6 +109,19 @@ class Settings:
     rate_limit_messages: str = "30 per minute"
     # Proxies in front of the web app whose X-Forwarded-For/-Proto/-Host headers are trusted.
     trusted_proxies: int = 0
+    # Beat on several machines, one active: the lock's life, and the longest sleep between
+    # ticks (also how often a standby tries the lock). A standby takes over within their sum.
+    beat_lock_timeout_s: float = 5.0
+    beat_max_loop_interval_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        wait = str(self.redis_wait_replicas)
+        object.__setattr__(self, "redis_wait_replicas", wait)  # overrides may pass a number
+        if wait != "auto" and not (wait.isdigit() and int(wait) < 100):
+            raise ValueError(f"redis_wait_replicas must be 'auto' or a number of replicas, not {wait!r}")
+        if self.beat_lock_timeout_s <= self.beat_max_loop_interval_s:
+            raise ValueError("beat_lock_timeout_s must exceed beat_max_loop_interval_s "
+                             "(the active beat renews its lock once per loop)")
 
     @property
     def uses_sandbox(self) -> bool:
@@ -117,9 +141,11 @@ class Settings:
         """The settings with secrets masked, for logs and `supportflow config`."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         for secret in ("openai_api_key", "openai_webhook_secret", "vault_key",
-                       "agents_webhook_secret", "secret_key", "widget_secret"):
+                       "agents_webhook_secret", "secret_key", "widget_secret", "redis_password",
+                       "redis_sentinel_password"):
             if values[secret]:
                 values[secret] = "***"
+        values["redis_url"] = mask_url_password(self.redis_url)
         return {key: str(value) if isinstance(value, Path) else value for key, value in values.items()}
 
 
@@ -130,6 +156,16 @@ OPENAI_ENV = {
     "openai_project": "OPENAI_PROJECT",
     "openai_webhook_secret": "OPENAI_WEBHOOK_SECRET",
 }
+
+
+def mask_url_password(url: str) -> str:
+    """The URL with the password of its userinfo (if any) replaced by ***."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, hosts = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{hosts}"
 
 
 def env_name(field_name: str) -> str:

@@ -155,18 +155,36 @@ class Processes:
         self.env, self.logs, self.started = env, logs, []  # type: list[subprocess.Popen[bytes]]
 
     def start(self, *args: str, ready: str | None = None) -> subprocess.Popen[bytes]:
+        """A Celery process (`worker ...` or `beat ...`); waits for `ready` in its log."""
         log_path = self.logs / f"{args[0]}-{uuid.uuid4().hex[:6]}.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "workers.app", *args],
-                env=self.env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        self.started.append(process)
+        process = self.spawn(log_path, [sys.executable, "-m", "celery", "-A", "workers.app", *args])
         if ready:
             wait_until(lambda: ready in log_path.read_text(errors="replace")
                        or process.poll() is not None, timeout=60)
             assert process.poll() is None, log_path.read_text(errors="replace")
+        return process
+
+    def spawn(self, log_path: Path, argv: list[str]) -> subprocess.Popen[bytes]:
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(argv, env=self.env, cwd=PROJECT_ROOT, stdout=log,
+                                       stderr=subprocess.STDOUT, start_new_session=True)
+        self.started.append(process)
+        return process
+
+    def web(self, port: int) -> subprocess.Popen[bytes]:
+        """The web app under gunicorn with the Procfile's config, once /healthz answers."""
+        process = self.spawn(self.logs / f"web-{port}.log", [
+            sys.executable, "-m", "gunicorn", "-c", "python:supportflow.web.gunicorn_conf",
+            "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4",
+            "supportflow.web:create_app()"])
+
+        def up() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return process.poll() is not None
+        wait_until(up, timeout=60, interval=0.1)
+        assert process.poll() is None, (self.logs / f"web-{port}.log").read_text(errors="replace")
         return process
 
     def worker(self, concurrency: int = 2) -> subprocess.Popen[bytes]:
@@ -175,9 +193,8 @@ class Processes:
                           "--hostname", f"w{uuid.uuid4().hex[:6]}@%h", ready="ready.")
 
     def beat(self) -> subprocess.Popen[bytes]:
-        schedule = self.logs / f"beat-{uuid.uuid4().hex[:6]}"
-        return self.start("beat", "--loglevel", "INFO", "-s", str(schedule),
-                          ready="beat: Starting")
+        """A beat; it sends periodic tasks once it holds the lock in Redis (else it stands by)."""
+        return self.start("beat", "--loglevel", "INFO", ready="beat: Starting")
 
     def stop_all(self) -> None:
         for process in self.started:

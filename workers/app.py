@@ -12,13 +12,18 @@ from supportflow.adapters.celery_queue import (
     OPS_SAMPLE_TASK,
     QUEUE,
 )
+from supportflow.adapters.redis_connection import celery_broker, redis_target
 from supportflow.settings import Settings, load_settings
+
+# Below the 30 s most platforms allow between SIGTERM and SIGKILL.
+SOFT_SHUTDOWN_S = 20.0
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Delivery settings that follow from DESIGN.md section 3."""
+    broker_url, transport_options = celery_broker(settings)
     return {
-        "broker_url": settings.redis_url,
+        "broker_url": broker_url,
         "broker_connection_retry_on_startup": True,
         # Tasks are acknowledged after they ran, and put back when their process dies.
         "task_acks_late": True,
@@ -35,7 +40,19 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_serializer": "json",
         "accept_content": ["json"],
         "worker_hijack_root_logger": False,
-        "broker_transport_options": {"visibility_timeout": 3600},
+        "broker_transport_options": {"visibility_timeout": 3600, **transport_options},
+        # SIGTERM to the main process finishes the steps in flight (warm shutdown) and puts the
+        # tasks it holds back in Redis. SIGQUIT (or SIGTERM with REMAP_SIGTERM=SIGQUIT,
+        # for platforms that signal every process) gives running steps this long, then puts
+        # them back too (soft shutdown).
+        "worker_soft_shutdown_timeout": SOFT_SHUTDOWN_S,
+        # Beat on several machines, one active (workers/beat.py): schedule and lock in Redis.
+        "beat_scheduler": "workers.beat:SupportFlowScheduler",
+        "beat_max_loop_interval": settings.beat_max_loop_interval_s,
+        "redbeat_lock_timeout": settings.beat_lock_timeout_s,
+        "redbeat_key_prefix": f"{settings.key_prefix}:redbeat:",
+        # Shown in beat's banner only; the scheduler takes its client from redis_connection.
+        "redbeat_redis_url": redis_target(settings).describe(),
         "beat_schedule": {
             "handoff-timeouts": {"task": HANDOFF_TIMEOUTS_TASK,
                                  "schedule": settings.handoff_check_interval_s},

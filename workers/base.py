@@ -11,7 +11,7 @@ from typing import Any
 import redis
 from celery import Task, current_app
 
-from supportflow.adapters.celery_queue import CeleryTaskQueue
+from supportflow.adapters.celery_queue import PERIODIC_TASKS, CeleryTaskQueue
 from supportflow.bootstrap import Services, bootstrap
 from supportflow.observability.logs import log_context
 
@@ -54,7 +54,10 @@ class SupportFlowTask(Task):  # type: ignore[misc]
             owned = isinstance(conversation, str) and conversation.startswith("conv-")
             with log_context(task_id=self.request.id, task=self.name,
                              conversation_id=conversation if owned else None):
-                return super().__call__(*args, **kwargs)
+                result = super().__call__(*args, **kwargs)
+            if self.name in PERIODIC_TASKS:
+                services().ops.record_run(self.name, time.time())
+            return result
         finally:
             log.debug(
                 "task %s [%s] conversation=%s took %.3f s",

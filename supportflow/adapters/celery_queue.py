@@ -13,6 +13,8 @@ KNOWLEDGE_SYNC_TASK = "supportflow.knowledge_sync"
 KNOWLEDGE_SWEEP_TASK = "supportflow.knowledge_sweep"
 # The broker queue every task goes to (workers/app.py task_default_queue).
 QUEUE = "supportflow"
+# Sent by beat; each run is recorded, so ops (and the HA tests) see the active beat's pulse.
+PERIODIC_TASKS = frozenset({HANDOFF_TIMEOUTS_TASK, OPS_SAMPLE_TASK, KNOWLEDGE_SWEEP_TASK})
 
 
 class TaskSender(Protocol):

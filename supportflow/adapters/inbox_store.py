@@ -18,7 +18,7 @@ from supportflow.services.helpdesk import Mapped
 
 from . import redis_scripts
 from .redis_keys import ConversationKeys
-from .redis_store import message_entries
+from .redis_store import message_entries, replicated
 from .vault import Vault, VaultError
 
 SEEN_TTL_S = 3600  # well past the 5-minute signature tolerance
@@ -94,20 +94,26 @@ class InboxStore:
 class RedisConversationMap:
     """Implements the ConversationMap port with plain keys, SET NX locks and expiring markers."""
 
-    def __init__(self, client: redis.Redis, *, prefix: str) -> None:
+    def __init__(self, client: redis.Redis, *, prefix: str, replicas_to_wait: int = 0,
+                 wait_timeout_ms: int = 1000) -> None:
         self.redis = client
         self.prefix = prefix
+        self.replicas_to_wait = replicas_to_wait
+        self.wait_timeout_ms = wait_timeout_ms
         self._accept = client.register_script(redis_scripts.ACCEPT_HELPDESK_MESSAGE)
 
     def accept_mapped(self, inbox: str, external_id: str, delivery_id: str | None,
                       message: CustomerMessage) -> Mapped:
         """The message into the conversation already mapped, once per delivery: one trip."""
         mailbox, transcript = message_entries(message)
-        reply = cast(list[bytes], self._accept(
-            keys=[self._key(inbox, "seen", delivery_id or "-"), self._key(inbox, "conv", external_id),
-                  ConversationKeys(self.prefix).messages_in],
-            args=[self.prefix, SEEN_TTL_S, message.id, mailbox, transcript,
-                  repr(message.received_at), "1" if delivery_id else "0"]))
+        keys = ConversationKeys(self.prefix)
+        reply = cast(list[bytes], replicated(
+            self._accept,
+            [self._key(inbox, "seen", delivery_id or "-"), self._key(inbox, "conv", external_id),
+             keys.messages_in, keys.fence],
+            [self.prefix, SEEN_TTL_S, message.id, mailbox, transcript, repr(message.received_at),
+             "1" if delivery_id else "0", "1" if self.replicas_to_wait > 0 else "0"],
+            self.replicas_to_wait, self.wait_timeout_ms, message.id))
         return Mapped(reply[0].decode(), reply[1].decode() if len(reply) > 1 else None)
 
     def _key(self, inbox: str, *parts: str) -> str:

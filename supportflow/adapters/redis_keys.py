@@ -66,6 +66,11 @@ class ConversationKeys:
         return self.key("queued")
 
     @property
+    def fence(self) -> str:
+        """Written by a duplicate accept while the replica wait is on (redis_scripts._ACCEPT)."""
+        return self.key("replication", "fence")
+
+    @property
     def messages_in(self) -> str:
         """The supportflow_messages_in metric's hash (the accept scripts count there)."""
         return self.key("metrics", "supportflow_messages_in")

@@ -19,15 +19,21 @@ _STATES = _lua_set("takes_turns", frozenset(TAKES_TURNS)) + _lua_set("working",
 # the customer gets a wake-up now unless one is pending, so the scheduler hands it to a
 # worker: accepting publishes nothing. Accepted messages count in supportflow_messages_in
 # (its hash: one field per channel kind, as RedisMetrics writes a one-label counter).
+# With the replica wait on (`fence` not ''), a duplicate (usually a retry after a 503) writes
+# the fence, so that WAIT, which only covers this connection's own writes, also covers the
+# first attempt's (replication is one ordered stream).
 _ACCEPT = _STATES + """
-local function accept(prefix, id, message_id, mailbox_entry, transcript_entry, now, metric)
+local function accept(prefix, id, message_id, mailbox_entry, transcript_entry, now, metric, fence)
   local conv = prefix .. ':conv:' .. id
   local raw = redis.call('GET', conv)
   if not raw then return -1 end
   local record = cjson.decode(raw)
   local state = record['state']
   if state == 'closed' then return -2 end
-  if redis.call('SADD', conv .. ':ids', 'customer:' .. message_id) == 0 then return 0 end
+  if redis.call('SADD', conv .. ':ids', 'customer:' .. message_id) == 0 then
+    if fence ~= '' then redis.call('INCR', fence) end
+    return 0
+  end
   redis.call('SADD', conv .. ':ids', 'transcript:' .. message_id)
   redis.call('RPUSH', conv .. ':transcript', transcript_entry)
   if state ~= 'handed_off' then
@@ -40,24 +46,31 @@ local function accept(prefix, id, message_id, mailbox_entry, transcript_entry, n
 end
 """
 
-# KEYS: the messages_in metric's hash
-# ARGV: key prefix, conversation id, message id, mailbox entry, transcript entry, now
+# KEYS: the messages_in metric's hash, the replication fence
+# ARGV: key prefix, conversation id, message id, mailbox entry, transcript entry, now, '1' when
+#       the caller waits for replicas
 ACCEPT_MESSAGE = _ACCEPT + """
-return accept(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], KEYS[1])
+local fence = ARGV[7] == '1' and KEYS[2] or ''
+return accept(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], KEYS[1], fence)
 """
 
 # A helpdesk's message in one round trip, when its conversation is known and open.
-# KEYS: the delivery's seen mark, the helpdesk conversation's map entry, messages_in's hash
+# KEYS: the delivery's seen mark, the helpdesk conversation's map entry, messages_in's hash,
+#       the replication fence
 # ARGV: key prefix, seen ttl s, message id, mailbox entry, transcript entry, now, '1' when
-#       the delivery has an id (its seen mark is checked and set)
+#       the delivery has an id (its seen mark is checked and set), '1' when the caller waits
+#       for replicas
 # Returns {'replayed'}, {'unmapped'} (no conversation yet, or the mapped one is gone),
 # {'closed', id}, or {'accepted' | 'duplicate', id}; the seen mark is set only with the latter.
 ACCEPT_HELPDESK_MESSAGE = _ACCEPT + """
-local delivered = ARGV[7] == '1'
-if delivered and redis.call('EXISTS', KEYS[1]) == 1 then return {'replayed'} end
+local delivered, fence = ARGV[7] == '1', ARGV[8] == '1' and KEYS[4] or ''
+if delivered and redis.call('EXISTS', KEYS[1]) == 1 then
+  if fence ~= '' then redis.call('INCR', fence) end
+  return {'replayed'}
+end
 local id = redis.call('GET', KEYS[2])
 if not id then return {'unmapped'} end
-local result = accept(ARGV[1], id, ARGV[3], ARGV[4], ARGV[5], ARGV[6], KEYS[3])
+local result = accept(ARGV[1], id, ARGV[3], ARGV[4], ARGV[5], ARGV[6], KEYS[3], fence)
 if result == -1 then return {'unmapped'} end
 if result == -2 then return {'closed', id} end
 if delivered then redis.call('SET', KEYS[1], '1', 'EX', ARGV[2]) end

@@ -18,7 +18,7 @@ from supportflow.domain.model import (
     State,
     TranscriptMessage,
 )
-from supportflow.services.ports import Accepted, Claimed, Due
+from supportflow.services.ports import Accepted, Claimed, Due, NotReplicated
 
 from . import redis_scripts
 from .redis_keys import ConversationKeys, dump
@@ -35,6 +35,24 @@ def message_entries(message: CustomerMessage) -> tuple[str, str]:
     return json.dumps(message.to_dict()), json.dumps(entry.to_dict())
 
 
+def replicated(script: Any, keys: list[str], args: list[Any], replicas: int, timeout_ms: int,
+               message_id: str) -> Any:
+    """Run an accept script; with replicas to wait for, the script and WAIT in one round trip
+    on one connection (WAIT covers the writes of its own connection): NotReplicated when too
+    few confirmed in time."""
+    if replicas <= 0:
+        return script(keys=keys, args=args)
+    pipe = script.registered_client.pipeline(transaction=False)
+    script(keys=keys, args=args, client=pipe)
+    pipe.wait(replicas, timeout_ms)
+    result, confirmed = pipe.execute()
+    unknown = result == -1 or (isinstance(result, list) and result[0] == b"unmapped")
+    if not unknown and int(confirmed) < replicas:
+        raise NotReplicated(f"{confirmed} of {replicas} replicas confirmed message {message_id} "
+                            f"within {timeout_ms} ms")
+    return result
+
+
 # A task the scheduler published and no worker took for this long is lost (a worker died
 # holding it); sooner, once the broker's queue is empty (services/scheduler.py).
 LOST_AFTER_S = 60.0
@@ -43,8 +61,12 @@ LOST_AFTER_S = 60.0
 class RedisConversationStore:
     """Implements the Conversations, OpsIndex and Schedule ports."""
 
-    def __init__(self, client: redis.Redis, *, prefix: str = "sf") -> None:
+    def __init__(self, client: redis.Redis, *, prefix: str = "sf", replicas_to_wait: int = 0,
+                 wait_timeout_ms: int = 1000) -> None:
         self.redis = client
+        # Acknowledged means replicated: accepting a message waits for this many replicas.
+        self.replicas_to_wait = replicas_to_wait
+        self.wait_timeout_ms = wait_timeout_ms
         self.keys = ConversationKeys(prefix)
         self.prefix = prefix
         self._accept = client.register_script(redis_scripts.ACCEPT_MESSAGE)
@@ -71,11 +93,16 @@ class RedisConversationStore:
         return Conversation.from_dict(json.loads(raw)) if raw else None
 
     def accept_customer_message(self, conversation_id: str, message: CustomerMessage) -> Accepted:
-        """Keep a customer's message once per id, and wake the conversation: one round trip."""
+        """Keep a customer's message once per id, and wake the conversation: one round trip
+        (with the replica wait on, the WAIT rides in it; NotReplicated when they did not
+        confirm it in time)."""
         mailbox, transcript = message_entries(message)
-        result = self._accept(keys=[self.keys.messages_in],
-                              args=[self.prefix, conversation_id, message.id, mailbox, transcript,
-                                    repr(message.received_at)])
+        waits = self.replicas_to_wait > 0
+        keys = [self.keys.messages_in, self.keys.fence]
+        args: list[Any] = [self.prefix, conversation_id, message.id, mailbox, transcript,
+                           repr(message.received_at), "1" if waits else "0"]
+        result = replicated(self._accept, keys, args, self.replicas_to_wait,
+                            self.wait_timeout_ms, message.id)
         return ACCEPT_RESULTS[int(result)]
 
     def mailbox(self, conversation_id: str) -> list[CustomerMessage]:

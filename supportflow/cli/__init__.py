@@ -11,6 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from supportflow.adapters.redis_connection import redis_target
 from supportflow.settings import load_settings
 
 from . import (
@@ -57,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         settings = load_settings()
+        redis_target(settings)  # a malformed Redis or Sentinel setting is bad usage too
     except ValueError as error:
         print(f"supportflow: error: bad setting in the environment: {error}", file=sys.stderr)
         return 2

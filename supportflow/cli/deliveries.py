@@ -9,6 +9,7 @@ from typing import Any
 import redis
 
 from supportflow.adapters.flow_files import FlowError
+from supportflow.adapters.redis_connection import redis_target
 from supportflow.bootstrap import bootstrap
 from supportflow.settings import Settings
 
@@ -36,7 +37,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"supportflow deliveries: error: the flows do not load:\n{error}", file=sys.stderr)
         return 1
     except redis.RedisError as error:
-        print(f"supportflow deliveries: error: Redis at {settings.redis_url}: {error}",
+        print(f"supportflow deliveries: error: Redis at {redis_target(settings).describe()}: {error}",
               file=sys.stderr)
         return 1
 

@@ -9,6 +9,7 @@ from typing import Any
 import redis
 
 from supportflow.adapters.inbox_store import InboxError, InboxStore
+from supportflow.adapters.redis_connection import redis_target
 from supportflow.adapters.vault import VaultError
 from supportflow.bootstrap import stores
 from supportflow.domain.inbox import Inbox, InboxKind
@@ -52,7 +53,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except (InboxError, VaultError) as error:
         print(f"supportflow inboxes: error: {error}", file=sys.stderr)
     except redis.RedisError as error:
-        print(f"supportflow inboxes: error: Redis at {settings.redis_url}: {error}", file=sys.stderr)
+        print(f"supportflow inboxes: error: Redis at {redis_target(settings).describe()}: {error}",
+              file=sys.stderr)
     return 1
 
 

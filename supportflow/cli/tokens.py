@@ -8,6 +8,7 @@ from typing import Any
 
 import redis
 
+from supportflow.adapters.redis_connection import redis_target
 from supportflow.adapters.tokens import TokenError
 from supportflow.bootstrap import stores
 from supportflow.domain.access import Role
@@ -48,6 +49,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"supportflow tokens: error: {error}", file=sys.stderr)
         return 1
     except redis.RedisError as error:
-        print(f"supportflow tokens: error: Redis at {settings.redis_url}: {error}", file=sys.stderr)
+        print(f"supportflow tokens: error: Redis at {redis_target(settings).describe()}: {error}",
+              file=sys.stderr)
         return 1
     return 0

@@ -10,6 +10,7 @@ from typing import Any
 
 import redis
 
+from supportflow.adapters.redis_connection import redis_target
 from supportflow.adapters.vault import Vault, VaultError, new_vault_key
 from supportflow.bootstrap import stores
 from supportflow.domain.connector import DEFAULT_CONNECTOR, DEFAULT_KEEP_PREVIOUS_S, Connector
@@ -59,7 +60,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"supportflow vault: error: {error}", file=sys.stderr)
         return 1
     except redis.RedisError as error:
-        print(f"supportflow vault: error: Redis at {settings.redis_url}: {error}", file=sys.stderr)
+        print(f"supportflow vault: error: Redis at {redis_target(settings).describe()}: {error}",
+              file=sys.stderr)
         return 1
 
 

@@ -13,6 +13,7 @@ from .redis_metrics import RedisMetrics, histogram_buckets, quantile
 LATENCY = "supportflow_reply_latency_seconds"
 FAILURES_KEPT = 100
 SERIES_KEPT_S = 2 * 3600.0
+BEAT_LOG_KEPT = 1000
 # kombu's Redis transport: a list per queue (and per priority step), reserved tasks in a hash.
 KOMBU_PRIORITY_SEP = "\x06\x16"
 KOMBU_PRIORITY_STEPS = (3, 6, 9)
@@ -59,6 +60,30 @@ class OpsStore:
         seen = [(name.decode(), now - float(at)) for name, at in raw.items()]
         return [{"name": name, "last_seen_s_ago": round(max(0.0, ago), 3)}
                 for name, ago in sorted(seen, key=lambda item: item[1]) if ago <= within_s]
+
+    # ----- beat -----
+
+    def record_dispatch(self, task: str, beat: str, at: float) -> None:
+        """Note that this beat sent a periodic task (a capped trail: who is active, and when)."""
+        self.redis.xadd(self.key("beat"), {"task": task, "beat": beat, "at": repr(at)},
+                        maxlen=BEAT_LOG_KEPT, approximate=True)
+
+    def record_run(self, task: str, at: float) -> None:
+        """Note that a worker ran this periodic task (the watchdog's pulse, for ops and tests)."""
+        self.redis.hset(self.key("periodic"), task, repr(at))
+
+    def last_runs(self) -> dict[str, float]:
+        """When each periodic task last ran."""
+        raw = cast(dict[bytes, bytes], self.redis.hgetall(self.key("periodic")))
+        return {name.decode(): float(at) for name, at in raw.items()}
+
+    def dispatches(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The latest periodic task dispatches, oldest first: task, beat, at."""
+        raw = cast(list[tuple[bytes, dict[bytes, bytes]]],
+                   self.redis.xrevrange(self.key("beat"), count=limit))
+        found = [{"task": fields[b"task"].decode(), "beat": fields[b"beat"].decode(),
+                  "at": float(fields[b"at"])} for _, fields in raw]
+        return found[::-1]
 
     # ----- the Celery queue -----
 

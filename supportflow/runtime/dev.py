@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from supportflow.adapters.flow_files import FlowDirectory, FlowError
+from supportflow.adapters.redis_connection import connect, redis_target
 from supportflow.domain.connector import DEFAULT_CONNECTOR
 from supportflow.runtime.processes import ProcessSpec, Supervisor
 from supportflow.runtime.redis_server import EmbeddedRedis, RedisServerError, check_redis_durability
@@ -101,22 +102,26 @@ def process_specs(options: DevOptions, settings: Settings, env: dict[str, str]) 
         "--concurrency", str(options.concurrency), "--without-gossip", "--without-mingle",
         "--hostname", "dev@%h",
     ], env))
-    specs.append(ProcessSpec("beat", [
-        *celery, "beat", "--loglevel", "INFO",
-        "--schedule", str(options.data_dir / "celerybeat-schedule"),
-    ], env))
+    # The schedule and the active beat's lock live in Redis (workers/beat.py).
+    specs.append(ProcessSpec("beat", [*celery, "beat", "--loglevel", "INFO"], env))
     specs.append(ProcessSpec("web", [
-        python, "-m", "gunicorn", "--bind", f"127.0.0.1:{options.web_port}", "--workers", "2",
+        python, "-m", "gunicorn", "-c", "python:supportflow.web.gunicorn_conf",
+        "--bind", f"127.0.0.1:{options.web_port}", "--workers", "2",
         "--threads", "8", "--access-logfile", "-", "supportflow.web:create_app()",
     ], env))
     return specs
 
 
 @contextlib.contextmanager
-def redis_for(options: DevOptions, supervisor: Supervisor) -> Iterator[str]:
-    """The given Redis URL, or an embedded redis-server under DATA/redis for the duration."""
+def redis_for(options: DevOptions, settings: Settings, supervisor: Supervisor) -> Iterator[str]:
+    """The given Redis URL (or the Sentinel group the environment names), else an embedded
+    redis-server under DATA/redis for the duration."""
     if options.redis_url:
         yield options.redis_url
+        return
+    if settings.redis_sentinels.strip():
+        supervisor.say(f"Redis: {redis_target(settings).describe()}", "redis")
+        yield settings.redis_url
         return
     server = EmbeddedRedis(options.data_dir / "redis")
     with server:
@@ -126,12 +131,12 @@ def redis_for(options: DevOptions, supervisor: Supervisor) -> Iterator[str]:
     supervisor.say("embedded Redis stopped (data kept)", "redis")
 
 
-def warn_durability(redis_url: str, supervisor: Supervisor) -> None:
+def warn_durability(settings: Settings, supervisor: Supervisor) -> None:
     """Say so when Redis would lose or evict data (DESIGN section 6)."""
     import redis
 
     try:
-        with redis.Redis.from_url(redis_url, socket_connect_timeout=2) as client:
+        with connect(settings) as client:
             for warning in check_redis_durability(client):
                 supervisor.say(f"WARNING: {warning}", "redis")
     except redis.exceptions.RedisError as error:
@@ -151,7 +156,8 @@ def banner(options: DevOptions, settings: Settings, redis_url: str, sandbox_url:
     base = f"http://127.0.0.1:{options.web_port}"
     lines = ["", "SupportFlow is running:"]
     lines += [f"  {label:<14} {base}{path}" for label, path in WEB_PAGES]
-    lines.append(f"  {'redis':<14} {redis_url}")
+    where = redis_target(replace(settings, redis_url=redis_url)).describe()
+    lines.append(f"  {'redis':<14} {where}")
     assistant = f"sandbox at {sandbox_url}" if sandbox_url else f"OpenAI at {settings.openai_base_url}"
     lines.append(f"  {'assistant':<14} {assistant}")
     if sandbox_webhooks(options, settings):
@@ -174,7 +180,7 @@ def run(options: DevOptions, settings: Settings) -> int:
     sandbox_url = f"http://127.0.0.1:{options.sandbox_port}/v1" if settings.uses_sandbox else None
     with Supervisor() as supervisor:
         try:
-            with redis_for(options, supervisor) as redis_url:
+            with redis_for(options, settings, supervisor) as redis_url:
                 return _run_children(options, settings, supervisor, redis_url, sandbox_url)
         except RedisServerError as error:
             print(f"supportflow: cannot start Redis: {error}", file=sys.stderr)
@@ -183,7 +189,7 @@ def run(options: DevOptions, settings: Settings) -> int:
 
 def _run_children(options: DevOptions, settings: Settings, supervisor: Supervisor,
                   redis_url: str, sandbox_url: str | None) -> int:
-    warn_durability(redis_url, supervisor)
+    warn_durability(replace(settings, redis_url=redis_url), supervisor)
     if supervisor.stop_requested.is_set():
         return 0
     env = child_env(settings, redis_url, sandbox_url, options)

@@ -74,11 +74,13 @@ class EmbeddedRedis:
     host = "127.0.0.1"
 
     def __init__(self, data_dir: Path, port: int | None = None, *, appendonly: bool = True,
-                 startup_timeout_s: float = 15.0) -> None:
+                 startup_timeout_s: float = 15.0, replica_of: tuple[str, int] | None = None) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.fixed_port = port is not None
         self.port = port or free_port(self.host)
         self.appendonly = appendonly
+        # A replica of that master (the same binary; Sentinel may promote it later).
+        self.replica_of = replica_of
         self.startup_timeout_s = startup_timeout_s
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -105,6 +107,7 @@ class EmbeddedRedis:
             "--save", "",
             "--protected-mode", "yes",
             "--logfile", str(self.log_path),
+            *(["--replicaof", self.replica_of[0], str(self.replica_of[1])] if self.replica_of else []),
         ]
 
     def start(self) -> EmbeddedRedis:
@@ -167,6 +170,13 @@ class EmbeddedRedis:
         try:
             process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL, as when the machine dies: no AOF flush, no goodbye to replicas."""
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
             process.kill()
             process.wait()
 

@@ -151,6 +151,14 @@ class Accepted(StrEnum):
     CLOSED = "closed"  # resolved: it takes no more messages
 
 
+class NotReplicated(Exception):
+    """The master kept the write but too few replicas confirmed it in time: not acknowledged.
+
+    A failover now could lose it, so the caller is told to retry; the retry (same message id)
+    is de-duplicated, and its own wait covers the first write.
+    """
+
+
 class Conversations(Protocol):
     """Conversation records outside a turn: intake writes them, the web and agents read them."""
 
@@ -160,7 +168,10 @@ class Conversations(Protocol):
 
     def accept_customer_message(self, conversation_id: str, message: CustomerMessage) -> Accepted:
         """Append to mailbox and transcript unless the id was seen, and wake the conversation
-        (counted in supportflow_messages_in); nothing for an unknown or closed one."""
+        (counted in supportflow_messages_in); nothing for an unknown or closed one.
+
+        Raises NotReplicated when replicas are required and did not confirm the write in time.
+        """
         ...
 
     def set_attributes(self, contact_id: str, values: dict[str, str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from flask import current_app, request
@@ -16,6 +17,12 @@ def services() -> Services:
     """The services the app was built with (create_app puts them in app.extensions)."""
     found: Services = current_app.extensions["supportflow"]
     return found
+
+
+def stopping() -> threading.Event:
+    """Set once this process is shutting down (long responses should end)."""
+    event: threading.Event = current_app.extensions["supportflow_stopping"]
+    return event
 
 
 def json_body() -> dict[str, Any]:

@@ -58,7 +58,10 @@ def install_rate_limits(app: Flask, services: Services) -> Limiter | None:
         return None
     limiter = Limiter(
         client_address, app=app, strategy=STRATEGY, headers_enabled=False,
-        storage_uri=settings.redis_url,
+        # Only the scheme matters with a pool given: "redis://" makes limits use the pool as it
+        # is, so the limits follow a Sentinel failover like every other client (a
+        # redis+sentinel:// URI would make limits build a Sentinel client of its own).
+        storage_uri="redis://",
         # One connection pool per process: the limits share the services' Redis client.
         storage_options={"connection_pool": services.redis.connection_pool,  # type: ignore[dict-item]
                          "key_prefix": f"{settings.key_prefix}:ratelimit"},

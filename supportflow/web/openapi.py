@@ -159,10 +159,45 @@ MORE_ROUTES: dict[str, dict[str, Any]] = {
         "responses": {"200": {"description": "Prometheus text format"},
                       "401": _error("No token"), "403": _error("Not an ops token")}}},
     "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "Up"}}}},
-    "/readyz": {"get": {"summary": "Redis durable and reachable, a worker seen recently",
+    "/readyz": {"get": {"summary": "Redis reachable as master, durable, with the replicas the "
+                                   "replica wait needs; a worker seen recently. The body shows "
+                                   "the Redis topology and the active beat",
                         "responses": {"200": {"description": "Ready"},
                                       "503": {"description": "Not ready, with the reasons"}}}},
 }
+
+
+_RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying",
+                                "schema": {"type": "integer"}}}
+_UNAVAILABLE = {**_error("Redis is out of reach for a moment (a failover): retry after Retry-After"),
+                "headers": _RETRY_AFTER}
+# Accept paths: 202 only once a replica confirmed the message (when replicas are configured).
+_NOT_REPLICATED = {**_error("Not confirmed by a Redis replica in time (not_replicated), or Redis "
+                            "out of reach (unavailable): send it again with the same id"),
+                   "headers": _RETRY_AFTER}
+_ACCEPT_PATHS = {("/v1/conversations/{conversation_id}/messages", "post"),
+                 ("/v1/webhooks/{inbox_name}", "post"),
+                 ("/v1/integrations/chatwoot/{inbox_name}", "post")}
+
+
+def _with_unavailable(path: str, operations: dict[str, Any], *, resolved: bool = False
+                      ) -> dict[str, Any]:
+    """Every operation that reads or writes Redis may answer 503 while Redis fails over.
+
+    `resolved`: for paths added after apispec ran, so schemas are given as $refs."""
+    if path == "/healthz":
+        return operations
+    done: dict[str, Any] = {}
+    for method, operation in operations.items():
+        if not isinstance(operation, dict) or "responses" not in operation:
+            done[method] = operation  # path-level fields such as parameters
+            continue
+        extra = _NOT_REPLICATED if (path, method) in _ACCEPT_PATHS else _UNAVAILABLE
+        if resolved:
+            extra = {**extra, "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/Error"}}}}
+        done[method] = {**operation, "responses": {"503": extra, **operation["responses"]}}
+    return done
 
 
 def _path_parameters(path: str) -> list[dict[str, Any]]:
@@ -199,10 +234,12 @@ def build_spec(max_message_chars: int | None = None,
         spec.components.schema(name, schema=schema)
     routes = {**ROUTES, **AGENT_ROUTES, **MORE_ROUTES, **KNOWLEDGE_ROUTES, **OAUTH_ROUTES}
     for path, operations in routes.items():
-        spec.path(path=path, operations=operations, parameters=_path_parameters(path))
+        spec.path(path=path, operations=_with_unavailable(path, operations),
+                  parameters=_path_parameters(path))
     document: dict[str, Any] = spec.to_dict()
     actions = build_actions_spec(public_url, "3.0.3")
-    document["paths"].update(actions["paths"])
+    document["paths"].update({path: _with_unavailable(path, operations, resolved=True)
+                              for path, operations in actions["paths"].items()})
     for name, schema in actions["components"]["schemas"].items():
         document["components"]["schemas"].setdefault(name, schema)
     return document

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -16,7 +17,7 @@ from supportflow.settings import Settings
 from .agent_schemas import StreamQuerySchema
 from .auth import require_role
 from .cors import widget_route
-from .deps import find_conversation, message_dict, services
+from .deps import find_conversation, message_dict, services, stopping
 from .errors import ApiError
 from .visitors import require_visitor
 
@@ -32,18 +33,20 @@ def sse_frame(event_id: str, event: str, data: dict[str, Any]) -> str:
     return f"id: {event_id}\nevent: {event}\ndata: {json.dumps(data)}\n\n"
 
 
-def pump(fetch: Fetch, cursor: str, settings: Settings) -> Iterator[str]:
-    """Poll `fetch` until the stream's max duration; keep-alive comments in between."""
+def pump(fetch: Fetch, cursor: str, settings: Settings, stop: threading.Event) -> Iterator[str]:
+    """Poll `fetch` until the stream's max duration, or until the process stops (a restart);
+    keep-alive comments in between. Either way the stream ends cleanly and the client
+    reconnects (to this or another web process) with Last-Event-ID."""
     yield "retry: 1000\n\n"
     started = last_sent = time.monotonic()
-    while time.monotonic() - started < settings.stream_max_s:
+    while time.monotonic() - started < settings.stream_max_s and not stop.is_set():
         for event_id, event, data in fetch(cursor):
             yield sse_frame(event_id, event, data)
             cursor, last_sent = event_id, time.monotonic()
         if time.monotonic() - last_sent >= settings.stream_keepalive_s:
             yield ": keep-alive\n\n"
             last_sent = time.monotonic()
-        time.sleep(settings.stream_poll_s)
+        stop.wait(settings.stream_poll_s)
     yield ": stream ends; reconnect with Last-Event-ID\n\n"
 
 
@@ -70,7 +73,7 @@ def conversation_events(conversation_id: str) -> Response:
         page = store.transcript(conversation_id, int(cursor), 100)
         return [(str(seq), "message", message_dict(seq, message)) for seq, message in page]
 
-    return event_stream(pump(fetch, str(after), services().settings))
+    return event_stream(pump(fetch, str(after), services().settings, stopping()))
 
 
 @bp.get("/agent/handoffs/stream")
@@ -88,4 +91,4 @@ def handoff_events() -> Response:
         found = board.handoffs_after(after)
         return [(event_id, "handoff", data) for event_id, data in found]
 
-    return event_stream(pump(fetch, cursor, services().settings))
+    return event_stream(pump(fetch, cursor, services().settings, stopping()))
