@@ -8,6 +8,7 @@ from typing import Any, cast
 
 import redis
 
+from supportflow.domain.model import is_conversation_id
 from supportflow.services.ports import ClaimOutcome
 
 # KEYS: record, claims; ARGV: conversation id, agent.
@@ -43,6 +44,8 @@ class RedisAgentBoard:
 
     def claim(self, conversation_id: str, agent: str) -> tuple[ClaimOutcome, str | None]:
         """Claim a handed-off conversation for `agent`; the outcome and the holder."""
+        if not is_conversation_id(conversation_id):
+            return ClaimOutcome.UNKNOWN, None
         code, holder = self._claim(
             keys=[f"{self.prefix}:conv:{conversation_id}", self.claims_key],
             args=[conversation_id, agent],

@@ -17,6 +17,7 @@ from supportflow.domain.model import (
     CustomerMessage,
     State,
     TranscriptMessage,
+    is_conversation_id,
 )
 from supportflow.services.ports import NotReplicated, Overdue
 
@@ -55,6 +56,8 @@ class RedisConversationStore:
         pipe.execute()
 
     def get(self, conversation_id: str) -> Conversation | None:
+        if not is_conversation_id(conversation_id):
+            return None  # e.g. "conv-1:transcript" must not read another key
         raw = self.redis.get(self.keys.of(conversation_id).record)
         return Conversation.from_dict(json.loads(raw)) if raw else None
 

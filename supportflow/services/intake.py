@@ -12,6 +12,7 @@ from supportflow.domain.model import (
     CustomerMessage,
     State,
     TranscriptMessage,
+    new_conversation_id,
 )
 
 from .ports import Conversations, FlowCatalog, Metrics, NullMetrics, TaskQueue
@@ -89,7 +90,7 @@ class Intake:
             raise UnknownFlow(name) from error
         now = self.clock()
         conversation = Conversation(
-            id=f"conv-{uuid.uuid4().hex}",
+            id=new_conversation_id(),
             contact_id=contact.id,
             flow=flow.name,
             state=State.ASK,

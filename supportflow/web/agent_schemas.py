@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields
 
-from .schemas import ID, ConversationSchema, MessageSchema, MessageText
+from .fields import Pattern
+from .schemas import CURSOR, ID, ConversationSchema, MessageSchema, MessageText
 
 
 class AgentMessageSchema(Schema):
@@ -72,7 +73,24 @@ class AgentConversationSchema(ConversationSchema):
 
 
 class StreamQuerySchema(Schema):
-    after = fields.Integer(validate=validate.Range(min=0))
+    after = fields.Integer(validate=CURSOR)
+
+
+class StreamId(Pattern):
+    """A Redis stream id, `<ms>-<n>`, each part below 2^64."""
+
+    def __init__(self) -> None:
+        super().__init__(r"^[0-9]{1,20}-[0-9]{1,20}$", error="expected <ms>-<n>, e.g. 1718000000000-0")
+
+    def __call__(self, value: Any) -> Any:
+        super().__call__(value)
+        if any(int(part) >= 2**64 for part in value.split("-")):
+            raise ValidationError("each part of a stream id is below 2^64")
+        return value
+
+
+class HandoffStreamQuerySchema(Schema):
+    after = fields.String(validate=StreamId())
 
 
 AGENT_SCHEMAS = {

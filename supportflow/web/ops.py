@@ -10,7 +10,7 @@ from functools import wraps
 from typing import Any, TypeVar, cast
 
 from flask import Blueprint, Flask, Response, g, jsonify, request
-from marshmallow import ValidationError
+from marshmallow import Schema, fields, validate
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from supportflow.domain.access import Role
@@ -19,6 +19,7 @@ from supportflow.observability.redis_metrics import render
 
 from .auth import require_role
 from .deps import services
+from .inputs import query
 
 bp = Blueprint("ops", __name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -39,16 +40,16 @@ def overview() -> Response:
     return jsonify(services().ops_view.overview())
 
 
+class TimeseriesQuerySchema(Schema):
+    minutes = fields.Float(load_default=60.0, validate=validate.Range(
+        min=0, max=1440, min_inclusive=False))
+
+
 @bp.get("/v1/ops/timeseries")
 @require_role(Role.OPS)
 def timeseries() -> Response:
     """Points sampled by beat over the last `minutes` (default 60, at most 1440), oldest first."""
-    try:
-        minutes = float(request.args.get("minutes", "60"))
-    except ValueError as error:
-        raise ValidationError({"minutes": ["a number"]}) from error
-    if not 0 < minutes <= 1440:
-        raise ValidationError({"minutes": ["between 0 and 1440"]})
+    minutes = query(TimeseriesQuerySchema())["minutes"]
     return jsonify({"points": services().ops_view.timeseries(minutes)})
 
 

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
-from marshmallow import EXCLUDE, Schema, ValidationError, fields
+from marshmallow import EXCLUDE, Schema, fields, validate
 
 from supportflow.domain.access import Role
 from supportflow.domain.inbox import Inbox, InboxKind
@@ -18,6 +18,8 @@ from supportflow.webhooks.signing import SignatureError, verify, verify_chatwoot
 from .auth import require_role
 from .deps import json_body, services
 from .errors import ApiError
+from .fields import Text
+from .inputs import query
 from .ops import timed
 from .schemas import ID, ContactSchema, MessageText
 
@@ -81,9 +83,9 @@ class ChatwootSenderSchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    id = fields.Raw(required=True)
-    name = fields.String(allow_none=True)
-    email = fields.String(allow_none=True)
+    id = fields.Integer(required=True, strict=True)
+    name = Text(allow_none=True, max_length=200)
+    email = Text(allow_none=True, max_length=254)
 
 
 class ChatwootConversationSchema(Schema):
@@ -101,8 +103,8 @@ class ChatwootEventSchema(Schema):
         unknown = EXCLUDE
 
     event = fields.String(required=True)
-    id = fields.Raw(load_default=None)
-    content = fields.String(allow_none=True, load_default=None)
+    id = fields.Integer(strict=True, load_default=None)
+    content = Text(allow_none=True, load_default=None)
     message_type = fields.Raw(load_default=None)
     private = fields.Boolean(load_default=False)
     sender = fields.Nested(ChatwootSenderSchema, load_default=None, allow_none=True)
@@ -158,14 +160,15 @@ def dead_letter(delivery: Delivery) -> dict[str, Any]:
             "at": delivery.updated_at}
 
 
+class DeadLettersQuerySchema(Schema):
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
 @bp.get("/ops/dead-letters")
 @require_role(Role.OPS)
 def list_dead_letters() -> Response:
     """Deliveries that were given up on, oldest first."""
-    try:
-        limit = max(1, min(int(request.args.get("limit", "100")), 1000))
-    except ValueError as error:
-        raise ValidationError({"limit": ["an integer"]}) from error
+    limit = query(DeadLettersQuerySchema())["limit"]
     letters = services().deliveries.dead_letters(limit)
     return jsonify({"dead_letters": [dead_letter(d) for d in letters]})
 
