@@ -6,7 +6,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
-from supportflow.domain.inbox import Inbox
+from supportflow.domain.ids import Source
+from supportflow.domain.inbox import Inbox, InboxKind
 
 from .intake import Contact, ConversationClosed, Intake, Receipt
 
@@ -60,11 +61,13 @@ class HelpdeskInbound:
 
     def _receive(self, inbox: Inbox, message: InboundMessage) -> Receipt:
         conversation_id = self.conversation_for(inbox, message)
+        source = Source.CHATWOOT if inbox.kind is InboxKind.CHATWOOT else Source.WEBHOOK
         try:
-            return self.intake.receive_message(conversation_id, message.message_id, message.text)
+            return self.intake.receive_message(conversation_id, message.message_id, message.text,
+                                               source)
         except ConversationClosed:
             fresh = self.conversation_for(inbox, message, replacing=conversation_id)
-            return self.intake.receive_message(fresh, message.message_id, message.text)
+            return self.intake.receive_message(fresh, message.message_id, message.text, source)
 
     def conversation_for(self, inbox: Inbox, message: InboundMessage,
                          replacing: str | None = None) -> str:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from supportflow.domain.ids import WELCOME_ID, Source, message_id
 from supportflow.domain.model import (
     Author,
     Conversation,
@@ -99,20 +99,22 @@ class Intake:
             created_at=now,
             updated_at=now,
         )
-        welcome = TranscriptMessage(id="welcome", author=Author.BOT, text=flow.welcome, at=now, turn=0)
+        welcome = TranscriptMessage(id=WELCOME_ID, author=Author.BOT, text=flow.welcome, at=now,
+                                    turn=0)
         self.store.set_attributes(contact.id, contact.profile())
         self.store.create(conversation, welcome)
         return conversation, welcome
 
-    def receive_message(self, conversation_id: str, message_id: str | None, text: str) -> Receipt:
-        """Keep the customer's message (once per id) and wake the conversation's worker."""
+    def receive_message(self, conversation_id: str, client_id: str | None, text: str,
+                        source: Source = Source.CUSTOMER) -> Receipt:
+        """Keep the customer's message (once per id of its source) and wake the worker."""
         conversation = self.store.get(conversation_id)
         if conversation is None:
             raise UnknownConversation(conversation_id)
         if conversation.state is State.CLOSED:
             raise ConversationClosed(conversation_id)
         message = CustomerMessage(
-            id=message_id or f"msg-{uuid.uuid4().hex}", text=text, received_at=self.clock()
+            id=message_id(source, client_id), text=text, received_at=self.clock()
         )
         accepted = self.store.accept_customer_message(conversation_id, message)
         if accepted:

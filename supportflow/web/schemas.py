@@ -10,6 +10,10 @@ from .deps import services
 from .fields import Pattern, Text
 
 ID = Pattern(r"^[A-Za-z0-9._:@\-]{1,128}$", error="use 1-128 letters, digits or ._:@-")
+# Widget contacts have no ':' in their ids: helpdesk contacts are "<inbox>:<their id>", so
+# neither can name the other's contact (its attributes, its contact-scope thread).
+WIDGET_CONTACT_ID = Pattern(r"^[A-Za-z0-9._@\-]{1,128}$",
+                            error="use 1-128 letters, digits or ._@- (':' is for helpdesk contacts)")
 ATTRIBUTE_NAME = Pattern(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$",
                          error="use a letter or _, then up to 63 letters, digits or _")
 # Transcript positions: far beyond any transcript, and small enough for every store.
@@ -42,7 +46,7 @@ class MessageText(Text):
 
 
 class ContactSchema(Schema):
-    id = fields.String(required=True, validate=ID)
+    id = fields.String(required=True, validate=WIDGET_CONTACT_ID)
     name = Text(max_length=200)
     email = fields.Email(validate=validate.Length(max=254))
     attributes = fields.Dict(

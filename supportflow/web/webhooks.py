@@ -35,9 +35,15 @@ class InboundTextSchema(Schema):
     text = MessageText(required=True)
 
 
+class HelpdeskContactSchema(ContactSchema):
+    """A helpdesk's contact: stored as "<inbox>:<id>", so its id may hold ':' too."""
+
+    id = fields.String(required=True, validate=ID)
+
+
 class InboundWebhookSchema(Schema):
     conversation = fields.Nested(ExternalConversationSchema, required=True)
-    contact = fields.Nested(ContactSchema, required=True)
+    contact = fields.Nested(HelpdeskContactSchema, required=True)
     message = fields.Nested(InboundTextSchema, required=True)
 
 
@@ -128,7 +134,7 @@ def chatwoot_message(data: dict[str, Any]) -> InboundMessage | None:
         return None
     contact = Contact(id=str(sender["id"]), name=sender.get("name") or None)
     return InboundMessage(external_id=str(conversation["id"]), contact=contact,
-                          message_id=f"chatwoot-{data['id']}", text=data["content"])
+                          message_id=str(data["id"]), text=data["content"])
 
 
 @bp.post("/integrations/chatwoot/<inbox_name>")
