@@ -26,6 +26,7 @@ from supportflow.web import create_app
 from supportflow.webhooks.signing import new_secret
 from tests.conftest import VAULT_KEY
 from tests.fakes import RecordingQueue
+from tests.helpers import wait_until
 from tests.integration.receiver import spec_signature
 
 CHATWOOT_SECRET = "isolated-chatwoot-secret"
@@ -59,17 +60,37 @@ def key_values(client: redis.Redis, pattern: str) -> dict[str, Any]:
 class Isolated:
     """Services, a test client, tokens and inboxes under a fresh key prefix."""
 
-    def __init__(self, redis_url: str, flows_dir: Path, **settings: Any) -> None:
+    def __init__(self, redis_url: str, flows_dir: Path, sandbox_url: str | None = None,
+                 **settings: Any) -> None:
+        """With `sandbox_url`, the engine (run in-process by `drive`) talks to the sandbox."""
         self.prefix = f"iso{uuid.uuid4().hex[:10]}"
         self.queue = RecordingQueue()
         self.settings = load_settings({"redis_url": redis_url, "flows_dir": flows_dir,
                                        "key_prefix": self.prefix, "vault_key": VAULT_KEY,
-                                       "stream_max_s": 0.2, "stream_poll_s": 0.05, **settings})
+                                       "stream_max_s": 0.2, "stream_poll_s": 0.05,
+                                       "sandbox_url": sandbox_url or "http://127.0.0.1:9/v1",
+                                       "openai_api_key": None, **settings})
+        assistants = None if sandbox_url else object()
         self.services: Services = bootstrap(self.settings, queue=self.queue,
-                                            assistants=object())  # type: ignore[arg-type]
+                                            assistants=assistants)  # type: ignore[arg-type]
         self.app = create_app({"TESTING": True, "SUPPORTFLOW_SERVICES": self.services})
         self.api = self.app.test_client()
         self.redis: redis.Redis = self.services.store.redis
+
+    def drive(self, conversation_id: str, state: str, timeout: float = 20.0) -> None:
+        """Run the engine in this process (drain, then polls) until the conversation is in
+        `state`, as a worker would with the tasks the recording queue kept."""
+        engine = self.services.engine
+        engine.drain(conversation_id)
+
+        def reached() -> bool:
+            found = self.services.store.get(conversation_id)
+            assert found is not None
+            if found.state.value == "poll":
+                engine.poll(conversation_id, found.poll_id)
+            return found.state.value == state
+
+        wait_until(reached, timeout=timeout, interval=0.1)
 
     def snapshot(self) -> dict[str, Any]:
         """Every key of this app but its metrics (a refused request may be counted)."""

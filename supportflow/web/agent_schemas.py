@@ -6,6 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields
 
+from .doc_schemas import sse
 from .fields import Pattern
 from .schemas import CURSOR, ID, ConversationSchema, MessageSchema, MessageText
 
@@ -121,7 +122,13 @@ def _errors(*codes: str) -> dict[str, Any]:
     return {code: {"description": texts[code], **_json("Error")} for code in ("401", "403", *codes)}
 
 
-_SSE = {"content": {"text/event-stream": {"schema": {"type": "string"}}}}
+def last_event_id(pattern: str) -> dict[str, Any]:
+    return {"in": "header", "name": "Last-Event-ID", "required": False,
+            "schema": {"type": "string", "pattern": pattern},
+            "description": "resume after this event (browsers send it when they reconnect); "
+                           "empty is the same as absent"}
+
+
 _CONV = "/v1/agent/conversations/{conversation_id}"
 # An agent token, or a signed-in agent account's session (changes then need X-CSRFToken).
 _AGENT: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"sessionCookie": []}]
@@ -132,7 +139,11 @@ AGENT_ROUTES: dict[str, dict[str, Any]] = {
     "/v1/agent/handoffs/stream": {"get": {
         "summary": "New handoffs as server-sent events (Last-Event-ID resumes)",
         "security": _AGENT,
-        "responses": {"200": {"description": "handoff events", **_SSE}, **_errors("422")}}},
+        "parameters": [{"in": "query", "schema": HandoffStreamQuerySchema},
+                       last_event_id(r"^([0-9]{1,20}-[0-9]{1,20})?$")],
+        "responses": {"200": sse("handoff", r"^[0-9]+-[0-9]+$", "HandoffEvent",
+                                 "New handoffs until the stream's time is up (then reconnect)"),
+                      **_errors("422")}}},
     _CONV: {"get": {
         "summary": "State, transcript, attributes and notes", "security": _AGENT,
         "responses": {"200": _ok("Found", "AgentConversation"), **_errors("404")}}},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -19,9 +20,11 @@ from supportflow.observability.redis_metrics import render
 
 from .auth import require_role
 from .deps import services
+from .errors import is_transient
 from .inputs import query
 
 bp = Blueprint("ops", __name__)
+log = logging.getLogger("supportflow.web")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -63,8 +66,13 @@ def timed(kind: str) -> Callable[[F], F]:
             try:
                 return view(*args, **kwargs)
             finally:
-                services().metrics.observe("supportflow_webhook_seconds",
-                                           time.perf_counter() - started, kind=kind)
+                try:
+                    services().metrics.observe("supportflow_webhook_seconds",
+                                               time.perf_counter() - started, kind=kind)
+                except Exception as error:  # a lost observation must not change the answer
+                    if not is_transient(error):
+                        raise
+                    log.warning("webhook timing not recorded: %s", error)
 
         return cast(F, measured)
 

@@ -117,5 +117,15 @@ class MessagePageSchema(Schema):
     next_cursor = fields.Integer(required=True)
 
 
+class ErrorBodySchema(Schema):
+    code = fields.String(required=True, metadata={"description": "machine-readable, e.g. invalid_request"})
+    message = fields.String(required=True, metadata={"description": "for people"})
+    # "fields" in JSON (a Schema's own `fields` attribute takes the Python name).
+    problems = fields.Raw(data_key="fields",
+                          metadata={"description": "what is wrong with which field or parameter"})
+
+
 class ErrorSchema(Schema):
-    error = fields.Dict(required=True)
+    """Every 4xx and 5xx answer: {"error": {"code", "message", "fields"?}}."""
+
+    error = fields.Nested(ErrorBodySchema, required=True)

@@ -64,8 +64,8 @@ def pump(fetch: Fetch, cursor: str, settings: Settings, stop: threading.Event) -
 def resume_from(schema: Schema) -> Any:
     """Where a stream resumes: Last-Event-ID, else ?after=, checked by `schema` (422 if bad)."""
     args = query(schema)
-    last = request.headers.get("Last-Event-ID", "").strip()
-    if not last:
+    last = request.headers.get("Last-Event-ID", "")
+    if not last:  # absent or empty: start from ?after=
         return args.get("after")
     try:
         return schema.load({"after": last})["after"]
