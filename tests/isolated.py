@@ -109,8 +109,8 @@ class Isolated:
                    if kind is InboxKind.WEBHOOK else
                    {"hmac_secret": CHATWOOT_SECRET, "base_url": "http://127.0.0.1:9",
                     "account_id": 1, "api_access_token": "token"})
-        made = Inbox(name=f"{kind.value[:2]}-{uuid.uuid4().hex[:8]}", kind=kind, flow="responses",
-                     **{**secrets, **fields})
+        made = Inbox(name=f"{kind.value[:2]}-{uuid.uuid4().hex[:8]}", kind=kind,
+                     **{"flow": "responses", **secrets, **fields})
         InboxStore(self.redis, prefix=self.prefix, vault=self.services.vault).create(made)
         return made
 

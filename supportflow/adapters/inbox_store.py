@@ -18,6 +18,9 @@ from .vault import Vault, VaultError
 
 SEEN_TTL_S = 3600  # well past the 5-minute signature tolerance
 LOCK_TTL_MS = 10_000
+# Longest wait for another request's lock: well inside a helpdesk's own timeout (Chatwoot's is
+# 5 s), so the caller hears "busy, try again" rather than nothing.
+LOCK_WAIT_S = 2.0
 
 
 class InboxError(Exception):
@@ -91,9 +94,9 @@ class RedisConversationMap:
 
     @contextmanager
     def locked(self, inbox: str, external_id: str) -> Iterator[None]:
-        """Wait (up to the lock's lifetime) for the lock on one helpdesk conversation."""
+        """Wait (up to LOCK_WAIT_S) for the lock on one helpdesk conversation."""
         key, token = self._key(inbox, "lock", external_id), secrets.token_hex(8)
-        deadline = time.monotonic() + LOCK_TTL_MS / 1000
+        deadline = time.monotonic() + LOCK_WAIT_S
         while not self.redis.set(key, token, nx=True, px=LOCK_TTL_MS):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"conversation {external_id!r} of inbox {inbox!r} stays locked")

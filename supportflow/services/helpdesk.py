@@ -61,13 +61,17 @@ class HelpdeskInbound:
 
     def _receive(self, inbox: Inbox, message: InboundMessage) -> Receipt:
         conversation_id = self.conversation_for(inbox, message)
-        source = Source.CHATWOOT if inbox.kind is InboxKind.CHATWOOT else Source.WEBHOOK
+        # Chatwoot sends only what it gives the bot (a pending conversation): while SupportFlow's
+        # agents have it, the message is refused so that Chatwoot hands it to a person.
+        chatwoot = inbox.kind is InboxKind.CHATWOOT
+        source = Source.CHATWOOT if chatwoot else Source.WEBHOOK
         try:
             return self.intake.receive_message(conversation_id, message.message_id, message.text,
-                                               source)
+                                               source, bot_only=chatwoot)
         except ConversationClosed:
             fresh = self.conversation_for(inbox, message, replacing=conversation_id)
-            return self.intake.receive_message(fresh, message.message_id, message.text, source)
+            return self.intake.receive_message(fresh, message.message_id, message.text, source,
+                                               bot_only=chatwoot)
 
     def conversation_for(self, inbox: Inbox, message: InboundMessage,
                          replacing: str | None = None) -> str:

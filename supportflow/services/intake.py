@@ -30,6 +30,10 @@ class ConversationClosed(Exception):
     """The conversation was resolved; it takes no more messages."""
 
 
+class NotWithTheBot(Exception):
+    """The conversation is with the agents; a channel that only talks to the bot is refused."""
+
+
 @dataclass(frozen=True)
 class Contact:
     """The helpdesk's contact: its id, and what the helpdesk knows of it."""
@@ -106,13 +110,16 @@ class Intake:
         return conversation, welcome
 
     def receive_message(self, conversation_id: str, client_id: str | None, text: str,
-                        source: Source = Source.CUSTOMER) -> Receipt:
-        """Keep the customer's message (once per id of its source) and wake the worker."""
+                        source: Source = Source.CUSTOMER, *, bot_only: bool = False) -> Receipt:
+        """Keep the customer's message (once per id of its source) and wake the worker;
+        `bot_only` refuses it while agents have the conversation."""
         conversation = self.store.get(conversation_id)
         if conversation is None:
             raise UnknownConversation(conversation_id)
         if conversation.state is State.CLOSED:
             raise ConversationClosed(conversation_id)
+        if bot_only and conversation.state is State.HANDED_OFF:
+            raise NotWithTheBot(conversation_id)
         message = CustomerMessage(
             id=message_id(source, client_id), text=text, received_at=self.clock()
         )

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from typing import Any, TypeVar, cast
 
 from flask import Blueprint, Response, jsonify, request
 from marshmallow import EXCLUDE, Schema, fields, validate
@@ -12,12 +15,12 @@ from supportflow.domain.access import Role
 from supportflow.domain.inbox import Inbox, InboxKind
 from supportflow.services.deliveries import Delivery
 from supportflow.services.helpdesk import InboundMessage
-from supportflow.services.intake import Contact, Receipt, UnknownFlow
+from supportflow.services.intake import Contact, NotWithTheBot, Receipt, UnknownFlow
 from supportflow.webhooks.signing import SignatureError, verify, verify_chatwoot
 
 from .auth import require_role
 from .deps import json_body, services
-from .errors import ApiError
+from .errors import RETRY_AFTER_S, ApiError, is_transient, unavailable
 from .fields import Text
 from .inputs import query
 from .ops import timed
@@ -62,6 +65,43 @@ def accept(inbox: Inbox, message: InboundMessage, delivery_id: str | None) -> Re
     except UnknownFlow as error:
         raise ApiError(409, "unknown_flow", f"inbox {inbox.name!r} names no known flow "
                        f"{error.args[0]!r}") from error
+    except NotWithTheBot as error:
+        raise ApiError(409, "not_with_the_bot", "SupportFlow's agents have this conversation; "
+                       "the bot does not take its messages") from error
+    except TimeoutError as error:  # another request holds this helpdesk conversation's lock
+        raise unavailable("this helpdesk conversation is busy; try again", code="busy") from error
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@contextmanager
+def _chatwoot_retries() -> Iterator[None]:
+    try:
+        yield
+    except ApiError as error:
+        if error.status != 503:
+            raise
+        raise ApiError(429, error.code, error.message, error.fields, error.headers) from error
+    except Exception as error:
+        if not is_transient(error):
+            raise
+        raise ApiError(429, "unavailable", "the service's store is unavailable; try again",
+                       headers={"Retry-After": str(RETRY_AFTER_S)}) from error
+
+
+def chatwoot_answers(view: F) -> F:
+    """Answer what Chatwoot should do (its lib/webhooks/trigger.rb): it tries again after 429
+    and 500 (three attempts, 3 s apart) and hands the conversation to a person, at once, after
+    any other refusal. So what may pass (Redis unavailable, a busy conversation) is a 429 with
+    Retry-After; what will not (a bad signature, body, text, inbox or flow) keeps its 4xx."""
+
+    @wraps(view)
+    def answered(*args: Any, **kwargs: Any) -> Any:
+        with _chatwoot_retries():
+            return view(*args, **kwargs)
+
+    return cast(F, answered)
 
 
 @bp.post("/webhooks/<inbox_name>")
@@ -138,6 +178,7 @@ def chatwoot_message(data: dict[str, Any]) -> InboundMessage | None:
 
 
 @bp.post("/integrations/chatwoot/<inbox_name>")
+@chatwoot_answers
 @timed("chatwoot")
 def chatwoot_event(inbox_name: str) -> tuple[Response, int]:
     """Chatwoot's agent-bot events: incoming messages of pending conversations go to the bot."""
