@@ -37,7 +37,7 @@ class InboxStore:
 
     def create(self, inbox: Inbox) -> None:
         """Store a new inbox; InboxError when the name is bad or taken."""
-        if not INBOX_NAME.match(inbox.name):
+        if not INBOX_NAME.fullmatch(inbox.name):
             raise InboxError("inbox names use lowercase letters, digits, - and _ (max 64)")
         if not self.redis.hsetnx(self.hash_key, inbox.name, self._seal(inbox)):
             raise InboxError(f"an inbox named {inbox.name!r} exists")

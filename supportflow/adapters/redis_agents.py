@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -29,7 +28,6 @@ return {1, ARGV[2]}
 
 OUTCOMES = {1: ClaimOutcome.WON, 2: ClaimOutcome.ALREADY_YOURS, 0: ClaimOutcome.TAKEN,
             -1: ClaimOutcome.UNKNOWN, -2: ClaimOutcome.NOT_HANDED_OFF}
-STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 
 
 class RedisAgentBoard:
