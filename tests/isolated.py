@@ -11,6 +11,7 @@ import hmac
 import json
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,7 @@ class Isolated:
     """Services, a test client, tokens and inboxes under a fresh key prefix."""
 
     def __init__(self, redis_url: str, flows_dir: Path, sandbox_url: str | None = None,
-                 **settings: Any) -> None:
+                 clock: Callable[[], float] = time.time, **settings: Any) -> None:
         """With `sandbox_url`, the engine (run in-process by `drive`) talks to the sandbox."""
         self.prefix = f"iso{uuid.uuid4().hex[:10]}"
         self.queue = RecordingQueue()
@@ -71,7 +72,7 @@ class Isolated:
                                        "sandbox_url": sandbox_url or "http://127.0.0.1:9/v1",
                                        "openai_api_key": None, **settings})
         assistants = None if sandbox_url else object()
-        self.services: Services = bootstrap(self.settings, queue=self.queue,
+        self.services: Services = bootstrap(self.settings, queue=self.queue, clock=clock,
                                             assistants=assistants)  # type: ignore[arg-type]
         self.app = create_app({"TESTING": True, "SUPPORTFLOW_SERVICES": self.services})
         self.api = self.app.test_client()

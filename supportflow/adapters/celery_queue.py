@@ -10,6 +10,7 @@ DELIVER_TASK = "supportflow.deliver"
 WATCHDOG_TASK = "supportflow.watchdog"
 HANDOFF_TIMEOUTS_TASK = "supportflow.handoff_timeouts"
 OPS_SAMPLE_TASK = "supportflow.ops_sample"
+RETENTION_TASK = "supportflow.retention"
 KNOWLEDGE_SYNC_TASK = "supportflow.knowledge_sync"
 KNOWLEDGE_SWEEP_TASK = "supportflow.knowledge_sweep"
 # Sent by beat; each run is recorded, so ops (and the HA tests) see the active beat's pulse.

@@ -12,7 +12,7 @@ def _lua_set(name: str, states: frozenset[str]) -> str:
 _STATES = _lua_set("takes_turns", frozenset(TAKES_TURNS)) + _lua_set("working",
                                                                     frozenset(WORKING_STATES))
 
-# KEYS: record, ids, mailbox, transcript, mailboxes index, replication fence
+# KEYS: record, ids, mailbox, transcript, mailboxes index, replication fence, activity index
 # ARGV: message id, mailbox entry, transcript entry, now, conversation id, '1' when the caller
 #       waits for replicas
 # Returns 1 accepted, 0 duplicate, -1 unknown conversation. While an agent has the
@@ -29,6 +29,7 @@ if redis.call('SADD', KEYS[2], 'customer:' .. ARGV[1]) == 0 then
 end
 redis.call('SADD', KEYS[2], 'transcript:' .. ARGV[1])
 redis.call('RPUSH', KEYS[4], ARGV[3])
+redis.call('ZADD', KEYS[7], ARGV[4], ARGV[5])
 local state = cjson.decode(raw)['state']
 if state ~= 'handed_off' and state ~= 'closed' then
   redis.call('RPUSH', KEYS[3], ARGV[2])
@@ -142,6 +143,9 @@ if current['state'] ~= state then
   redis.call('SREM', ARGV[9] .. ':state:' .. current['state'], id)
   redis.call('SADD', ARGV[9] .. ':state:' .. state, id)
 end
+-- Retention reads these two: the last activity, and when the conversation was closed.
+redis.call('ZADD', ARGV[9] .. ':activity', now, id)
+if state == 'closed' then redis.call('ZADD', ARGV[9] .. ':closed', 'NX', now, id) end
 local waiting = takes_turns[state] and redis.call('LLEN', KEYS[3]) > 0
 if waiting then redis.call('ZADD', KEYS[8], 'NX', now, id) else redis.call('ZREM', KEYS[8], id) end
 if ARGV[12] == '1' and not (waiting and ARGV[13] == '1') then

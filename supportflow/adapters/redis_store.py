@@ -53,6 +53,8 @@ class RedisConversationStore:
         pipe.rpush(keys.transcript, dump(welcome.to_dict()))
         pipe.zadd(self.keys.conversations, {conversation.id: conversation.created_at})
         pipe.sadd(self.keys.state(conversation.state.value), conversation.id)
+        pipe.zadd(self.keys.activity, {conversation.id: conversation.created_at})
+        pipe.sadd(self.keys.contact_conversations(conversation.contact_id), conversation.id)
         pipe.execute()
 
     def get(self, conversation_id: str) -> Conversation | None:
@@ -72,7 +74,7 @@ class RedisConversationStore:
         )
         waits = self.replicas_to_wait > 0
         script_keys = [keys.record, keys.ids, keys.mailbox, keys.transcript, self.keys.mailboxes,
-                       self.keys.key("replication", "fence")]
+                       self.keys.key("replication", "fence"), self.keys.activity]
         args: list[str | float] = [
             message.id, json.dumps(message.to_dict()), json.dumps(entry.to_dict()),
             message.received_at, conversation_id, "1" if waits else "0"]

@@ -20,6 +20,7 @@ from supportflow.settings import Settings
 
 from .action_spec import build_actions_spec, security_scheme
 from .agent_schemas import AGENT_ROUTES, AGENT_SCHEMAS, StreamQuerySchema, last_event_id
+from .contacts import CONTACT_ROUTES, ErasureSchema
 from .deps import services
 from .doc_schemas import DOC_SCHEMAS, sse
 from .inputs import MAX_DEPTH
@@ -47,7 +48,8 @@ def _ok(description: str, schema: str) -> dict[str, Any]:
 
 
 # Path parameters whose values have a known shape (anything else is a 404).
-PATH_PATTERNS = {"conversation_id": "^conv-[0-9a-f]{32}$", "inbox_name": "^[a-z0-9][a-z0-9_-]{0,63}$"}
+PATH_PATTERNS = {"conversation_id": "^conv-[0-9a-f]{32}$", "inbox_name": "^[a-z0-9][a-z0-9_-]{0,63}$",
+                 "contact_id": "^[A-Za-z0-9._:@-]{1,128}$"}
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})
 RETRY_AFTER = {"required": True, "schema": {"type": "integer", "minimum": 0},
                "description": "seconds to wait before trying again"}
@@ -294,12 +296,14 @@ def build_spec(max_message_chars: int | None = None,
     schemas = {**SCHEMAS, **AGENT_SCHEMAS, **DOC_SCHEMAS, "Error": ErrorSchema,
                "InboundWebhook": InboundWebhookSchema, "ChatwootEvent": ChatwootEventSchema,
                "ArticleInput": ArticleInputSchema, "Article": ArticleSchema,
-               "Articles": ArticlesSchema, "OpenAIEvent": OpenAIEventSchema}
+               "Articles": ArticlesSchema, "OpenAIEvent": OpenAIEventSchema,
+               "Erasure": ErasureSchema}
     for name, schema in schemas.items():
         spec.components.schema(name, schema=schema)
     for name, response in SHARED_RESPONSES.items():
         spec.components.response(name, response)
-    routes = {**ROUTES, **AGENT_ROUTES, **MORE_ROUTES, **KNOWLEDGE_ROUTES, **OAUTH_ROUTES}
+    routes = {**ROUTES, **AGENT_ROUTES, **MORE_ROUTES, **KNOWLEDGE_ROUTES, **OAUTH_ROUTES,
+              **CONTACT_ROUTES}
     for path, operations in routes.items():
         spec.path(path=path, operations=operations, parameters=_path_parameters(path))
     document: dict[str, Any] = spec.to_dict()
