@@ -6,6 +6,7 @@ unreachable for a moment; try again. 500: a bug, logged with the request id.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -53,6 +54,18 @@ def unavailable(message: str, code: str = "unavailable") -> ApiError:
     return ApiError(503, code, message, headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
+def become_unavailable(response: Response) -> None:
+    """Turn a response already made into the 503 of an outage (its cookies dropped)."""
+    body = json.dumps({"error": {"code": "unavailable", "message": "the service's store is "
+                                 f"unavailable; try again in {RETRY_AFTER_S} s"}})
+    response.set_data(body)
+    response.status_code = 503
+    response.mimetype = "application/json"
+    response.headers.pop("Set-Cookie", None)
+    response.headers.pop("Location", None)
+    response.headers["Retry-After"] = str(RETRY_AFTER_S)
+
+
 def is_transient(error: Exception) -> bool:
     """True for store and broker failures that pass by themselves (not bugs)."""
     # ReadOnlyError: a demoted master still answering a client that was not told (no Sentinel).
@@ -84,6 +97,11 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
+        # An exception outside the view (opening or saving the session) arrives as a 500
+        # wrapping it: an outage is still a 503.
+        original = getattr(error, "original_exception", None)
+        if isinstance(original, Exception):
+            return unexpected(original)
         code = (error.name or "error").lower().replace(" ", "_")
         response = error_response(error.code or 500, code, error.description or code)
         # Keep what the error says besides its body, e.g. Allow on a 405.
