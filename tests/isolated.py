@@ -77,6 +77,8 @@ class Isolated:
         self.app = create_app({"TESTING": True, "SUPPORTFLOW_SERVICES": self.services})
         self.api = self.app.test_client()
         self.redis: redis.Redis = self.services.store.redis
+        # Each widget conversation's visitor-token headers, by conversation id.
+        self.visitor: dict[str, dict[str, str]] = {}
 
     def drive(self, conversation_id: str, state: str, timeout: float = 20.0) -> None:
         """Run the engine in this process (drain, then polls) until the conversation is in
@@ -94,9 +96,11 @@ class Isolated:
         wait_until(reached, timeout=timeout, interval=0.1)
 
     def snapshot(self) -> dict[str, Any]:
-        """Every key of this app but its metrics (a refused request may be counted)."""
+        """Every key of this app but its metrics and rate-limit counters (a refused request
+        is counted too)."""
+        counted = (f"{self.prefix}:metrics:", f"{self.prefix}:ratelimit:")
         return {key: value for key, value in key_values(self.redis, f"{self.prefix}:*").items()
-                if not key.startswith(f"{self.prefix}:metrics:")}
+                if not key.startswith(counted)}
 
     def token(self, role: Role, name: str | None = None) -> dict[str, str]:
         """Authorization headers with a new token of `role`."""
@@ -116,10 +120,13 @@ class Isolated:
         return made
 
     def start(self, contact: str = "c-1", **extra: Any) -> str:
-        """A new widget conversation's id."""
+        """A new widget conversation's id (its visitor token in `visitor`)."""
         response = self.api.post("/v1/conversations", json={"contact": {"id": contact, **extra}})
         assert response.status_code == 201, response.get_json()
-        return str(response.get_json()["conversation_id"])
+        started = response.get_json()
+        self.visitor[started["conversation_id"]] = {
+            "Authorization": f"Bearer {started['visitor_token']}"}
+        return str(started["conversation_id"])
 
 
 def signed_webhook(inbox: Inbox, body: bytes, webhook_id: str | None = None) -> dict[str, str]:

@@ -251,14 +251,21 @@ def complete(paths: dict[str, Any]) -> None:
             if method not in HTTP_METHODS:
                 continue
             responses = operation.setdefault("responses", {})
+            if method == "options":
+                # A preflight answers before looking at the path: any id is fine to it.
+                operation.setdefault("parameters", []).extend(
+                    {**parameter, "schema": {"type": "string"}}
+                    for parameter in operations.get("parameters", []) if parameter["in"] == "path")
             shared = []
             if "requestBody" in operation:
                 shared += [("400", "BadBody"), ("413", "TooLarge"), ("422", "Invalid")]
             parameters = [*operations.get("parameters", []), *operation.get("parameters", [])]
             if any(p.get("in") in ("query", "header") for p in parameters):
                 shared.append(("422", "Invalid"))
-            if "{conversation_id}" in path:
-                responses.setdefault("404", _error("Unknown conversation"))
+            if "{conversation_id}" in path and method != "options":
+                responses.setdefault("404", {
+                    "description": "Unknown conversation",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
             if operation.get("security"):
                 shared += [("401", "Unauthenticated"), ("403", "Forbidden")]
             if not operation.pop("x-never-503", False):

@@ -38,7 +38,8 @@ def _widget_start(iso: Isolated, body: bytes) -> tuple[str, dict[str, str]]:
 
 
 def _widget_message(iso: Isolated, body: bytes) -> tuple[str, dict[str, str]]:
-    return f"/v1/conversations/{iso.start()}/messages", {}
+    conversation = iso.start()
+    return f"/v1/conversations/{conversation}/messages", iso.visitor[conversation]
 
 
 def _agent_message(iso: Isolated, body: bytes) -> tuple[str, dict[str, str]]:
@@ -89,14 +90,16 @@ def test_a_body_that_is_not_declared_json_gets_400(isolated: Isolated) -> None:
 def test_out_of_range_cursors_and_limits_get_422_naming_the_parameter(
         isolated: Isolated, query: str, field: str) -> None:
     conversation = isolated.start()
-    response = isolated.api.get(f"/v1/conversations/{conversation}/messages?{query}")
+    response = isolated.api.get(f"/v1/conversations/{conversation}/messages?{query}",
+                                headers=isolated.visitor[conversation])
     assert response.status_code == 422
     assert field in response.get_json()["error"]["fields"]
 
 
 def test_unknown_query_parameters_are_ignored(isolated: Isolated) -> None:
     conversation = isolated.start()
-    response = isolated.api.get(f"/v1/conversations/{conversation}/messages?after=0&_=1234&x=y")
+    response = isolated.api.get(f"/v1/conversations/{conversation}/messages?after=0&_=1234&x=y",
+                                headers=isolated.visitor[conversation])
     assert response.status_code == 200
     assert len(response.get_json()["messages"]) == 1
 
@@ -109,6 +112,7 @@ def test_an_absurd_last_event_id_or_cursor_gets_422_before_the_stream_starts(
         isolated: Isolated, header: str, query: str) -> None:
     conversation = isolated.start()
     headers = {"Last-Event-ID": header} if header else {}
+    headers.update(isolated.visitor[conversation])
     response = isolated.api.get(f"/v1/conversations/{conversation}/events?{query}", headers=headers)
     assert response.status_code == 422
     assert response.content_type == "application/json"
@@ -139,7 +143,9 @@ def test_ids_that_are_not_conversation_ids_name_no_conversation(isolated: Isolat
     conversation = isolated.start()
     agent = isolated.token(Role.AGENT)
     for suffix in (":transcript", ":ids", ":mailbox"):
-        assert isolated.api.get(f"/v1/conversations/{conversation}{suffix}").status_code == 404
+        seen = isolated.api.get(f"/v1/conversations/{conversation}{suffix}",
+                                headers=isolated.visitor[conversation])
+        assert seen.status_code in (403, 404)  # the token opens its conversation only
         claim = isolated.api.post(f"/v1/agent/conversations/{conversation}{suffix}/claim",
                                   headers=agent)
         assert claim.status_code == 404
@@ -214,10 +220,12 @@ class BrokenStore(RedisConversationStore):
 
 def test_a_bug_is_a_json_500_logged_with_the_request_id(
         isolated: Isolated, caplog: pytest.LogCaptureFixture) -> None:
+    conversation = isolated.start()
     isolated.services.store = BrokenStore(isolated.redis, prefix=isolated.prefix)
     with caplog.at_level(logging.ERROR, logger="supportflow.web"):
-        response = isolated.api.get("/v1/conversations/conv-" + "0" * 32,
-                                    headers={"X-Request-Id": "req-4242"})
+        response = isolated.api.get(f"/v1/conversations/{conversation}",
+                                    headers={"X-Request-Id": "req-4242",
+                                             **isolated.visitor[conversation]})
     assert response.status_code == 500
     error = response.get_json()["error"]
     assert error["code"] == "internal_error" and "req-4242" in error["message"]
@@ -236,7 +244,8 @@ class StoreLosingRedis(RedisConversationStore):
 def test_a_stream_ends_cleanly_when_redis_goes_away_mid_stream(isolated: Isolated) -> None:
     conversation = isolated.start()
     isolated.services.store = StoreLosingRedis(isolated.redis, prefix=isolated.prefix)
-    response = isolated.api.get(f"/v1/conversations/{conversation}/events?after=0")
+    response = isolated.api.get(f"/v1/conversations/{conversation}/events?after=0",
+                                headers=isolated.visitor[conversation])
     assert response.status_code == 200
     body = response.get_data(as_text=True)
     assert body.startswith("retry: 1000\n\n")

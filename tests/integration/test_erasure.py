@@ -83,7 +83,7 @@ def test_only_admins_erase(client: Any, redis_url: str) -> None:
     for role in (Role.AGENT, Role.OPS, Role.WIDGET):
         response = client.delete(f"/v1/contacts/{chat.contact}", headers=make_token(redis_url, role))
         assert response.status_code == 403
-    assert client.get(f"/v1/conversations/{chat.id}").status_code == 200
+    assert client.get(f"/v1/conversations/{chat.id}", headers=chat.headers).status_code == 200
 
 
 def test_the_cli_erases_a_contact_and_says_what_it_erased(
@@ -94,7 +94,7 @@ def test_the_cli_erases_a_contact_and_says_what_it_erased(
     assert main(["contacts", "forget", chat.contact]) == 0
     said = capsys.readouterr().out
     assert f"erased contact {chat.contact}" in said and chat.id in said
-    assert client.get(f"/v1/conversations/{chat.id}").status_code == 404
+    assert client.get(f"/v1/conversations/{chat.id}", headers=chat.headers).status_code == 404
     assert main(["contacts", "forget", chat.contact]) == 1
     assert "nothing is stored" in capsys.readouterr().err
     assert main(["contacts", "forget", "bad\x1bid"]) == 2

@@ -49,8 +49,11 @@ def read_events(body: str) -> list[dict[str, str]]:
 def test_stream_events_carry_what_the_document_says(isolated: Isolated) -> None:
     document = isolated.api.get("/openapi.json").get_json()
     conversation = isolated.start()
-    isolated.api.post(f"/v1/conversations/{conversation}/messages", json={"text": "hello"})
-    body = isolated.api.get(f"/v1/conversations/{conversation}/events").get_data(as_text=True)
+    visitor = isolated.visitor[conversation]
+    isolated.api.post(f"/v1/conversations/{conversation}/messages", json={"text": "hello"},
+                      headers=visitor)
+    body = isolated.api.get(f"/v1/conversations/{conversation}/events",
+                            headers=visitor).get_data(as_text=True)
     stream = document["paths"]["/v1/conversations/{conversation_id}/events"]["get"]
     envelope = stream["responses"]["200"]["content"]["text/event-stream"]["schema"]
     name = envelope["x-data-schema"]["$ref"].rsplit("/", 1)[1]

@@ -46,7 +46,8 @@ def kept_state(iso: Isolated, conversation_id: str) -> tuple[dict[str, Any], set
 
 def closed_conversation(iso: Isolated, contact: str) -> str:
     conversation = iso.start(contact)
-    iso.api.post(f"/v1/conversations/{conversation}/messages", json={"text": HUMAN})
+    iso.api.post(f"/v1/conversations/{conversation}/messages", json={"text": HUMAN},
+                 headers=iso.visitor[conversation])
     iso.drive(conversation, "handed_off")
     iso.services.agents.resolve(conversation, "sam")
     return conversation
@@ -59,7 +60,8 @@ def test_retention_removes_expired_conversations_and_keeps_live_ones(
     clock = Clock(now - 40 * DAY)
     iso = Isolated(redis_url, flows_dir, sandbox_url=sandbox.url, clock=clock)
     idle = iso.start("idle-contact", name="Idle Person")
-    iso.api.post(f"/v1/conversations/{idle}/messages", json={"text": "idle question"})
+    iso.api.post(f"/v1/conversations/{idle}/messages", json={"text": "idle question"},
+                 headers=iso.visitor[idle])
     inbox = iso.inbox(InboxKind.WEBHOOK)
     body = webhook_payload("helpdesk-7", "a helpdesk's question")
     helpdesk = iso.api.post(f"/v1/webhooks/{inbox.name}", data=body,
@@ -70,7 +72,8 @@ def test_retention_removes_expired_conversations_and_keeps_live_ones(
     recently_closed = closed_conversation(iso, "recent-contact")
     clock.now = now
     live = iso.start("live-contact")
-    iso.api.post(f"/v1/conversations/{live}/messages", json={"text": "still here"})
+    iso.api.post(f"/v1/conversations/{live}/messages", json={"text": "still here"},
+                 headers=iso.visitor[live])
     kept_before = {cid: kept_state(iso, cid) for cid in (recently_closed, live)}
     iso.services.retention.policy = RetentionPolicy(batch=1)  # several batches
 

@@ -59,6 +59,7 @@ class World:
     tokens: dict[str, dict[str, str]] = field(default_factory=dict)
     path_values: dict[str, list[str]] = field(default_factory=dict)
     roles_used: Counter[str] = field(default_factory=Counter)
+    visitors: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def pick(case: Any, options: list[Any], salt: str) -> Any:
@@ -75,8 +76,17 @@ def bearer_token(case: Any, world: World) -> dict[str, str]:
     return dict(world.tokens[role])
 
 
-# Functions that give a case more headers (credentials of other kinds plug in here).
-HEADER_SOURCES: list[Callable[[Any, World], dict[str, str]]] = [bearer_token]
+def visitor_token(case: Any, world: World) -> dict[str, str]:
+    """For half the cases naming a real conversation, its visitor token (the widget routes')."""
+    conversation = (case.path_parameters or {}).get("conversation_id")
+    if conversation in world.visitors and pick(case, [True, False], "visitor"):
+        world.roles_used["visitor"] += 1
+        return dict(world.visitors[conversation])
+    return {}
+
+
+# Functions that give a case more headers, later ones winning (other credentials plug in here).
+HEADER_SOURCES: list[Callable[[Any, World], dict[str, str]]] = [bearer_token, visitor_token]
 
 
 def oauth_token(iso: Isolated) -> dict[str, str]:
@@ -95,9 +105,10 @@ def build_world(iso: Isolated) -> World:
                           "oauth agent": oauth_token(iso)})
     asking = iso.start("fuzz-ask", name="Fuzz", email="fuzz@example.com")
     handed = iso.start("fuzz-handoff")
-    iso.api.post(f"/v1/conversations/{handed}/messages",
+    iso.api.post(f"/v1/conversations/{handed}/messages", headers=iso.visitor[handed],
                  json={"text": "I want to talk to a human please"})
     iso.drive(handed, "handed_off")
+    world.visitors = dict(iso.visitor)
     world.path_values = {
         "conversation_id": [asking, handed],
         "inbox_name": [iso.inbox(InboxKind.CHATWOOT, hmac_secret=None).name,
@@ -201,4 +212,4 @@ def test_the_served_document_tells_the_truth(redis_url: str, flows_dir: Path,
     documented = {f"{method.upper()} {path}" for path, item in schema.raw_schema["paths"].items()
                   for method in item if method != "parameters"}
     assert documented <= findings.tested, sorted(documented - findings.tested)
-    assert set(world.roles_used) == set(world.tokens), world.roles_used
+    assert set(world.roles_used) == {*world.tokens, "visitor"}, world.roles_used

@@ -38,7 +38,9 @@ def _start(field: str) -> Request:
 
 
 def _widget_message(iso: Isolated, value: Any) -> tuple[str, bytes, dict[str, str]]:
-    return f"/v1/conversations/{iso.start()}/messages", json.dumps({"text": value}).encode(), {}
+    conversation = iso.start()
+    return (f"/v1/conversations/{conversation}/messages", json.dumps({"text": value}).encode(),
+            iso.visitor[conversation])
 
 
 def _agent_message(iso: Isolated, value: Any) -> tuple[str, bytes, dict[str, str]]:
@@ -113,7 +115,8 @@ def test_newlines_and_tabs_are_kept_and_carriage_returns_become_newlines(
         isolated: Isolated) -> None:
     conversation = isolated.start()
     response = isolated.api.post(f"/v1/conversations/{conversation}/messages",
-                                 json={"text": "line one\r\nline two\r\tend"})
+                                 json={"text": "line one\r\nline two\r\tend"},
+                                 headers=isolated.visitor[conversation])
     assert response.status_code == 202
     [message] = isolated.services.store.mailbox(conversation)
     assert message.text == "line one\nline two\n\tend"
@@ -123,7 +126,8 @@ def test_a_lone_surrogate_is_refused_and_the_conversation_still_answers(client: 
     """The issue's reproduction, over the real stack (worker, sandbox)."""
     chat = Chat(client, "responses")
     refused = client.post(f"/v1/conversations/{chat.id}/messages",
-                          data=json.dumps({"text": "hi \udc80"}), content_type="application/json")
+                          data=json.dumps({"text": "hi \udc80"}), content_type="application/json",
+                          headers=chat.headers)
     assert refused.status_code == 422
     assert [m["author"] for m in chat.messages()] == ["bot"]
     chat.say("How long does shipping take?")
