@@ -39,6 +39,11 @@ if raw then
   contact = record['contact_id']
   redis.call('SREM', prefix .. ':contact:' .. contact .. ':conversations', id)
   -- The helpdesk's conversation maps to this one ("webhook:<inbox>", "chatwoot:<inbox>").
+  -- The OpenAI response index of its run in progress (adapters/redis_responses.py).
+  if type(record['run_id']) == 'string' then
+    redis.call('DEL', prefix .. ':response:' .. record['run_id'],
+               prefix .. ':response:' .. record['run_id'] .. ':woken')
+  end
   local inbox = string.match(record['channel'], '^[%w_-]+:(.+)$')
   if inbox and type(record['external_id']) == 'string' then
     local map = prefix .. ':inbox:' .. inbox .. ':conv:' .. record['external_id']
