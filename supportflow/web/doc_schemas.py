@@ -74,7 +74,9 @@ class ReadinessSchema(Schema):
     reasons = fields.List(fields.String(), required=True)
     warnings = fields.List(fields.String())
     workers = fields.List(fields.Dict())
-    redis = fields.String(metadata={"description": "the error, when Redis did not answer"})
+    redis = fields.Dict(metadata={"description": "where Redis is (master, replicas, sentinels, "
+                                                 "replica wait), or the error when it did not answer"})
+    beat = fields.Dict(metadata={"description": "the active beat and when periodic tasks ran"})
 
 
 class HandoffEventSchema(Schema):

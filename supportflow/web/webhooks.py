@@ -16,6 +16,7 @@ from supportflow.domain.inbox import Inbox, InboxKind
 from supportflow.services.deliveries import Delivery
 from supportflow.services.helpdesk import InboundMessage
 from supportflow.services.intake import Contact, NotWithTheBot, Receipt, UnknownFlow
+from supportflow.services.ports import NotReplicated
 from supportflow.webhooks.signing import SignatureError, verify, verify_chatwoot
 
 from .auth import require_role
@@ -83,6 +84,9 @@ def _chatwoot_retries() -> Iterator[None]:
         if error.status != 503:
             raise
         raise ApiError(429, error.code, error.message, error.fields, error.headers) from error
+    except NotReplicated as error:
+        raise ApiError(429, "not_replicated", "not confirmed by a Redis replica yet; try again",
+                       headers={"Retry-After": str(RETRY_AFTER_S)}) from error
     except Exception as error:
         if not is_transient(error):
             raise
