@@ -27,6 +27,7 @@ from supportflow.adapters.redis_agents import RedisAgentBoard
 from supportflow.adapters.redis_connection import connect, replicas_to_wait
 from supportflow.adapters.redis_knowledge import RedisArticles
 from supportflow.adapters.redis_responses import RedisResponseWakeups
+from supportflow.adapters.redis_retention import RedisEraser
 from supportflow.adapters.redis_store import RedisConversationStore
 from supportflow.adapters.redis_uow import RedisUnitOfWork
 from supportflow.adapters.tokens import TokenStore
@@ -45,6 +46,7 @@ from supportflow.services.intake import Intake
 from supportflow.services.knowledge import KnowledgeBase, KnowledgeSync
 from supportflow.services.openai_events import ResponseEvents
 from supportflow.services.ports import AssistantDirectory, FlowCatalog, TaskQueue
+from supportflow.services.retention import Retention, RetentionPolicy
 from supportflow.services.scheduler import Scheduler, SchedulerConfig
 from supportflow.settings import Settings, load_settings
 
@@ -94,6 +96,7 @@ class Services:
     # The process's one Redis client (its connection pool is shared, e.g. by rate limits).
     redis: redis.Redis
     openai_events: ResponseEvents
+    retention: Retention
     clock: Callable[[], float] = time.time
     # True when tasks go to workers (readiness then needs a worker seen recently).
     uses_workers: bool = False
@@ -147,6 +150,16 @@ def scheduler_config(settings: Settings) -> SchedulerConfig:
     return SchedulerConfig(grace_s=settings.watchdog_grace_s, batch=settings.dispatch_batch,
                            queue_limit=settings.dispatch_queue_limit,
                            interval_s=settings.dispatch_interval_s)
+
+
+def retention(settings: Settings, client: redis.Redis,
+              clock: Callable[[], float] = time.time) -> Retention:
+    """The retention sweep and contact erasure on the conversations' keys."""
+    policy = RetentionPolicy(idle_s=settings.retention_days * 86400,
+                             closed_s=settings.closed_retention_hours * 3600,
+                             lease_ttl_s=settings.lease_ttl_s)
+    return Retention(eraser=RedisEraser(client, prefix=settings.key_prefix), clock=clock,
+                     policy=policy)
 
 
 def bootstrap(
@@ -214,6 +227,7 @@ def bootstrap(
             store=articles, flows=flows, queue=queue, clock=clock,
             files=lambda connector: OpenAIKnowledgeFiles(http=http_clients.http(connector)),
             sweep_interval_s=settings.knowledge_sweep_interval_s),
+        retention=retention(settings, client, clock),
         clock=clock,
         visitors=visitor_tokens(settings, client, clock),
         redis=client,

@@ -75,6 +75,11 @@ class Settings:
     stream_poll_s: float = 0.3
     # How often beat looks for handoffs nobody claimed within their flow's timeout.
     handoff_check_interval_s: float = 5.0
+    # Retention: conversations idle this long leave Redis, closed ones this long after closing;
+    # beat sweeps this often (in batches; one sweep at a time across machines).
+    retention_days: float = 30.0
+    closed_retention_hours: float = 24.0
+    retention_interval_s: float = 3600.0
     # Ops: how often beat samples the time series; how recently a worker must have been seen.
     ops_sample_interval_s: float = 60.0
     worker_online_s: float = 60.0

@@ -258,6 +258,14 @@ def make_app(redis_url: str, sandbox_url: str, flows_dir: Path, clock: Any = Non
 
 
 @pytest.fixture
+def isolated(redis_url: str, flows_dir: Path) -> Any:
+    """A web app on the real Redis under a fresh key prefix, with a recording task queue."""
+    from tests.isolated import Isolated
+
+    return Isolated(redis_url, flows_dir)
+
+
+@pytest.fixture
 def client(stack: dict[str, Any], redis_url: str, sandbox: Sandbox, flows_dir: Path) -> Any:
     sandbox.reset()
     return make_app(redis_url, sandbox.url, flows_dir).test_client()

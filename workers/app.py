@@ -11,6 +11,7 @@ from supportflow.adapters.celery_queue import (
     KNOWLEDGE_SWEEP_TASK,
     OPS_SAMPLE_TASK,
     QUEUE,
+    RETENTION_TASK,
 )
 from supportflow.adapters.redis_connection import celery_broker, redis_target
 from supportflow.settings import Settings, load_settings
@@ -57,6 +58,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "handoff-timeouts": {"task": HANDOFF_TIMEOUTS_TASK,
                                  "schedule": settings.handoff_check_interval_s},
             "ops-sample": {"task": OPS_SAMPLE_TASK, "schedule": settings.ops_sample_interval_s},
+            "retention": {"task": RETENTION_TASK, "schedule": settings.retention_interval_s},
             "knowledge-sweep": {"task": KNOWLEDGE_SWEEP_TASK,
                                 "schedule": settings.knowledge_sweep_interval_s},
         },

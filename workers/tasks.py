@@ -14,6 +14,7 @@ from supportflow.adapters.celery_queue import (
     KNOWLEDGE_SYNC_TASK,
     OPS_SAMPLE_TASK,
     POLL_TASK,
+    RETENTION_TASK,
 )
 from supportflow.services.knowledge import SyncBusy
 from supportflow.services.ports import AssistantError
@@ -72,3 +73,9 @@ def knowledge_sync(article_id: str) -> None:
 def knowledge_sweep() -> None:
     """Send again the article syncs that did not finish in time."""
     services().knowledge_sync.sweep()
+
+
+@shared_task(name=RETENTION_TASK, max_retries=0)
+def retention() -> None:
+    """Erase conversations and contacts past their retention, in batches."""
+    services().retention.sweep()

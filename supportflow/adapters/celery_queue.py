@@ -9,6 +9,7 @@ POLL_TASK = "supportflow.poll"
 DELIVER_TASK = "supportflow.deliver"
 HANDOFF_TIMEOUTS_TASK = "supportflow.handoff_timeouts"
 OPS_SAMPLE_TASK = "supportflow.ops_sample"
+RETENTION_TASK = "supportflow.retention"
 KNOWLEDGE_SYNC_TASK = "supportflow.knowledge_sync"
 KNOWLEDGE_SWEEP_TASK = "supportflow.knowledge_sweep"
 # The broker queue every task goes to (workers/app.py task_default_queue).

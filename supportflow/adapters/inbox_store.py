@@ -25,6 +25,9 @@ SEEN_TTL_S = 3600  # well past the 5-minute signature tolerance
 # How long a web process keeps an inbox (its secrets decrypted) before reading it again.
 CACHE_TTL_S = 5.0
 LOCK_TTL_MS = 10_000
+# Longest wait for another request's lock: well inside a helpdesk's own timeout (Chatwoot's is
+# 5 s), so the caller hears "busy, try again" rather than nothing.
+LOCK_WAIT_S = 2.0
 
 
 class InboxError(Exception):
@@ -53,7 +56,7 @@ class InboxStore:
 
     def create(self, inbox: Inbox) -> None:
         """Store a new inbox; InboxError when the name is bad or taken."""
-        if not INBOX_NAME.match(inbox.name):
+        if not INBOX_NAME.fullmatch(inbox.name):
             raise InboxError("inbox names use lowercase letters, digits, - and _ (max 64)")
         if not self.redis.hsetnx(self.hash_key, inbox.name, self._seal(inbox)):
             raise InboxError(f"an inbox named {inbox.name!r} exists")
@@ -103,7 +106,7 @@ class RedisConversationMap:
         self._accept = client.register_script(redis_scripts.ACCEPT_HELPDESK_MESSAGE)
 
     def accept_mapped(self, inbox: str, external_id: str, delivery_id: str | None,
-                      message: CustomerMessage) -> Mapped:
+                      message: CustomerMessage, *, bot_only: bool = False) -> Mapped:
         """The message into the conversation already mapped, once per delivery: one trip."""
         mailbox, transcript = message_entries(message)
         keys = ConversationKeys(self.prefix)
@@ -112,7 +115,8 @@ class RedisConversationMap:
             [self._key(inbox, "seen", delivery_id or "-"), self._key(inbox, "conv", external_id),
              keys.messages_in, keys.fence],
             [self.prefix, SEEN_TTL_S, message.id, mailbox, transcript, repr(message.received_at),
-             "1" if delivery_id else "0", "1" if self.replicas_to_wait > 0 else "0"],
+             "1" if delivery_id else "0", "1" if self.replicas_to_wait > 0 else "0",
+             "1" if bot_only else "0"],
             self.replicas_to_wait, self.wait_timeout_ms, message.id))
         return Mapped(reply[0].decode(), reply[1].decode() if len(reply) > 1 else None)
 
@@ -128,9 +132,9 @@ class RedisConversationMap:
 
     @contextmanager
     def locked(self, inbox: str, external_id: str) -> Iterator[None]:
-        """Wait (up to the lock's lifetime) for the lock on one helpdesk conversation."""
+        """Wait (up to LOCK_WAIT_S) for the lock on one helpdesk conversation."""
         key, token = self._key(inbox, "lock", external_id), secrets.token_hex(8)
-        deadline = time.monotonic() + LOCK_TTL_MS / 1000
+        deadline = time.monotonic() + LOCK_WAIT_S
         while not self.redis.set(key, token, nx=True, px=LOCK_TTL_MS):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"conversation {external_id!r} of inbox {inbox!r} stays locked")

@@ -91,7 +91,7 @@ class OAuthStore:
     def create_client(self, name: str, redirect_uris: Sequence[str],
                       scopes: Sequence[str]) -> tuple[OAuthClient, str]:
         """Register a client; returns it and its secret (shown once, stored hashed)."""
-        if not CLIENT_NAME.match(name):
+        if not CLIENT_NAME.fullmatch(name):
             raise OAuthClientError("client names use 1-64 letters, digits, spaces and ._-")
         if not redirect_uris:
             raise OAuthClientError("name at least one --redirect-uri")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any, cast
 
 import redis
 
+from supportflow.domain.model import is_conversation_id
 from supportflow.services.ports import ClaimOutcome
 
 # KEYS: record, claims; ARGV: conversation id, agent.
@@ -28,7 +28,6 @@ return {1, ARGV[2]}
 
 OUTCOMES = {1: ClaimOutcome.WON, 2: ClaimOutcome.ALREADY_YOURS, 0: ClaimOutcome.TAKEN,
             -1: ClaimOutcome.UNKNOWN, -2: ClaimOutcome.NOT_HANDED_OFF}
-STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 
 
 class RedisAgentBoard:
@@ -43,6 +42,8 @@ class RedisAgentBoard:
 
     def claim(self, conversation_id: str, agent: str) -> tuple[ClaimOutcome, str | None]:
         """Claim a handed-off conversation for `agent`; the outcome and the holder."""
+        if not is_conversation_id(conversation_id):
+            return ClaimOutcome.UNKNOWN, None
         code, holder = self._claim(
             keys=[f"{self.prefix}:conv:{conversation_id}", self.claims_key],
             args=[conversation_id, agent],

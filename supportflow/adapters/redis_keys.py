@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 
@@ -15,6 +15,8 @@ def dump(value: Any) -> bytes:
 
 @dataclass(frozen=True)
 class OneConversation:
+    """Every key of one conversation: erasure deletes exactly these (add new ones here)."""
+
     record: str
     lease: str
     mailbox: str
@@ -22,6 +24,10 @@ class OneConversation:
     ids: str
     notes: str
     faults: str
+    deliveries: str
+
+    def all(self) -> list[str]:
+        return [getattr(self, name.name) for name in fields(self)]
 
 
 @dataclass(frozen=True)
@@ -37,13 +43,17 @@ class ConversationKeys:
         base = self.key("conv", conversation_id)
         return OneConversation(record=base, lease=f"{base}:lease", mailbox=f"{base}:mailbox",
                                transcript=f"{base}:transcript", ids=f"{base}:ids",
-                               notes=f"{base}:notes", faults=f"{base}:faults")
+                               notes=f"{base}:notes", faults=f"{base}:faults",
+                               deliveries=f"{base}:deliveries")
 
     def attributes(self, contact_id: str) -> str:
         return self.key("contact", contact_id, "attributes")
 
     def contact_threads(self, contact_id: str) -> str:
         return self.key("contact", contact_id, "threads")
+
+    def contact_conversations(self, contact_id: str) -> str:
+        return self.key("contact", contact_id, "conversations")
 
     def state(self, state: str) -> str:
         return self.key("state", state)
@@ -87,3 +97,33 @@ class ConversationKeys:
     @property
     def handoffs_log(self) -> str:
         return self.key("handoffs", "log")
+
+    @property
+    def handoff_claims(self) -> str:
+        return self.key("handoffs", "claims")
+
+    @property
+    def activity(self) -> str:
+        """Conversations by their last activity (retention)."""
+        return self.key("activity")
+
+    @property
+    def closed(self) -> str:
+        """Closed conversations by when they closed (retention)."""
+        return self.key("closed")
+
+    @property
+    def contacts(self) -> str:
+        """Contacts whose conversations were erased, by the last one's activity (retention)."""
+        return self.key("contacts")
+
+    @property
+    def dead_letters(self) -> str:
+        return self.key("deliveries", "dead")
+
+    @property
+    def failures(self) -> str:
+        return self.key("ops", "failures")
+
+    def delivery(self, delivery_id: str) -> str:
+        return self.key("delivery", delivery_id)

@@ -14,8 +14,9 @@ _STATES = _lua_set("takes_turns", frozenset(TAKES_TURNS)) + _lua_set("working",
 
 # The accepting of a customer message, shared by the scripts below. The conversation's keys
 # come from the prefix and its id (the helpdesk path learns the id inside its script).
-# Returns 1 accepted, 0 duplicate, -1 unknown conversation, -2 closed. While an agent has the
-# conversation the message only joins the transcript: the bot stays silent. One waiting for
+# Returns 1 accepted, 0 duplicate, -1 unknown conversation, -2 closed, -3 agents have it and
+# the caller wants the bot only (Chatwoot). While an agent has the conversation the message only
+# joins the transcript: the bot stays silent. The activity index (retention) notes the time. One waiting for
 # the customer gets a wake-up now unless one is pending, so the scheduler hands it to a
 # worker: accepting publishes nothing. Accepted messages count in supportflow_messages_in
 # (its hash: one field per channel kind, as RedisMetrics writes a one-label counter).
@@ -23,19 +24,22 @@ _STATES = _lua_set("takes_turns", frozenset(TAKES_TURNS)) + _lua_set("working",
 # the fence, so that WAIT, which only covers this connection's own writes, also covers the
 # first attempt's (replication is one ordered stream).
 _ACCEPT = _STATES + """
-local function accept(prefix, id, message_id, mailbox_entry, transcript_entry, now, metric, fence)
+local function accept(prefix, id, message_id, mailbox_entry, transcript_entry, now, metric, fence,
+                      bot_only)
   local conv = prefix .. ':conv:' .. id
   local raw = redis.call('GET', conv)
   if not raw then return -1 end
   local record = cjson.decode(raw)
   local state = record['state']
   if state == 'closed' then return -2 end
+  if bot_only and state == 'handed_off' then return -3 end
   if redis.call('SADD', conv .. ':ids', 'customer:' .. message_id) == 0 then
     if fence ~= '' then redis.call('INCR', fence) end
     return 0
   end
   redis.call('SADD', conv .. ':ids', 'transcript:' .. message_id)
   redis.call('RPUSH', conv .. ':transcript', transcript_entry)
+  redis.call('ZADD', prefix .. ':activity', now, id)
   if state ~= 'handed_off' then
     redis.call('RPUSH', conv .. ':mailbox', mailbox_entry)
     if takes_turns[state] then redis.call('ZADD', prefix .. ':wakeups', 'NX', now, id) end
@@ -48,10 +52,10 @@ end
 
 # KEYS: the messages_in metric's hash, the replication fence
 # ARGV: key prefix, conversation id, message id, mailbox entry, transcript entry, now, '1' when
-#       the caller waits for replicas
+#       the caller waits for replicas, '1' when only the bot may take it
 ACCEPT_MESSAGE = _ACCEPT + """
 local fence = ARGV[7] == '1' and KEYS[2] or ''
-return accept(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], KEYS[1], fence)
+return accept(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], KEYS[1], fence, ARGV[8] == '1')
 """
 
 # A helpdesk's message in one round trip, when its conversation is known and open.
@@ -59,7 +63,7 @@ return accept(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], KEYS[1], fen
 #       the replication fence
 # ARGV: key prefix, seen ttl s, message id, mailbox entry, transcript entry, now, '1' when
 #       the delivery has an id (its seen mark is checked and set), '1' when the caller waits
-#       for replicas
+#       for replicas, '1' when only the bot may take it (then {'not_with_the_bot', id})
 # Returns {'replayed'}, {'unmapped'} (no conversation yet, or the mapped one is gone),
 # {'closed', id}, or {'accepted' | 'duplicate', id}; the seen mark is set only with the latter.
 ACCEPT_HELPDESK_MESSAGE = _ACCEPT + """
@@ -70,9 +74,11 @@ if delivered and redis.call('EXISTS', KEYS[1]) == 1 then
 end
 local id = redis.call('GET', KEYS[2])
 if not id then return {'unmapped'} end
-local result = accept(ARGV[1], id, ARGV[3], ARGV[4], ARGV[5], ARGV[6], KEYS[3], fence)
+local result = accept(ARGV[1], id, ARGV[3], ARGV[4], ARGV[5], ARGV[6], KEYS[3], fence,
+                      ARGV[9] == '1')
 if result == -1 then return {'unmapped'} end
 if result == -2 then return {'closed', id} end
+if result == -3 then return {'not_with_the_bot', id} end
 if delivered then redis.call('SET', KEYS[1], '1', 'EX', ARGV[2]) end
 return {result == 1 and 'accepted' or 'duplicate', id}
 """
@@ -206,6 +212,9 @@ if current['state'] ~= state then
   redis.call('SREM', ARGV[9] .. ':state:' .. current['state'], id)
   redis.call('SADD', ARGV[9] .. ':state:' .. state, id)
 end
+-- Retention reads these two: the last activity, and when the conversation was closed.
+redis.call('ZADD', ARGV[9] .. ':activity', now, id)
+if state == 'closed' then redis.call('ZADD', ARGV[9] .. ':closed', 'NX', now, id) end
 local waiting = takes_turns[state] and redis.call('LLEN', KEYS[3]) > 0
 if wake_at ~= '' then
   redis.call('ZADD', KEYS[6], wake_at, id)

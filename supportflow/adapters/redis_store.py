@@ -17,6 +17,7 @@ from supportflow.domain.model import (
     CustomerMessage,
     State,
     TranscriptMessage,
+    is_conversation_id,
 )
 from supportflow.services.ports import Accepted, Claimed, Due, NotReplicated
 
@@ -24,7 +25,7 @@ from . import redis_scripts
 from .redis_keys import ConversationKeys, dump
 
 ACCEPT_RESULTS = {1: Accepted.ACCEPTED, 0: Accepted.DUPLICATE, -1: Accepted.UNKNOWN,
-                  -2: Accepted.CLOSED}
+                  -2: Accepted.CLOSED, -3: Accepted.NOT_WITH_THE_BOT}
 
 
 def message_entries(message: CustomerMessage) -> tuple[str, str]:
@@ -86,13 +87,18 @@ class RedisConversationStore:
         pipe.rpush(keys.transcript, dump(welcome.to_dict()))
         pipe.zadd(self.keys.conversations, {conversation.id: conversation.created_at})
         pipe.sadd(self.keys.state(conversation.state.value), conversation.id)
+        pipe.zadd(self.keys.activity, {conversation.id: conversation.created_at})
+        pipe.sadd(self.keys.contact_conversations(conversation.contact_id), conversation.id)
         pipe.execute()
 
     def get(self, conversation_id: str) -> Conversation | None:
+        if not is_conversation_id(conversation_id):
+            return None  # e.g. "conv-1:transcript" must not read another key
         raw = self.redis.get(self.keys.of(conversation_id).record)
         return Conversation.from_dict(json.loads(raw)) if raw else None
 
-    def accept_customer_message(self, conversation_id: str, message: CustomerMessage) -> Accepted:
+    def accept_customer_message(self, conversation_id: str, message: CustomerMessage, *,
+                                bot_only: bool = False) -> Accepted:
         """Keep a customer's message once per id, and wake the conversation: one round trip
         (with the replica wait on, the WAIT rides in it; NotReplicated when they did not
         confirm it in time)."""
@@ -100,7 +106,8 @@ class RedisConversationStore:
         waits = self.replicas_to_wait > 0
         keys = [self.keys.messages_in, self.keys.fence]
         args: list[Any] = [self.prefix, conversation_id, message.id, mailbox, transcript,
-                           repr(message.received_at), "1" if waits else "0"]
+                           repr(message.received_at), "1" if waits else "0",
+                           "1" if bot_only else "0"]
         result = replicated(self._accept, keys, args, self.replicas_to_wait,
                             self.wait_timeout_ms, message.id)
         return ACCEPT_RESULTS[int(result)]

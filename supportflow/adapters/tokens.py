@@ -35,7 +35,7 @@ class TokenStore:
 
     def create(self, name: str, role: Role) -> str:
         """A new token for `name` with `role`; returns the token, which is not kept."""
-        if not TOKEN_NAME.match(name):
+        if not TOKEN_NAME.fullmatch(name):
             raise TokenError("token names use letters, digits and ._@- (max 64)")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         digest = token_hash(token)

@@ -47,7 +47,7 @@ class Vault:
 
     def set(self, connector: Connector) -> None:
         """Store or replace a connector."""
-        if not CONNECTOR_NAME.match(connector.name):
+        if not CONNECTOR_NAME.fullmatch(connector.name):
             raise VaultError("connector names use lowercase letters, digits, - and _ (max 64)")
         if not connector.api_key.strip():
             raise VaultError("a connector needs an API key")

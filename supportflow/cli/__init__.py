@@ -17,6 +17,7 @@ from supportflow.settings import load_settings
 from . import (
     agents,
     config,
+    contacts,
     deliveries,
     dev,
     flows,
@@ -30,7 +31,7 @@ from . import (
 )
 
 GROUPS = (init, flows, sandbox, dev, vault, tokens, agents, oauth_clients, inboxes, deliveries,
-          widget, config)
+          contacts, widget, config)
 
 
 def build_parser() -> argparse.ArgumentParser:

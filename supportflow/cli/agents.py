@@ -13,6 +13,8 @@ from supportflow.bootstrap import stores
 from supportflow.domain.accounts import AccountError, AccountRole
 from supportflow.settings import Settings
 
+from .text import text
+
 COMMAND = "agents"
 
 
@@ -23,14 +25,14 @@ def register(commands: Any) -> None:
     actions = agents.add_subparsers(dest="agents_command", metavar="ACTION")
     create = actions.add_parser("create", help="make an account; the password is read from "
                                                "stdin (or asked for), never from the command line")
-    create.add_argument("name")
-    create.add_argument("--email", required=True)
+    create.add_argument("name", type=text)
+    create.add_argument("--email", required=True, type=text)
     create.add_argument("--role", choices=[r.value for r in AccountRole], default="agent")
     actions.add_parser("list", help="list accounts")
     password = actions.add_parser("set-password", help="replace an account's password (stdin)")
-    password.add_argument("name")
+    password.add_argument("name", type=text)
     delete = actions.add_parser("delete", help="delete an account: its sessions and tokens end")
-    delete.add_argument("name")
+    delete.add_argument("name", type=text)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

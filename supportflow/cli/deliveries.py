@@ -13,6 +13,8 @@ from supportflow.adapters.redis_connection import redis_target
 from supportflow.bootstrap import bootstrap
 from supportflow.settings import Settings
 
+from .text import text
+
 COMMAND = "deliveries"
 
 
@@ -22,7 +24,7 @@ def register(commands: Any) -> None:
     deliveries.set_defaults(run=run)
     actions = deliveries.add_subparsers(dest="deliveries_command", metavar="ACTION")
     actions.add_parser("dead", help="list dead letters")
-    actions.add_parser("replay", help="send one dead letter again").add_argument("id")
+    actions.add_parser("replay", help="send one dead letter again").add_argument("id", type=text)
     actions.add_parser("replay-all", help="send every dead letter again")
 
 

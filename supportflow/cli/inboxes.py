@@ -16,6 +16,8 @@ from supportflow.domain.inbox import Inbox, InboxKind
 from supportflow.settings import Settings
 from supportflow.webhooks.signing import new_secret
 
+from .text import text
+
 COMMAND = "inboxes"
 
 
@@ -25,21 +27,22 @@ def register(commands: Any) -> None:
     inboxes.set_defaults(run=run)
     actions = inboxes.add_subparsers(dest="inboxes_command", metavar="ACTION")
     create = actions.add_parser("create", help="add an inbox; prints its secrets once")
-    create.add_argument("name")
+    create.add_argument("name", type=text)
     create.add_argument("--kind", choices=[k.value for k in InboxKind], default="webhook")
-    create.add_argument("--flow", help="the flow its conversations run (default: the default flow)")
-    create.add_argument("--callback-url", help="webhook: where bot and agent messages go")
-    create.add_argument("--base-url", help="chatwoot: e.g. https://app.chatwoot.com")
+    create.add_argument("--flow", type=text,
+                        help="the flow its conversations run (default: the default flow)")
+    create.add_argument("--callback-url", help="webhook: where bot and agent messages go", type=text)
+    create.add_argument("--base-url", help="chatwoot: e.g. https://app.chatwoot.com", type=text)
     create.add_argument("--account-id", type=int, help="chatwoot: the account id")
     create.add_argument("--team-id", type=int, help="chatwoot: the team handoffs are assigned to")
     actions.add_parser("list", help="list inboxes (secrets are never shown)")
     rotate = actions.add_parser("rotate-secret", help="new inbound secret; the previous one "
                                                       "keeps working until the next rotation")
-    rotate.add_argument("name")
+    rotate.add_argument("name", type=text)
     rotate.add_argument("--outbound", action="store_true", help="replace the outbound secret")
-    for action, text in (("enable", "deliver to the inbox again (after a 410)"),
+    for action, what in (("enable", "deliver to the inbox again (after a 410)"),
                          ("delete", "remove an inbox")):
-        actions.add_parser(action, help=text).add_argument("name")
+        actions.add_parser(action, help=what).add_argument("name", type=text)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

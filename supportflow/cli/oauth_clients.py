@@ -13,6 +13,8 @@ from supportflow.bootstrap import stores
 from supportflow.domain.accounts import Scope
 from supportflow.settings import Settings
 
+from .text import text
+
 COMMAND = "oauth-clients"
 
 
@@ -23,14 +25,14 @@ def register(commands: Any) -> None:
     actions = clients.add_subparsers(dest="clients_command", metavar="ACTION")
     made = actions.add_parser("create", help="register a client; its id and secret are "
                                              "printed once")
-    made.add_argument("name")
+    made.add_argument("name", type=text)
     made.add_argument("--redirect-uri", action="append", required=True, dest="redirect_uris",
-                      help="exact callback URL, e.g. https://chatgpt.com/aip/g-<id>/oauth/callback")
-    made.add_argument("--scope", action="append", dest="scopes", default=None,
+                      type=text, help="exact callback URL, e.g. https://chatgpt.com/aip/g-<id>/oauth/callback")
+    made.add_argument("--scope", action="append", dest="scopes", default=None, type=text,
                       help="a scope (repeat, or space-separated); default: all of them")
     actions.add_parser("list", help="list clients (never their secrets)")
     gone = actions.add_parser("delete", help="delete a client")
-    gone.add_argument("client_id")
+    gone.add_argument("client_id", type=text)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -14,6 +14,8 @@ from supportflow.bootstrap import stores
 from supportflow.domain.access import Role
 from supportflow.settings import Settings
 
+from .text import text
+
 COMMAND = "tokens"
 
 
@@ -23,11 +25,11 @@ def register(commands: Any) -> None:
     tokens.set_defaults(run=run)
     actions = tokens.add_subparsers(dest="tokens_command", metavar="ACTION")
     create = actions.add_parser("create", help="make a token; it is printed once")
-    create.add_argument("--name", required=True)
+    create.add_argument("--name", required=True, type=text)
     create.add_argument("--role", required=True, choices=[role.value for role in Role])
     actions.add_parser("list", help="list token names and roles")
     revoke = actions.add_parser("revoke", help="revoke a token by name")
-    revoke.add_argument("name")
+    revoke.add_argument("name", type=text)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

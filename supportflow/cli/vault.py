@@ -16,6 +16,8 @@ from supportflow.bootstrap import stores
 from supportflow.domain.connector import DEFAULT_CONNECTOR, DEFAULT_KEEP_PREVIOUS_S, Connector
 from supportflow.settings import Settings
 
+from .text import text
+
 COMMAND = "vault"
 
 
@@ -26,13 +28,13 @@ def register(commands: Any) -> None:
     actions = vault.add_subparsers(dest="vault_command", metavar="ACTION")
     store = actions.add_parser("set", help="store a connector; the key is read from stdin "
                                            "(or asked for), never from the command line")
-    store.add_argument("name")
-    store.add_argument("--base-url", default="https://api.openai.com/v1")
-    store.add_argument("--organization")
-    store.add_argument("--project")
+    store.add_argument("name", type=text)
+    store.add_argument("--base-url", default="https://api.openai.com/v1", type=text)
+    store.add_argument("--organization", type=text)
+    store.add_argument("--project", type=text)
     actions.add_parser("list", help="list connectors (keys are never shown)")
     delete = actions.add_parser("delete", help="remove a connector")
-    delete.add_argument("name")
+    delete.add_argument("name", type=text)
     actions.add_parser("keygen", help="print a new SUPPORTFLOW_VAULT_KEY")
     webhook = actions.add_parser(
         "webhook-secret", help="set (or rotate) the whsec_ secret that verifies a connector's "

@@ -40,11 +40,11 @@ class Account:
 
 def check_new_account(name: str, email: str, password: str) -> str:
     """The email, normalised, for a valid new account; AccountError otherwise."""
-    if not ACCOUNT_NAME.match(name):
+    if not ACCOUNT_NAME.fullmatch(name):
         raise AccountError("account names use 1-64 letters, digits and ._-")
     check_password(password)
     email = email.strip().lower()
-    if not EMAIL.match(email):
+    if not EMAIL.fullmatch(email):
         raise AccountError(f"{email!r} is not an email address")
     return email
 

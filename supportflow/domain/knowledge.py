@@ -77,7 +77,7 @@ def check_article(title: str, text: str, tags: list[str] | tuple[str, ...]) -> t
     if not text.strip() or len(text) > TEXT_MAX:
         problems["text"] = [f"1-{TEXT_MAX} characters, not blank"]
     cleaned = tuple(dict.fromkeys(tag.strip().lower() for tag in tags if tag.strip()))
-    if len(cleaned) > MAX_TAGS or not all(TAG.match(tag) for tag in cleaned):
+    if len(cleaned) > MAX_TAGS or not all(TAG.fullmatch(tag) for tag in cleaned):
         problems["tags"] = [f"at most {MAX_TAGS} tags of letters, digits, _ and -"]
     if problems:
         raise ArticleError(problems)

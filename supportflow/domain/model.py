@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import re
+import uuid
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
+
+CONVERSATION_ID = re.compile(r"conv-[0-9a-f]{32}")
+
+
+def new_conversation_id() -> str:
+    """A fresh conversation id."""
+    return f"conv-{uuid.uuid4().hex}"
+
+
+def is_conversation_id(value: str) -> bool:
+    """True for ids the service gives conversations (anything else names none)."""
+    return CONVERSATION_ID.fullmatch(value) is not None
 
 
 class State(StrEnum):

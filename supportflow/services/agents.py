@@ -9,8 +9,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from supportflow.domain import ids
 from supportflow.domain.events import EventType
 from supportflow.domain.flow import HandoffTimeoutAction
+from supportflow.domain.ids import Source
 from supportflow.domain.model import Author, Conversation, State, TranscriptMessage
 
 from .intake import UnknownConversation
@@ -142,7 +144,7 @@ class AgentDesk:
     def send(self, conversation_id: str, agent: str, text: str,
              client_message_id: str | None = None) -> AgentReceipt:
         """The claiming agent's message to the customer, once per client message id."""
-        message_id = f"agent-{client_message_id or uuid.uuid4().hex}"
+        message_id = ids.message_id(Source.AGENT, client_message_id, agent=agent)
         with self._hold(conversation_id) as work:
             self._check_agent(work.conversation, agent, need_claim=True)
             if self.board.has_message(conversation_id, message_id):
@@ -212,7 +214,7 @@ class AgentDesk:
                 self._return(work)
             else:
                 conversation.handoff_timeout_told = True
-            message = TranscriptMessage(id=f"{conversation.turn}:{kind}", author=Author.BOT,
+            message = TranscriptMessage(id=ids.service_id(conversation.turn, kind), author=Author.BOT,
                                         text=handoff.timeout_message, at=self.clock(),
                                         turn=conversation.turn)
             work.add_message(message)

@@ -6,16 +6,17 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
-from supportflow.domain.inbox import Inbox
+from supportflow.domain.ids import Source, message_id
+from supportflow.domain.inbox import Inbox, InboxKind
 from supportflow.domain.model import CustomerMessage
 
-from .intake import Contact, ConversationClosed, Intake, Receipt
+from .intake import Contact, ConversationClosed, Intake, NotWithTheBot, Receipt
 
 
 @dataclass(frozen=True)
 class Mapped:
     """What accepting into a mapped conversation found: `outcome` is replayed, unmapped,
-    closed, accepted or duplicate; the conversation when there is one."""
+    closed, not_with_the_bot, accepted or duplicate; the conversation when there is one."""
 
     outcome: str
     conversation_id: str | None
@@ -25,7 +26,7 @@ class ConversationMap(Protocol):
     """Which SupportFlow conversation stands for a helpdesk conversation of an inbox."""
 
     def accept_mapped(self, inbox: str, external_id: str, delivery_id: str | None,
-                      message: CustomerMessage) -> Mapped:
+                      message: CustomerMessage, *, bot_only: bool = False) -> Mapped:
         """Keep the message in the conversation mapped to `external_id`, once per delivery id,
         if there is one and it is open (else the caller takes the long way)."""
         ...
@@ -69,13 +70,18 @@ class HelpdeskInbound:
         A message of a known, open conversation takes one Redis round trip; the first of a
         helpdesk conversation (or one after it was closed) starts a conversation first.
         """
-        customer = self.intake.new_message(message.message_id, message.text)
-        mapped = self.map.accept_mapped(inbox.name, message.external_id, delivery_id, customer)
+        chatwoot = inbox.kind is InboxKind.CHATWOOT
+        source = Source.CHATWOOT if chatwoot else Source.WEBHOOK
+        customer = self.intake.new_message(message_id(source, message.message_id), message.text)
+        mapped = self.map.accept_mapped(inbox.name, message.external_id, delivery_id, customer,
+                                        bot_only=chatwoot)
         if mapped.outcome == "replayed":
             return None
         if mapped.outcome in ("accepted", "duplicate") and mapped.conversation_id:
             return Receipt(mapped.conversation_id, customer.id,
                            duplicate=mapped.outcome == "duplicate")
+        if mapped.outcome == "not_with_the_bot" and mapped.conversation_id:
+            raise NotWithTheBot(mapped.conversation_id)
         if delivery_id is not None and not self.map.first_time(inbox.name, delivery_id):
             return None
         try:
@@ -87,11 +93,17 @@ class HelpdeskInbound:
 
     def _receive(self, inbox: Inbox, message: InboundMessage) -> Receipt:
         conversation_id = self.conversation_for(inbox, message)
+        # Chatwoot sends only what it gives the bot (a pending conversation): while SupportFlow's
+        # agents have it, the message is refused so that Chatwoot hands it to a person.
+        chatwoot = inbox.kind is InboxKind.CHATWOOT
+        source = Source.CHATWOOT if chatwoot else Source.WEBHOOK
         try:
-            return self.intake.receive_message(conversation_id, message.message_id, message.text)
+            return self.intake.receive_message(conversation_id, message.message_id, message.text,
+                                               source, bot_only=chatwoot)
         except ConversationClosed:
             fresh = self.conversation_for(inbox, message, replacing=conversation_id)
-            return self.intake.receive_message(fresh, message.message_id, message.text)
+            return self.intake.receive_message(fresh, message.message_id, message.text, source,
+                                               bot_only=chatwoot)
 
     def conversation_for(self, inbox: Inbox, message: InboundMessage,
                          replacing: str | None = None) -> str:

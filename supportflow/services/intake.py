@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from supportflow.domain.ids import WELCOME_ID, Source, message_id
 from supportflow.domain.model import (
     Author,
     Conversation,
     CustomerMessage,
     State,
     TranscriptMessage,
+    new_conversation_id,
 )
 
 from .ports import Accepted, Conversations, FlowCatalog, Metrics, NullMetrics
@@ -27,6 +28,10 @@ class UnknownFlow(LookupError):
 
 class ConversationClosed(Exception):
     """The conversation was resolved; it takes no more messages."""
+
+
+class NotWithTheBot(Exception):
+    """The conversation is with the agents; a channel that only talks to the bot is refused."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,7 @@ class Intake:
             raise UnknownFlow(name) from error
         now = self.clock()
         conversation = Conversation(
-            id=f"conv-{uuid.uuid4().hex}",
+            id=new_conversation_id(),
             contact_id=contact.id,
             flow=flow.name,
             state=State.ASK,
@@ -96,23 +101,27 @@ class Intake:
             created_at=now,
             updated_at=now,
         )
-        welcome = TranscriptMessage(id="welcome", author=Author.BOT, text=flow.welcome, at=now, turn=0)
+        welcome = TranscriptMessage(id=WELCOME_ID, author=Author.BOT, text=flow.welcome, at=now,
+                                    turn=0)
         self.store.set_attributes(contact.id, contact.profile())
         self.store.create(conversation, welcome)
         return conversation, welcome
 
-    def receive_message(self, conversation_id: str, message_id: str | None, text: str) -> Receipt:
-        """Keep the customer's message (once per id); the scheduler wakes the conversation.
-        One Redis round trip (it counts the message too)."""
-        message = self.new_message(message_id, text)
-        accepted = self.store.accept_customer_message(conversation_id, message)
+    def receive_message(self, conversation_id: str, client_id: str | None, text: str,
+                        source: Source = Source.CUSTOMER, *, bot_only: bool = False) -> Receipt:
+        """Keep the customer's message (once per id of its source); the scheduler wakes the
+        conversation. One Redis round trip (it counts the message too). `bot_only` refuses it
+        while agents have the conversation."""
+        message = self.new_message(message_id(source, client_id), text)
+        accepted = self.store.accept_customer_message(conversation_id, message, bot_only=bot_only)
         if accepted is Accepted.UNKNOWN:
             raise UnknownConversation(conversation_id)
         if accepted is Accepted.CLOSED:
             raise ConversationClosed(conversation_id)
+        if accepted is Accepted.NOT_WITH_THE_BOT:
+            raise NotWithTheBot(conversation_id)
         return Receipt(conversation_id, message.id, duplicate=accepted is Accepted.DUPLICATE)
 
-    def new_message(self, message_id: str | None, text: str) -> CustomerMessage:
-        """A customer's message received now (a new id when the client gave none)."""
-        return CustomerMessage(id=message_id or f"msg-{uuid.uuid4().hex}", text=text,
-                               received_at=self.clock())
+    def new_message(self, message_id: str, text: str) -> CustomerMessage:
+        """A customer's message received now."""
+        return CustomerMessage(id=message_id, text=text, received_at=self.clock())

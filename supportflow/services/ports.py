@@ -149,6 +149,7 @@ class Accepted(StrEnum):
     DUPLICATE = "duplicate"  # its id was seen before: no effect
     UNKNOWN = "unknown"  # no such conversation
     CLOSED = "closed"  # resolved: it takes no more messages
+    NOT_WITH_THE_BOT = "not_with_the_bot"  # agents have it, and the caller wanted the bot
 
 
 class NotReplicated(Exception):
@@ -166,7 +167,8 @@ class Conversations(Protocol):
 
     def get(self, conversation_id: str) -> Conversation | None: ...
 
-    def accept_customer_message(self, conversation_id: str, message: CustomerMessage) -> Accepted:
+    def accept_customer_message(self, conversation_id: str, message: CustomerMessage, *,
+                                bot_only: bool = False) -> Accepted:
         """Append to mailbox and transcript unless the id was seen, and wake the conversation
         (counted in supportflow_messages_in); nothing for an unknown or closed one.
 

@@ -14,6 +14,7 @@ from typing import Any
 from supportflow.domain.events import ConversationEvent, EventType, event_id
 from supportflow.domain.flow import FallbackAction, Flow, ThreadScope
 from supportflow.domain.fsm import Step, fire
+from supportflow.domain.ids import service_id
 from supportflow.domain.model import Author, Conversation, State, TranscriptMessage
 from supportflow.domain.tools import TOOLS
 from supportflow.observability.logs import bind as bind_log
@@ -214,7 +215,7 @@ class Steps:
     def _bot_message(self, work: Work, kind: str, text: str) -> TranscriptMessage:
         conversation = work.conversation
         conversation.updated_at = self.clock()
-        message = TranscriptMessage(id=f"{conversation.turn}:{kind}", author=Author.BOT,
+        message = TranscriptMessage(id=service_id(conversation.turn, kind), author=Author.BOT,
                                     text=text, at=conversation.updated_at, turn=conversation.turn)
         work.add_message(message)
         return message

@@ -38,7 +38,7 @@ class ToolRunner:
             conversation.handoff_reason = arguments["reason"]
             return json.dumps({"ok": True, "result": "a person will take over the conversation"})
         if call.name == "set_contact_attribute":
-            if not ATTRIBUTE_NAME.match(arguments["name"]):
+            if not ATTRIBUTE_NAME.fullmatch(arguments["name"]):
                 return _error("attribute names use letters, digits and underscores (max 64)")
             work.set_attribute(arguments["name"], arguments["value"])
             return json.dumps({"ok": True, "result": f"saved {arguments['name']}"})

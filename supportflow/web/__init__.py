@@ -53,7 +53,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from . import pages
 
     app.register_blueprint(pages.bp)
-    from . import actions, knowledge, oauth, signin
+    from . import actions, contacts, knowledge, oauth, signin
+
+    app.register_blueprint(contacts.bp)
 
     app.register_blueprint(signin.bp)
     app.register_blueprint(knowledge.bp)

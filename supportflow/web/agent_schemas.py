@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields
 
-from .schemas import ID, ConversationSchema, MessageSchema, MessageText
+from .doc_schemas import sse
+from .fields import Pattern
+from .schemas import CURSOR, ID, ConversationSchema, MessageSchema, MessageText
 
 
 class AgentMessageSchema(Schema):
@@ -72,7 +74,24 @@ class AgentConversationSchema(ConversationSchema):
 
 
 class StreamQuerySchema(Schema):
-    after = fields.Integer(validate=validate.Range(min=0))
+    after = fields.Integer(validate=CURSOR)
+
+
+class StreamId(Pattern):
+    """A Redis stream id, `<ms>-<n>`, each part below 2^64."""
+
+    def __init__(self) -> None:
+        super().__init__(r"^[0-9]{1,20}-[0-9]{1,20}$", error="expected <ms>-<n>, e.g. 1718000000000-0")
+
+    def __call__(self, value: Any) -> Any:
+        super().__call__(value)
+        if any(int(part) >= 2**64 for part in value.split("-")):
+            raise ValidationError("each part of a stream id is below 2^64")
+        return value
+
+
+class HandoffStreamQuerySchema(Schema):
+    after = fields.String(validate=StreamId())
 
 
 AGENT_SCHEMAS = {
@@ -103,7 +122,13 @@ def _errors(*codes: str) -> dict[str, Any]:
     return {code: {"description": texts[code], **_json("Error")} for code in ("401", "403", *codes)}
 
 
-_SSE = {"content": {"text/event-stream": {"schema": {"type": "string"}}}}
+def last_event_id(pattern: str) -> dict[str, Any]:
+    return {"in": "header", "name": "Last-Event-ID", "required": False,
+            "schema": {"type": "string", "pattern": pattern},
+            "description": "resume after this event (browsers send it when they reconnect); "
+                           "empty is the same as absent"}
+
+
 _CONV = "/v1/agent/conversations/{conversation_id}"
 # An agent token, or a signed-in agent account's session (changes then need X-CSRFToken).
 _AGENT: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"sessionCookie": []}]
@@ -114,7 +139,11 @@ AGENT_ROUTES: dict[str, dict[str, Any]] = {
     "/v1/agent/handoffs/stream": {"get": {
         "summary": "New handoffs as server-sent events (Last-Event-ID resumes)",
         "security": _AGENT,
-        "responses": {"200": {"description": "handoff events", **_SSE}, **_errors("422")}}},
+        "parameters": [{"in": "query", "schema": HandoffStreamQuerySchema},
+                       last_event_id(r"^([0-9]{1,20}-[0-9]{1,20})?$")],
+        "responses": {"200": sse("handoff", r"^[0-9]+-[0-9]+$", "HandoffEvent",
+                                 "New handoffs until the stream's time is up (then reconnect)"),
+                      **_errors("422")}}},
     _CONV: {"get": {
         "summary": "State, transcript, attributes and notes", "security": _AGENT,
         "responses": {"200": _ok("Found", "AgentConversation"), **_errors("404")}}},

@@ -28,7 +28,7 @@ from .agent_schemas import (
 )
 from .auth import current_principal, require_role
 from .deps import json_body, message_dict, services
-from .errors import ApiError
+from .errors import ApiError, unavailable
 
 bp = Blueprint("agents", __name__, url_prefix="/v1/agent")
 
@@ -48,7 +48,7 @@ def agent_errors(conversation_id: str) -> Iterator[None]:
         code = "not_claimed" if error.holder is None else "claimed_by_other"
         raise ApiError(409, code, str(error), {"claimed_by": error.holder}) from error
     except (ConversationBusy, StaleWrite) as error:
-        raise ApiError(503, "busy", "the conversation is busy; try again") from error
+        raise unavailable("the conversation is busy; try again", code="busy") from error
 
 
 def handoff_dict(entry: QueueEntry) -> dict[str, Any]:

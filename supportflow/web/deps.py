@@ -5,12 +5,15 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from flask import current_app, request
+from flask import current_app
 
 from supportflow.bootstrap import Services
 from supportflow.domain.model import Conversation, TranscriptMessage
 
 from .errors import ApiError
+from .inputs import json_body
+
+__all__ = ["find_conversation", "json_body", "message_dict", "services"]
 
 
 def services() -> Services:
@@ -23,15 +26,6 @@ def stopping() -> threading.Event:
     """Set once this process is shutting down (long responses should end)."""
     event: threading.Event = current_app.extensions["supportflow_stopping"]
     return event
-
-
-def json_body() -> dict[str, Any]:
-    """The request's JSON object, or a 400 saying what is wrong with it."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ApiError(400, "invalid_json", "the body must be a JSON object "
-                       "(Content-Type: application/json)")
-    return body
 
 
 def message_dict(seq: int, message: TranscriptMessage) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from supportflow.adapters.redis_connection import topology
 from supportflow.runtime.redis_server import check_redis_durability
 
 from .deps import services as current_services
+from .errors import RETRY_AFTER_S
 
 bp = Blueprint("health", __name__)
 
@@ -22,7 +23,7 @@ def healthz() -> Response:
 
 
 @bp.get("/readyz")
-def readyz() -> tuple[Response, int]:
+def readyz() -> tuple[Response, int, dict[str, str]]:
     """Redis answers as master, durable, with the replicas the replica wait needs; a worker was
     seen recently. Also shows where Redis is (master, replicas, sentinels) and the active beat."""
     services = current_services()
@@ -35,15 +36,16 @@ def readyz() -> tuple[Response, int]:
         beat = _beat(services.ops)
     except Exception as error:  # any Redis failure means not ready
         return jsonify({"status": "unavailable", "redis": {"error": str(error)},
-                        "reasons": [f"redis: {error}"]}), 503
+                        "reasons": [f"redis: {error}"]}), 503, {"Retry-After": str(RETRY_AFTER_S)}
     reasons = [f"redis: {warning}" for warning in warnings] + _topology_reasons(redis_topology)
     warnings += [f"sentinel {s['address']} does not answer"
                  for s in redis_topology.get("sentinels", []) if not s["reachable"]]
     if services.uses_workers and not workers:
         reasons.append(f"no worker seen in the last {services.settings.worker_online_s:g} s")
     status, code = ("unavailable", 503) if reasons else ("ready", 200)
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if reasons else {}
     return jsonify({"status": status, "reasons": reasons, "warnings": warnings,
-                    "workers": workers, "redis": redis_topology, "beat": beat}), code
+                    "workers": workers, "redis": redis_topology, "beat": beat}), code, headers
 
 
 def _topology_reasons(found: dict[str, Any]) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -10,7 +11,7 @@ from functools import wraps
 from typing import Any, TypeVar, cast
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
-from marshmallow import ValidationError
+from marshmallow import Schema, fields, validate
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from supportflow.domain.access import Role
@@ -19,8 +20,11 @@ from supportflow.observability.redis_metrics import LazyMetrics, render
 
 from .auth import require_role
 from .deps import services
+from .errors import is_transient
+from .inputs import query
 
 bp = Blueprint("ops", __name__)
+log = logging.getLogger("supportflow.web")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -39,16 +43,16 @@ def overview() -> Response:
     return jsonify(services().ops_view.overview())
 
 
+class TimeseriesQuerySchema(Schema):
+    minutes = fields.Float(load_default=60.0, validate=validate.Range(
+        min=0, max=1440, min_inclusive=False))
+
+
 @bp.get("/v1/ops/timeseries")
 @require_role(Role.OPS)
 def timeseries() -> Response:
     """Points sampled by beat over the last `minutes` (default 60, at most 1440), oldest first."""
-    try:
-        minutes = float(request.args.get("minutes", "60"))
-    except ValueError as error:
-        raise ValidationError({"minutes": ["a number"]}) from error
-    if not 0 < minutes <= 1440:
-        raise ValidationError({"minutes": ["between 0 and 1440"]})
+    minutes = query(TimeseriesQuerySchema())["minutes"]
     return jsonify({"points": services().ops_view.timeseries(minutes)})
 
 
@@ -71,8 +75,13 @@ def timed(kind: str) -> Callable[[F], F]:
             try:
                 return view(*args, **kwargs)
             finally:
-                lazy_metrics().observe("supportflow_webhook_seconds",
-                                       time.perf_counter() - started, kind=kind)
+                try:
+                    lazy_metrics().observe("supportflow_webhook_seconds",
+                                           time.perf_counter() - started, kind=kind)
+                except Exception as error:  # a lost observation must not change the answer
+                    if not is_transient(error):
+                        raise
+                    log.warning("webhook timing not recorded: %s", error)
 
         return cast(F, measured)
 

@@ -7,8 +7,18 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate
 
 from .deps import services
+from .fields import Pattern, Text
 
-ID = validate.Regexp(r"^[A-Za-z0-9._:@\-]{1,128}$", error="use 1-128 letters, digits or ._:@-")
+ID = Pattern(r"^[A-Za-z0-9._:@\-]{1,128}$", error="use 1-128 letters, digits or ._:@-")
+# Widget contacts have no ':' in their ids: helpdesk contacts are "<inbox>:<their id>", so
+# neither can name the other's contact (its attributes, its contact-scope thread).
+WIDGET_CONTACT_ID = Pattern(r"^[A-Za-z0-9._@\-]{1,128}$",
+                            error="use 1-128 letters, digits or ._@- (':' is for helpdesk contacts)")
+ATTRIBUTE_NAME = Pattern(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$",
+                         error="use a letter or _, then up to 63 letters, digits or _")
+# Transcript positions: far beyond any transcript, and small enough for every store.
+MAX_CURSOR = 2**31 - 1
+CURSOR = validate.Range(min=0, max=MAX_CURSOR)
 
 
 def message_limit() -> int:
@@ -16,17 +26,19 @@ def message_limit() -> int:
     return services().settings.max_message_chars
 
 
-class MessageText(fields.String):
-    """The text of a message someone writes: not blank, at most `message_limit()` characters.
+class MessageText(Text):
+    """The text of a message someone writes: valid text, not blank, at most `message_limit()`
+    characters.
 
     Every route that takes a message uses this field, so the limit is declared here once; the
     OpenAPI document shows it as maxLength (web/openapi.py).
     """
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(not_blank=True, **kwargs)
+
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        text = str(super()._deserialize(value, attr, data, **kwargs))
-        if not text.strip():
-            raise ValidationError("must not be blank")
+        text = super()._deserialize(value, attr, data, **kwargs)
         limit = message_limit()
         if len(text) > limit:
             raise ValidationError(f"at most {limit} characters")
@@ -34,19 +46,19 @@ class MessageText(fields.String):
 
 
 class ContactSchema(Schema):
-    id = fields.String(required=True, validate=ID)
-    name = fields.String(validate=validate.Length(max=200))
-    email = fields.Email()
+    id = fields.String(required=True, validate=WIDGET_CONTACT_ID)
+    name = Text(max_length=200)
+    email = fields.Email(validate=validate.Length(max=254))
     attributes = fields.Dict(
-        keys=fields.String(validate=validate.Regexp(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")),
-        values=fields.String(validate=validate.Length(max=2000)),
+        keys=fields.String(validate=ATTRIBUTE_NAME),
+        values=Text(max_length=2000),
         load_default=dict,
     )
 
 
 class StartConversationSchema(Schema):
     contact = fields.Nested(ContactSchema, required=True)
-    flow = fields.String(validate=validate.Regexp(r"^[A-Za-z0-9_\-]{1,64}$"))
+    flow = fields.String(validate=Pattern(r"^[A-Za-z0-9_\-]{1,64}$"))
 
 
 class MessageSchema(Schema):
@@ -94,7 +106,7 @@ class ReceiptSchema(Schema):
 
 
 class MessagesQuerySchema(Schema):
-    after = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    after = fields.Integer(load_default=0, validate=CURSOR)
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
 
 
@@ -105,5 +117,15 @@ class MessagePageSchema(Schema):
     next_cursor = fields.Integer(required=True)
 
 
+class ErrorBodySchema(Schema):
+    code = fields.String(required=True, metadata={"description": "machine-readable, e.g. invalid_request"})
+    message = fields.String(required=True, metadata={"description": "for people"})
+    # "fields" in JSON (a Schema's own `fields` attribute takes the Python name).
+    problems = fields.Raw(data_key="fields",
+                          metadata={"description": "what is wrong with which field or parameter"})
+
+
 class ErrorSchema(Schema):
-    error = fields.Dict(required=True)
+    """Every 4xx and 5xx answer: {"error": {"code", "message", "fields"?}}."""
+
+    error = fields.Nested(ErrorBodySchema, required=True)

@@ -7,6 +7,7 @@ is reached over HTTPS (SUPPORTFLOW_PUBLIC_URL).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Flask, Request, Response
@@ -15,7 +16,10 @@ from werkzeug.datastructures import CallbackDict
 
 from supportflow.adapters.redis_accounts import RedisWebSessions
 
+from .errors import become_unavailable, is_transient
+
 COOKIE = "sf_session"
+log = logging.getLogger("supportflow.web")
 
 
 class RedisSession(CallbackDict[str, Any], SessionMixin):
@@ -52,6 +56,16 @@ class RedisSessionInterface(SessionInterface):
         return RedisSession(data, session_id)
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        try:
+            self._save(session, response)
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            # The answer needs a session Redis cannot keep now: it becomes a 503.
+            log.warning("session not saved: %s", error)
+            become_unavailable(response)
+
+    def _save(self, session: SessionMixin, response: Response) -> None:
         assert isinstance(session, RedisSession)
         if session.previous_id:
             self.sessions.delete(session.previous_id)

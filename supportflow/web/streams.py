@@ -3,29 +3,31 @@
 from __future__ import annotations
 
 import json
-import re
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from flask import Blueprint, Response, request
+from marshmallow import Schema, ValidationError
 
 from supportflow.domain.access import Role
 from supportflow.settings import Settings
 
-from .agent_schemas import StreamQuerySchema
+from .agent_schemas import HandoffStreamQuerySchema, StreamQuerySchema
 from .auth import require_role
 from .cors import widget_route
 from .deps import find_conversation, message_dict, services, stopping
-from .errors import ApiError
+from .errors import RETRY_AFTER_S, is_transient
+from .inputs import query
 from .visitors import require_visitor
 
 bp = Blueprint("streams", __name__, url_prefix="/v1")
+log = logging.getLogger("supportflow.web")
 
 # fetch(cursor) -> [(event id, event name, data)], oldest first.
 Fetch = Callable[[str], list[tuple[str, str, dict[str, Any]]]]
-STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 
 
 def sse_frame(event_id: str, event: str, data: dict[str, Any]) -> str:
@@ -40,7 +42,16 @@ def pump(fetch: Fetch, cursor: str, settings: Settings, stop: threading.Event) -
     yield "retry: 1000\n\n"
     started = last_sent = time.monotonic()
     while time.monotonic() - started < settings.stream_max_s and not stop.is_set():
-        for event_id, event, data in fetch(cursor):
+        try:
+            found = fetch(cursor)
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            # The headers are sent: end cleanly; the client reconnects with Last-Event-ID.
+            log.warning("stream ended early, store unavailable: %s", error)
+            yield f"retry: {RETRY_AFTER_S * 1000}\n: store unavailable; reconnect with Last-Event-ID\n\n"
+            return
+        for event_id, event, data in found:
             yield sse_frame(event_id, event, data)
             cursor, last_sent = event_id, time.monotonic()
         if time.monotonic() - last_sent >= settings.stream_keepalive_s:
@@ -48,6 +59,19 @@ def pump(fetch: Fetch, cursor: str, settings: Settings, stop: threading.Event) -
             last_sent = time.monotonic()
         stop.wait(settings.stream_poll_s)
     yield ": stream ends; reconnect with Last-Event-ID\n\n"
+
+
+def resume_from(schema: Schema) -> Any:
+    """Where a stream resumes: Last-Event-ID, else ?after=, checked by `schema` (422 if bad)."""
+    args = query(schema)
+    last = request.headers.get("Last-Event-ID", "")
+    if not last:  # absent or empty: start from ?after=
+        return args.get("after")
+    try:
+        return schema.load({"after": last})["after"]
+    except ValidationError as error:
+        problems = error.messages["after"] if isinstance(error.messages, dict) else error.messages
+        raise ValidationError({"Last-Event-ID": problems}) from error
 
 
 def event_stream(body: Iterator[str]) -> Response:
@@ -60,12 +84,7 @@ def event_stream(body: Iterator[str]) -> Response:
 def conversation_events(conversation_id: str) -> Response:
     """The conversation's new transcript messages as SSE, resumable with Last-Event-ID."""
     require_visitor(conversation_id)
-    query = StreamQuerySchema().load(request.args.to_dict())
-    last = request.headers.get("Last-Event-ID", "").strip()
-    if last and not last.isdigit():
-        raise ApiError(422, "invalid_request", "Last-Event-ID must be a message seq",
-                       {"Last-Event-ID": ["not a number"]})
-    after = int(last) if last else query.get("after", 0)
+    after = resume_from(StreamQuerySchema()) or 0
     find_conversation(conversation_id)
     store = services().store
 
@@ -81,11 +100,7 @@ def conversation_events(conversation_id: str) -> Response:
 def handoff_events() -> Response:
     """New handoffs as SSE (`handoff` events), resumable with Last-Event-ID."""
     board = services().agents.board
-    last = request.headers.get("Last-Event-ID", "").strip() or request.args.get("after", "")
-    if last and not STREAM_ID.match(last):
-        raise ApiError(422, "invalid_request", "Last-Event-ID must be a handoff event id",
-                       {"Last-Event-ID": ["expected <ms>-<n>"]})
-    cursor = last or board.latest_handoff_id()
+    cursor = resume_from(HandoffStreamQuerySchema()) or board.latest_handoff_id()
 
     def fetch(after: str) -> list[tuple[str, str, dict[str, Any]]]:
         found = board.handoffs_after(after)

@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from typing import Any, TypeVar, cast
 
 from flask import Blueprint, Response, jsonify, request
-from marshmallow import EXCLUDE, Schema, ValidationError, fields
+from marshmallow import EXCLUDE, Schema, fields, validate
 
 from supportflow.domain.access import Role
 from supportflow.domain.inbox import Inbox, InboxKind
 from supportflow.services.deliveries import Delivery
 from supportflow.services.helpdesk import InboundMessage
-from supportflow.services.intake import Contact, Receipt, UnknownFlow
+from supportflow.services.intake import Contact, NotWithTheBot, Receipt, UnknownFlow
+from supportflow.services.ports import NotReplicated
 from supportflow.webhooks.signing import SignatureError, verify, verify_chatwoot
 
 from .auth import require_role
 from .deps import json_body, services
-from .errors import ApiError
+from .errors import RETRY_AFTER_S, ApiError, is_transient, unavailable
+from .fields import Text
+from .inputs import query
 from .ops import timed
 from .schemas import ID, ContactSchema, MessageText
 
@@ -33,9 +39,15 @@ class InboundTextSchema(Schema):
     text = MessageText(required=True)
 
 
+class HelpdeskContactSchema(ContactSchema):
+    """A helpdesk's contact: stored as "<inbox>:<id>", so its id may hold ':' too."""
+
+    id = fields.String(required=True, validate=ID)
+
+
 class InboundWebhookSchema(Schema):
     conversation = fields.Nested(ExternalConversationSchema, required=True)
-    contact = fields.Nested(ContactSchema, required=True)
+    contact = fields.Nested(HelpdeskContactSchema, required=True)
     message = fields.Nested(InboundTextSchema, required=True)
 
 
@@ -74,6 +86,46 @@ def accept(inbox: Inbox, message: InboundMessage, delivery_id: str | None) -> Re
     except UnknownFlow as error:
         raise ApiError(409, "unknown_flow", f"inbox {inbox.name!r} names no known flow "
                        f"{error.args[0]!r}") from error
+    except NotWithTheBot as error:
+        raise ApiError(409, "not_with_the_bot", "SupportFlow's agents have this conversation; "
+                       "the bot does not take its messages") from error
+    except TimeoutError as error:  # another request holds this helpdesk conversation's lock
+        raise unavailable("this helpdesk conversation is busy; try again", code="busy") from error
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@contextmanager
+def _chatwoot_retries() -> Iterator[None]:
+    try:
+        yield
+    except ApiError as error:
+        if error.status != 503:
+            raise
+        raise ApiError(429, error.code, error.message, error.fields, error.headers) from error
+    except NotReplicated as error:
+        raise ApiError(429, "not_replicated", "not confirmed by a Redis replica yet; try again",
+                       headers={"Retry-After": str(RETRY_AFTER_S)}) from error
+    except Exception as error:
+        if not is_transient(error):
+            raise
+        raise ApiError(429, "unavailable", "the service's store is unavailable; try again",
+                       headers={"Retry-After": str(RETRY_AFTER_S)}) from error
+
+
+def chatwoot_answers(view: F) -> F:
+    """Answer what Chatwoot should do (its lib/webhooks/trigger.rb): it tries again after 429
+    and 500 (three attempts, 3 s apart) and hands the conversation to a person, at once, after
+    any other refusal. So what may pass (Redis unavailable, a busy conversation) is a 429 with
+    Retry-After; what will not (a bad signature, body, text, inbox or flow) keeps its 4xx."""
+
+    @wraps(view)
+    def answered(*args: Any, **kwargs: Any) -> Any:
+        with _chatwoot_retries():
+            return view(*args, **kwargs)
+
+    return cast(F, answered)
 
 
 @bp.post("/webhooks/<inbox_name>")
@@ -96,9 +148,9 @@ class ChatwootSenderSchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    id = fields.Raw(required=True)
-    name = fields.String(allow_none=True)
-    email = fields.String(allow_none=True)
+    id = fields.Integer(required=True, strict=True)
+    name = Text(allow_none=True, max_length=200)
+    email = Text(allow_none=True, max_length=254)
 
 
 class ChatwootConversationSchema(Schema):
@@ -116,8 +168,8 @@ class ChatwootEventSchema(Schema):
         unknown = EXCLUDE
 
     event = fields.String(required=True)
-    id = fields.Raw(load_default=None)
-    content = fields.String(allow_none=True, load_default=None)
+    id = fields.Integer(strict=True, load_default=None)
+    content = Text(allow_none=True, load_default=None)
     message_type = fields.Raw(load_default=None)
     private = fields.Boolean(load_default=False)
     sender = fields.Nested(ChatwootSenderSchema, load_default=None, allow_none=True)
@@ -141,10 +193,11 @@ def chatwoot_message(data: dict[str, Any]) -> InboundMessage | None:
         return None
     contact = Contact(id=str(sender["id"]), name=sender.get("name") or None)
     return InboundMessage(external_id=str(conversation["id"]), contact=contact,
-                          message_id=f"chatwoot-{data['id']}", text=data["content"])
+                          message_id=str(data["id"]), text=data["content"])
 
 
 @bp.post("/integrations/chatwoot/<inbox_name>")
+@chatwoot_answers
 @timed("chatwoot")
 def chatwoot_event(inbox_name: str) -> tuple[Response, int]:
     """Chatwoot's agent-bot events: incoming messages of pending conversations go to the bot."""
@@ -179,14 +232,15 @@ def dead_letter(delivery: Delivery) -> dict[str, Any]:
             "at": delivery.updated_at}
 
 
+class DeadLettersQuerySchema(Schema):
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
 @bp.get("/ops/dead-letters")
 @require_role(Role.OPS)
 def list_dead_letters() -> Response:
     """Deliveries that were given up on, oldest first."""
-    try:
-        limit = max(1, min(int(request.args.get("limit", "100")), 1000))
-    except ValueError as error:
-        raise ValidationError({"limit": ["an integer"]}) from error
+    limit = query(DeadLettersQuerySchema())["limit"]
     letters = services().deliveries.dead_letters(limit)
     return jsonify({"dead_letters": [dead_letter(d) for d in letters]})
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Blueprint, Response, jsonify, url_for
 
 from supportflow.domain.model import Conversation, State
 from supportflow.services.intake import (
@@ -16,6 +16,7 @@ from supportflow.services.intake import (
 from .cors import require_flow_origin, widget_route
 from .deps import find_conversation, json_body, message_dict, services
 from .errors import ApiError
+from .inputs import query
 from .schemas import (
     ConversationSchema,
     MessagePageSchema,
@@ -119,14 +120,14 @@ def post_message(conversation_id: str) -> tuple[Response, int]:
 def list_messages(conversation_id: str) -> Response:
     """Messages after a cursor (`after`, the last `seq` seen), oldest first."""
     require_visitor(conversation_id)
-    query = MessagesQuerySchema().load(request.args.to_dict())
+    args = query(MessagesQuerySchema())
     conversation = find_conversation(conversation_id)
-    page = services().store.transcript(conversation_id, query["after"], query["limit"])
+    page = services().store.transcript(conversation_id, args["after"], args["limit"])
     return jsonify(MessagePageSchema().dump({
         "conversation_id": conversation_id,
         "state": conversation.state.value,
         "messages": [message_dict(seq, message) for seq, message in page],
-        "next_cursor": page[-1][0] if page else query["after"],
+        "next_cursor": page[-1][0] if page else args["after"],
     }))
 
 

@@ -11,11 +11,13 @@ from tests.helpers import wait_until
 class Chat:
     """One customer conversation driven through the Flask test client."""
 
-    def __init__(self, client: Any, flow: str, contact: str | None = None) -> None:
+    def __init__(self, client: Any, flow: str, contact: str | None = None,
+                 profile: dict[str, Any] | None = None) -> None:
         self.client = client
         self.contact = contact or f"contact-{uuid.uuid4().hex[:8]}"
         response = client.post("/v1/conversations",
-                               json={"contact": {"id": self.contact}, "flow": flow})
+                               json={"contact": {**(profile or {}), "id": self.contact},
+                                     "flow": flow})
         assert response.status_code == 201, response.get_json()
         self.started = response.get_json()
         self.id: str = self.started["conversation_id"]

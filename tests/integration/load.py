@@ -87,10 +87,12 @@ class Customer:
                 if turn > self.turns and not self.more():
                     break
                 message_id = f"{self.conversation_id}-m{turn}"
-                self._until_ok("POST", f"/v1/conversations/{self.conversation_id}/messages",
-                               {"text": QUESTIONS[(turn - 1) % len(QUESTIONS)],
-                                "client_message_id": message_id}, 202, deadline)
-                self.acknowledged.append((message_id, time.time()))
+                receipt = self._until_ok(
+                    "POST", f"/v1/conversations/{self.conversation_id}/messages",
+                    {"text": QUESTIONS[(turn - 1) % len(QUESTIONS)],
+                     "client_message_id": message_id}, 202, deadline)
+                # The transcript's id of the message (the receipt says it: c:<client id>).
+                self.acknowledged.append((receipt["message_id"], time.time()))
                 self._until(lambda turn=turn: len(self.bot_turns()) > turn, deadline)
         except Exception as error:  # kept for the test to report
             self.error = f"{type(error).__name__}: {error}"

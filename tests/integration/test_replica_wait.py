@@ -71,7 +71,7 @@ def test_a_message_is_acknowledged_only_once_the_replica_has_it(
     response = client.post(f"/v1/conversations/{conversation}/messages",
                            json={"text": "Hello", "client_message_id": "m-1"}, headers=token)
     assert response.status_code == 202
-    assert "m-1" in replica_transcript(replica, conversation)
+    assert "c:m-1" in replica_transcript(replica, conversation)
 
 
 def test_an_unconfirmed_message_gets_503_and_its_retry_counts_once(
@@ -87,7 +87,7 @@ def test_an_unconfirmed_message_gets_503_and_its_retry_counts_once(
     assert refused.get_json()["error"]["code"] == "not_replicated"
     retried = client.post(f"/v1/conversations/{conversation}/messages", json=body, headers=token)
     assert retried.status_code == 202 and retried.get_json()["duplicate"] is True
-    assert replica_transcript(replica, conversation).count("m-2") == 1
+    assert replica_transcript(replica, conversation).count("c:m-2") == 1
 
 
 def test_an_unconfirmed_webhook_is_taken_again_under_the_same_webhook_id(
@@ -111,7 +111,7 @@ def test_an_unconfirmed_webhook_is_taken_again_under_the_same_webhook_id(
         assert send().status_code == 503
     retried = send()
     assert retried.status_code == 202, retried.get_json()
-    assert "w-1" in replica_transcript(replica, retried.get_json()["conversation_id"])
+    assert "w:w-1" in replica_transcript(replica, retried.get_json()["conversation_id"])
 
 
 def test_readiness_shows_the_topology_and_fails_while_no_replica_can_confirm(

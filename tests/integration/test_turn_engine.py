@@ -190,7 +190,7 @@ def test_text_that_cannot_be_stored_jams_nothing_and_the_next_message_is_answere
     assert after is not None and after.state is State.WAIT_FOR_USER and after.turn == 1
     assert after.failure_reason and "internal error in ask" in after.failure_reason
     messages = [m for _, m in services.store.transcript(conversation.id)]
-    assert [m.id for m in messages] == ["welcome", "bad", "1:fallback"]
+    assert [m.id for m in messages] == ["sf:welcome", "c:bad", "sf:1:fallback"]
     assert messages[-1].text == "Sorry, please try again."
     services.intake.receive_message(conversation.id, None, "How long does shipping take?")
     services.engine.drain(conversation.id)

@@ -230,6 +230,9 @@
 
   function scrollDown() { log.scrollTop = log.scrollHeight; }
 
+  // The transcript names a customer's message "c:" + its client_message_id (README: message ids).
+  function transcriptId(messageId) { return "c:" + messageId; }
+
   function addMessage(message, live) {
     if (seen[message.seq]) return;
     seen[message.seq] = true;
@@ -468,7 +471,7 @@
     return api("POST", conversationPath("/messages"), { text: text, client_message_id: messageId })
       .then(function () {
         setStatus("");
-        if (!seen[messageId] && pending[messageId]) typing.hidden = state === "handed_off";
+        if (pending[transcriptId(messageId)]) typing.hidden = state === "handed_off";
       })
       .catch(function (error) {
         item.classList.add("failed");
@@ -499,7 +502,7 @@
     var messageId = randomId("w-");
     var item = bubble("customer", text);
     item.classList.add("pending");
-    pending[messageId] = item;
+    pending[transcriptId(messageId)] = item;
     log.appendChild(item);
     scrollDown();
     input.value = "";
