@@ -188,7 +188,8 @@ class Processes:
         return process
 
     def worker(self, concurrency: int = 2) -> subprocess.Popen[bytes]:
-        return self.start("worker", "--loglevel", "INFO", "--concurrency", str(concurrency),
+        return self.start("worker", "--loglevel", "INFO", "--pool", "threads",
+                          "--concurrency", str(concurrency),
                           "-O", "fair", "--without-gossip", "--without-mingle",
                           "--hostname", f"w{uuid.uuid4().hex[:6]}@%h", ready="ready.")
 

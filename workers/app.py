@@ -30,8 +30,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        # Steps wait on the assistant's API (I/O): threads, many at once (bench/README.md).
-        "worker_pool": "threads",
+        # No worker_pool here: the pool comes from the command line (Procfile WORKER_POOL,
+        # `supportflow dev`, the tests), because Celery lets a configured pool override
+        # `--pool prefork` (it takes that for the CLI's default), so prefork could not be chosen.
         # Polls are scheduled in Redis (services/scheduler.py), not as countdowns; the few
         # countdown tasks left (delivery retries) are held in memory: keep that bounded.
         "worker_eta_task_limit": 1000,

@@ -132,7 +132,7 @@ def debug_stack(tmp_path: Path, sandbox: Sandbox, flows_dir: Path) -> Iterator[t
     with EmbeddedRedis(tmp_path / "redis") as server:
         env = {**stack_env(server.url, sandbox.url, flows_dir)}
         processes = Processes(env, tmp_path)
-        processes.start("worker", "--loglevel", "DEBUG", "--concurrency", "1",
+        processes.start("worker", "--loglevel", "DEBUG", "--pool", "threads", "--concurrency", "1",
                         "--without-gossip", "--without-mingle", ready="ready.")
         try:
             yield make_app(server.url, sandbox.url, flows_dir).test_client(), tmp_path, server.url
