@@ -96,6 +96,27 @@ def _widget(summary: str, responses: dict[str, Any], *, token: bool = True,
     return operation
 
 
+def _start() -> dict[str, Any]:
+    """Starting a conversation: public, and also for trusted servers (a widget-role token)."""
+    operation = _widget("Start a conversation (returns its visitor token)", {
+        "201": {"description": "Started", **_json("StartedConversation")},
+        "422": _error("Invalid fields, or a flow this deployment does not have "
+                      "(unknown_flow; the document lists the flows it has)")}, token=False,
+        requestBody={"required": True, **_json("StartConversation")},
+        # No token (browsers), or a widget-role API token (trusted servers name contacts).
+        security=[{}, {"bearerAuth": []}])
+    operation["description"] = (
+        "Browsers send no token: they get an anonymous contact (kept with contact_token), or "
+        "the contact they name with a valid contact.id_hash. A widget-role (or admin) API token "
+        "may name any contact. " + _CORS)
+    operation["responses"].update({
+        "401": _error("An API token that is unknown or revoked"),
+        "403": _error("contact.id_hash wrong (identity_invalid), missing where the flow requires "
+                      "it (identity_required) or uncheckable (identity_not_configured); an API "
+                      "token of another role (forbidden); or a site the flow does not list")})
+    return operation
+
+
 def _preflight() -> dict[str, Any]:
     return {"summary": "CORS preflight", "description": _CORS, "x-never-503": True,
             "parameters": [{"in": "header", "name": "Access-Control-Request-Method",
@@ -106,13 +127,7 @@ def _preflight() -> dict[str, Any]:
 
 
 ROUTES: dict[str, dict[str, Any]] = {
-    "/v1/conversations": {
-        "post": _widget("Start a conversation for a contact (returns its visitor token)", {
-            "201": {"description": "Started", **_json("StartedConversation")},
-            "422": _error("Invalid fields, or a flow this deployment does not have "
-                          "(unknown_flow; the document lists the flows it has)")}, token=False,
-            requestBody={"required": True, **_json("StartConversation")}),
-        "options": _preflight()},
+    "/v1/conversations": {"post": _start(), "options": _preflight()},
     "/v1/conversations/{conversation_id}": {
         "get": _widget("A conversation's state", {
             "200": {"description": "Found", **_json("Conversation")},
