@@ -28,7 +28,7 @@ from .knowledge_schemas import KNOWLEDGE_ROUTES, ArticleInputSchema, ArticleSche
 from .oauth import OAUTH_ROUTES
 from .openai_webhooks import OpenAIEventSchema
 from .ops import TimeseriesQuerySchema
-from .schemas import ErrorSchema, MessagesQuerySchema, MessageText
+from .schemas import ErrorSchema, MessagesQuerySchema, message_text_length
 from .webhooks import ChatwootEventSchema, DeadLettersQuerySchema, InboundWebhookSchema
 from .widget import SCHEMAS
 
@@ -299,14 +299,11 @@ def build_spec(max_message_chars: int | None = None,
     """The OpenAPI 3.0 document of the HTTP API, the GPT's actions included (message texts
     limited as the settings say, flows the ones this deployment has)."""
     limit = Settings().max_message_chars if max_message_chars is None else max_message_chars
-
-    def message_text_length(converter: Any, field: Any, **_: Any) -> dict[str, Any]:
-        return {"minLength": 1, "maxLength": limit} if isinstance(field, MessageText) else {}
-
     plugin = MarshmallowPlugin()
     spec = APISpec("SupportFlow", __version__, "3.0.3", plugins=[plugin])
     assert plugin.converter is not None
-    plugin.converter.add_attribute_function(message_text_length)  # type: ignore[no-untyped-call]
+    plugin.converter.add_attribute_function(  # type: ignore[no-untyped-call]
+        message_text_length(limit))
     spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     spec.components.security_scheme("sessionCookie", {"type": "apiKey", "in": "cookie",
                                                       "name": "sf_session"})
@@ -329,7 +326,7 @@ def build_spec(max_message_chars: int | None = None,
     for path, operations in routes.items():
         spec.path(path=path, operations=operations, parameters=_path_parameters(path))
     document: dict[str, Any] = spec.to_dict()
-    actions = build_actions_spec(public_url, "3.0.3")
+    actions = build_actions_spec(public_url, limit, "3.0.3")
     document["paths"].update(actions["paths"])
     for name, schema in actions["components"]["schemas"].items():
         document["components"]["schemas"].setdefault(name, schema)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
@@ -46,6 +47,15 @@ class MessageText(Text):
         if len(text) > limit:
             raise ValidationError(f"at most {limit} characters")
         return text
+
+
+def message_text_length(limit: int) -> Callable[..., dict[str, Any]]:
+    """An apispec attribute function that shows MessageText's bounds (`limit`) in a document."""
+
+    def attributes(converter: Any, field: Any, **_: Any) -> dict[str, Any]:
+        return {"minLength": 1, "maxLength": limit} if isinstance(field, MessageText) else {}
+
+    return attributes
 
 
 class ContactProfileSchema(Schema):
