@@ -32,7 +32,12 @@ from supportflow.adapters.redis_store import RedisConversationStore
 from supportflow.adapters.redis_uow import RedisUnitOfWork
 from supportflow.adapters.tokens import TokenStore
 from supportflow.adapters.vault import Vault
-from supportflow.adapters.visitor_tokens import VisitorTokens, configured_secrets, redis_secret
+from supportflow.adapters.visitor_tokens import (
+    ContactTokens,
+    VisitorTokens,
+    configured_secrets,
+    redis_secret,
+)
 from supportflow.domain.connector import DEFAULT_CONNECTOR
 from supportflow.observability.ops import OpsStore
 from supportflow.observability.overview import OpsView
@@ -42,6 +47,7 @@ from supportflow.services.agents import AgentDesk
 from supportflow.services.deliveries import AgentsWebhook, Deliveries
 from supportflow.services.engine import EngineConfig, TurnEngine
 from supportflow.services.helpdesk import HelpdeskInbound
+from supportflow.services.identity import ContactIdentities
 from supportflow.services.intake import Intake
 from supportflow.services.knowledge import KnowledgeBase, KnowledgeSync
 from supportflow.services.openai_events import ResponseEvents
@@ -93,6 +99,8 @@ class Services:
     knowledge: KnowledgeBase
     knowledge_sync: KnowledgeSync
     visitors: VisitorTokens
+    contact_tokens: ContactTokens
+    identities: ContactIdentities
     # The process's one Redis client (its connection pool is shared, e.g. by rate limits).
     redis: redis.Redis
     openai_events: ResponseEvents
@@ -203,6 +211,8 @@ def bootstrap(
                             transient=(redis.ConnectionError, redis.TimeoutError)),
         publisher=deliveries, metrics=metrics, failures=base.ops)
     articles = RedisArticles(client, prefix=prefix)
+    signing = widget_secrets(settings, client)
+    contact_tokens = ContactTokens(signing, ttl_s=settings.contact_token_ttl_s, clock=clock)
     return Services(
         settings=settings, store=store, uow=uow, flows=flows, intake=intake, engine=engine,
         scheduler=Scheduler(schedule=store, queue=queue, clock=clock,
@@ -229,7 +239,10 @@ def bootstrap(
             sweep_interval_s=settings.knowledge_sweep_interval_s),
         retention=retention(settings, client, clock),
         clock=clock,
-        visitors=visitor_tokens(settings, client, clock),
+        visitors=VisitorTokens(signing, ttl_s=settings.visitor_token_ttl_s, clock=clock),
+        contact_tokens=contact_tokens,
+        identities=ContactIdentities(secrets=base.vault.identity_secrets, tokens=contact_tokens,
+                                     clock=clock),
         redis=client,
         openai_events=ResponseEvents(
             secrets=webhook_secrets(base.vault, settings), clock=clock, metrics=metrics,
@@ -238,8 +251,7 @@ def bootstrap(
     )
 
 
-def visitor_tokens(settings: Settings, client: redis.Redis, clock: Callable[[], float]) -> VisitorTokens:
-    """Tokens signed with the configured widget secret, or with one kept in Redis."""
+def widget_secrets(settings: Settings, client: redis.Redis) -> Callable[[], list[str]]:
+    """What signs visitor and contact tokens: the configured widget secret, or one kept in Redis."""
     configured = configured_secrets(settings.widget_secret)
-    source = (lambda: configured) if configured else redis_secret(client, prefix=settings.key_prefix)
-    return VisitorTokens(source, ttl_s=settings.visitor_token_ttl_s, clock=clock)
+    return (lambda: configured) if configured else redis_secret(client, prefix=settings.key_prefix)

@@ -105,6 +105,8 @@ class Settings:
     # Unset: a random secret made once and kept in Redis, shared by every web process.
     widget_secret: str | None = None
     visitor_token_ttl_s: float = 7200.0
+    # An anonymous visitor's contact token lasts this long (renewed at each start): 90 days.
+    contact_token_ttl_s: float = 7_776_000.0
     # Rate limits of the public widget routes (Flask-Limiter syntax, kept in Redis): every route
     # per client address; starting conversations per address; reading and posting per visitor.
     rate_limits_enabled: bool = True

@@ -22,6 +22,8 @@ from tests.helpers import free_port, wait_until
 
 # A vault key made for the test session only.
 VAULT_KEY = "pGkUy1m8vI3yQk3Uu0k2T1oXkz6a5oKc3mWkz0c7c2E="
+# The flow `identified`'s identity secret in the shared stack (see `identity_secret`).
+IDENTITY_SECRET = secrets.token_hex(32)
 # The web app's secret key: made anew for each test session, never written down.
 SECRET_KEY = secrets.token_urlsafe(48)
 # Handoffs are announced here (tests/integration/test_webhooks.py listens on it); short retries.
@@ -62,6 +64,9 @@ def write_flows(folder: Path, static_threads: dict[str, str], vector_store: str 
             "fallback": {"action": "reply", "message": "Sorry, please try again."},
         }
     flows["default"] = {**flows["responses"], "widget": {"allowed_origins": [WIDGET_SITE]}}
+    # Only users the site identifies (contact.id_hash) may start (tests/e2e/test_embed.py).
+    flows["identified"] = {**flows["responses_contact"], "widget": {
+        "allowed_origins": [WIDGET_SITE], "identity": "required"}}
     flows["responses_webhooks"] = {**flows["responses"], "poll": {
         "webhooks": True, "delays": [WEBHOOK_POLL_S], "deadline": 20}}
     for action in ("tell", "return"):  # unclaimed handoffs time out quickly (test_agents.py)
@@ -256,6 +261,20 @@ def make_app(redis_url: str, sandbox_url: str, flows_dir: Path, clock: Any = Non
 
     services = bootstrap(load_settings(overrides), clock=clock)
     return create_app({"TESTING": True, "SUPPORTFLOW_SERVICES": services})
+
+
+@pytest.fixture(scope="session")
+def identity_secret(redis_url: str) -> str:
+    """The identity secret the flow `identified` verifies contact.id_hash with (shared stack)."""
+    import time
+
+    import redis
+
+    from supportflow.adapters.vault import Vault
+
+    vault = Vault(redis.Redis.from_url(redis_url), prefix="sf", key=VAULT_KEY)
+    vault.set_identity_secret("identified", IDENTITY_SECRET, now=time.time(), keep_previous_s=0)
+    return IDENTITY_SECRET
 
 
 @pytest.fixture

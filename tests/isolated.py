@@ -79,6 +79,7 @@ class Isolated:
         self.redis: redis.Redis = self.services.store.redis
         # Each widget conversation's visitor-token headers, by conversation id.
         self.visitor: dict[str, dict[str, str]] = {}
+        self.server: dict[str, str] = {}  # a trusted server's widget token, made when first needed
 
     def drive(self, conversation_id: str, state: str, timeout: float = 20.0) -> None:
         """Run the engine in this process (drain, then polls) until the conversation is in
@@ -119,9 +120,13 @@ class Isolated:
         InboxStore(self.redis, prefix=self.prefix, vault=self.services.vault).create(made)
         return made
 
-    def start(self, contact: str = "c-1", **extra: Any) -> str:
-        """A new widget conversation's id (its visitor token in `visitor`)."""
-        response = self.api.post("/v1/conversations", json={"contact": {"id": contact, **extra}})
+    def start(self, contact: str = "c-1", *, named: bool = False, **extra: Any) -> str:
+        """A new widget conversation's id (its visitor token in `visitor`): a browser's (its
+        contact is anonymous), or `named` by a trusted server (the contact is `contact`)."""
+        if named and not self.server:
+            self.server = self.token(Role.WIDGET)
+        response = self.api.post("/v1/conversations", json={"contact": {"id": contact, **extra}},
+                                 headers=self.server if named else {})
         assert response.status_code == 201, response.get_json()
         started = response.get_json()
         self.visitor[started["conversation_id"]] = {

@@ -25,6 +25,7 @@ from supportflow.domain.flow import (
     Flow,
     Handoff,
     HandoffTimeoutAction,
+    IdentityMode,
     PollSchedule,
     PromptRef,
     ThreadScope,
@@ -157,6 +158,7 @@ def check_origin(text: str) -> None:
 
 class WidgetSchema(Schema):
     allowed_origins = fields.List(fields.String(validate=check_origin))
+    identity = fields.Enum(IdentityMode, by_value=True)
 
     @post_load
     def make(self, data: dict[str, Any], **_: Any) -> WidgetAccess:

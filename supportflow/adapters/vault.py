@@ -9,14 +9,9 @@ from typing import cast
 import redis
 from cryptography.fernet import Fernet, InvalidToken
 
-from supportflow.domain.connector import (
-    CONNECTOR_NAME,
-    DEFAULT_CONNECTOR,
-    DEFAULT_KEEP_PREVIOUS_S,
-    Connector,
-    WebhookSecret,
-    rotate_webhook_secrets,
-)
+from supportflow.domain.connector import CONNECTOR_NAME, DEFAULT_CONNECTOR, Connector
+from supportflow.domain.contacts import MIN_IDENTITY_SECRET_CHARS
+from supportflow.domain.secrets import DEFAULT_KEEP_PREVIOUS_S, RotatingSecret, rotate_secrets
 from supportflow.webhooks.signing import is_secret
 
 
@@ -36,6 +31,7 @@ class Vault:
         self.redis = client
         self.hash_key = f"{prefix}:vault"
         self.webhooks_key = f"{prefix}:vault:webhooks"
+        self.identity_key = f"{prefix}:vault:identity"
         self._fernet = _fernet(key) if key else None
 
     @property
@@ -88,29 +84,53 @@ class Vault:
         if name != DEFAULT_CONNECTOR and not self.redis.hexists(self.hash_key, name):
             raise VaultError(f"no connector named {name!r} (webhook secrets belong to a "
                              f"connector, or to {DEFAULT_CONNECTOR!r})")
-        secrets = rotate_webhook_secrets(self._webhook_secrets(name), secret, now=now,
-                                         keep_previous_s=keep_previous_s)
-        payload = json.dumps([asdict(s) for s in secrets]).encode()
-        self.redis.hset(self.webhooks_key, name, self.fernet.encrypt(payload))
-        return len(secrets)
+        return self._rotate(self.webhooks_key, name, secret, now, keep_previous_s)
 
     def webhook_secrets(self, name: str, now: float) -> list[str]:
         """The secrets that verify the connector's webhooks now, newest first."""
-        return [s.secret for s in self._webhook_secrets(name) if s.valid(now)]
+        return [s.secret for s in self._secrets(self.webhooks_key, name) if s.valid(now)]
 
     def remove_webhook_secrets(self, name: str) -> bool:
         return bool(self.redis.hdel(self.webhooks_key, name))
 
-    def _webhook_secrets(self, name: str) -> list[WebhookSecret]:
-        raw = cast(bytes | None, self.redis.hget(self.webhooks_key, name))
+    # ----- identity secrets: a flow's sites sign their users' contact ids with them -----
+
+    def set_identity_secret(self, flow: str, secret: str, *, now: float,
+                            keep_previous_s: float = DEFAULT_KEEP_PREVIOUS_S) -> int:
+        """Make `secret` the flow's identity secret; how many now verify (the previous one
+        stays valid for `keep_previous_s`)."""
+        if len(secret) < MIN_IDENTITY_SECRET_CHARS or not secret.isascii() \
+                or not secret.isprintable() or secret != secret.strip():
+            raise VaultError(f"an identity secret is at least {MIN_IDENTITY_SECRET_CHARS} "
+                             "printable ASCII characters without blanks at the ends (make one "
+                             "with `python3 -c 'import secrets; print(secrets.token_hex(32))'`)")
+        return self._rotate(self.identity_key, flow, secret, now, keep_previous_s)
+
+    def identity_secrets(self, flow: str, now: float) -> list[str]:
+        """The secrets that verify the flow's contact id hashes now, newest first."""
+        return [s.secret for s in self._secrets(self.identity_key, flow) if s.valid(now)]
+
+    def remove_identity_secrets(self, flow: str) -> bool:
+        return bool(self.redis.hdel(self.identity_key, flow))
+
+    def _rotate(self, key: str, name: str, secret: str, now: float,
+                keep_previous_s: float) -> int:
+        secrets = rotate_secrets(self._secrets(key, name), secret, now=now,
+                                 keep_previous_s=keep_previous_s)
+        payload = json.dumps([asdict(s) for s in secrets]).encode()
+        self.redis.hset(key, name, self.fernet.encrypt(payload))
+        return len(secrets)
+
+    def _secrets(self, key: str, name: str) -> list[RotatingSecret]:
+        raw = cast(bytes | None, self.redis.hget(key, name))
         if raw is None:
             return []
         try:
             entries = json.loads(self.fernet.decrypt(raw))
         except InvalidToken as error:
-            raise VaultError(f"the webhook secrets of {name!r} were sealed with another vault "
-                             "key") from error
-        return [WebhookSecret(**entry) for entry in entries]
+            raise VaultError(f"the secrets of {name!r} were sealed with another vault key") \
+                from error
+        return [RotatingSecret(**entry) for entry in entries]
 
 
 def _fernet(key: str) -> Fernet:

@@ -1,8 +1,11 @@
-"""Visitor tokens: what a widget holds to read and write its one conversation.
+"""Widget tokens, signed with the server's widget secret (itsdangerous, HMAC-SHA256) and checked
+without Redis.
 
-A token is the conversation id, the conversation's flow and an expiry, signed with the server's
-widget secret (itsdangerous, HMAC-SHA256). It is checked without Redis; a
-conversation id alone opens nothing. Tokens are renewed while the conversation lives.
+- A visitor token opens one conversation: its id, its flow and an expiry. A conversation id
+  alone opens nothing; tokens are renewed while the conversation lives.
+- A contact token brings an anonymous visitor back to their contact: the contact id the server
+  made, the flow and an expiry (long: months). Each kind is signed under its own salt, so
+  neither passes for the other.
 """
 
 from __future__ import annotations
@@ -20,9 +23,12 @@ from itsdangerous import BadData, URLSafeSerializer
 
 TOKEN_PREFIX = "sfv_"
 SALT = "supportflow.visitor-token.v1"
+CONTACT_TOKEN_PREFIX = "sfk_"
+CONTACT_SALT = "supportflow.contact-token.v1"
+MAX_TOKEN_CHARS = 1024
 
 
-class VisitorTokenError(Exception):
+class WidgetTokenError(Exception):
     """A token that opens nothing; `reason` is `invalid` or `expired`."""
 
     def __init__(self, reason: str) -> None:
@@ -32,7 +38,7 @@ class VisitorTokenError(Exception):
 
 @dataclass(frozen=True)
 class Visitor:
-    """What a valid token says: whose conversation it opens, under which flow, until when."""
+    """What a valid visitor token says: whose conversation it opens, under which flow, until when."""
 
     conversation_id: str
     flow: str
@@ -46,8 +52,12 @@ class IssuedToken:
     expires_in: int
 
 
-class VisitorTokens:
-    """Issues and checks visitor tokens; the secrets come from `secrets_source` once, lazily."""
+class SignedTokens:
+    """Issues and checks tokens of one kind (prefix, salt); the secrets come from
+    `secrets_source` once, lazily."""
+
+    prefix = ""
+    salt = ""
 
     def __init__(self, secrets_source: Callable[[], Sequence[str]], *, ttl_s: float,
                  clock: Callable[[], float] = time.time) -> None:
@@ -63,31 +73,71 @@ class VisitorTokens:
                 keys = list(self._source())
                 # itsdangerous signs with the last key and verifies with all of them.
                 self._serializer = URLSafeSerializer(
-                    list(reversed(keys)), salt=SALT,
+                    list(reversed(keys)), salt=self.salt,
                     signer_kwargs={"digest_method": hashlib.sha256})
             return self._serializer
 
-    def issue(self, conversation_id: str, flow: str) -> IssuedToken:
-        """A new token for the conversation, valid for ttl_s from now."""
+    def _issue(self, payload: dict[str, str]) -> IssuedToken:
         expires_at = int(self.clock() + self.ttl_s)
-        payload = {"c": conversation_id, "f": flow, "x": expires_at}
-        token = TOKEN_PREFIX + self._signer().dumps(payload)
+        token = self.prefix + self._signer().dumps({**payload, "x": expires_at})
         return IssuedToken(token, float(expires_at), int(self.ttl_s))
 
-    def verify(self, token: str) -> Visitor:
-        """The visitor a token stands for; VisitorTokenError when forged, mangled or expired."""
-        if not token.startswith(TOKEN_PREFIX) or len(token) > 1024:
-            raise VisitorTokenError("invalid")
+    def _verify(self, token: str, fields: tuple[str, ...]) -> dict[str, Any]:
+        """The payload, with every one of `fields` a string; WidgetTokenError otherwise."""
+        if not token.startswith(self.prefix) or len(token) > MAX_TOKEN_CHARS:
+            raise WidgetTokenError("invalid")
         try:
-            payload: Any = self._signer().loads(token[len(TOKEN_PREFIX):])
+            payload: Any = self._signer().loads(token[len(self.prefix):])
         except BadData as error:
-            raise VisitorTokenError("invalid") from error
-        if not (isinstance(payload, dict) and isinstance(payload.get("c"), str)
-                and isinstance(payload.get("f"), str) and isinstance(payload.get("x"), int)):
-            raise VisitorTokenError("invalid")
+            raise WidgetTokenError("invalid") from error
+        if not (isinstance(payload, dict) and isinstance(payload.get("x"), int)
+                and all(isinstance(payload.get(name), str) for name in fields)):
+            raise WidgetTokenError("invalid")
         if payload["x"] <= self.clock():
-            raise VisitorTokenError("expired")
+            raise WidgetTokenError("expired")
+        return payload
+
+
+class VisitorTokens(SignedTokens):
+    """Visitor tokens: one conversation each."""
+
+    prefix = TOKEN_PREFIX
+    salt = SALT
+
+    def issue(self, conversation_id: str, flow: str) -> IssuedToken:
+        """A new token for the conversation, valid for ttl_s from now."""
+        return self._issue({"c": conversation_id, "f": flow})
+
+    def verify(self, token: str) -> Visitor:
+        """The visitor a token stands for; WidgetTokenError when forged, mangled or expired."""
+        payload = self._verify(token, ("c", "f"))
         return Visitor(payload["c"], payload["f"], float(payload["x"]))
+
+
+class ContactTokens(SignedTokens):
+    """Contact tokens: an anonymous visitor's own contact, under one flow."""
+
+    prefix = CONTACT_TOKEN_PREFIX
+    salt = CONTACT_SALT
+
+    def issue(self, contact_id: str, flow: str) -> IssuedToken:
+        """A new token for the contact, valid for ttl_s from now."""
+        return self._issue({"k": contact_id, "f": flow})
+
+    def verify(self, token: str, flow: str) -> str:
+        """The contact id the token holds for `flow`; WidgetTokenError when forged, mangled,
+        expired or made for another flow."""
+        payload = self._verify(token, ("k", "f"))
+        if payload["f"] != flow:
+            raise WidgetTokenError("invalid")
+        return str(payload["k"])
+
+    def contact_of(self, token: str, flow: str) -> str | None:
+        """The contact a valid token of `flow` names; None for any other token."""
+        try:
+            return self.verify(token, flow)
+        except WidgetTokenError:
+            return None
 
 
 def configured_secrets(value: str | None) -> list[str]:

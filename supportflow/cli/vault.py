@@ -13,7 +13,8 @@ import redis
 from supportflow.adapters.redis_connection import redis_target
 from supportflow.adapters.vault import Vault, VaultError, new_vault_key
 from supportflow.bootstrap import stores
-from supportflow.domain.connector import DEFAULT_CONNECTOR, DEFAULT_KEEP_PREVIOUS_S, Connector
+from supportflow.domain.connector import DEFAULT_CONNECTOR, Connector
+from supportflow.domain.secrets import DEFAULT_KEEP_PREVIOUS_S
 from supportflow.settings import Settings
 
 from .text import text
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 def _act(vault: Vault, args: argparse.Namespace) -> int:
     if args.vault_command == "set":
-        key = _read_key("API key: ")
+        key = read_secret("API key: ")
         vault.set(Connector(args.name, key, args.base_url, args.organization, args.project))
         print(f"connector {args.name!r} saved")
     elif args.vault_command == "webhook-secret":
@@ -99,7 +100,7 @@ def _webhook_secret(vault: Vault, args: argparse.Namespace) -> int:
         return 0
     if args.keep_previous < 0:
         raise VaultError("--keep-previous takes seconds, 0 or more")
-    count = vault.set_webhook_secret(args.name, _read_key("Webhook secret (whsec_...): "),
+    count = vault.set_webhook_secret(args.name, read_secret("Webhook secret (whsec_...): "),
                                      now=time.time(), keep_previous_s=args.keep_previous)
     kept = f"; the previous one still verifies for {args.keep_previous:g} s" if count > 1 else ""
     print(f"webhook secret of {args.name!r} saved{kept}; OpenAI's endpoint for it: "
@@ -107,7 +108,8 @@ def _webhook_secret(vault: Vault, args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_key(prompt: str) -> str:
+def read_secret(prompt: str) -> str:
+    """A secret from standard input (asked for without echo on a terminal), never from argv."""
     if sys.stdin.isatty():
         return getpass.getpass(prompt).strip()
     return sys.stdin.readline().strip()

@@ -117,11 +117,20 @@ class Fallback:
     message: str = "Sorry, something went wrong on our side. A person from our team will take over."
 
 
+class IdentityMode(StrEnum):
+    """Whether a browser must prove who its user is (a contact id signed by the site)."""
+
+    OPTIONAL = "optional"  # visitors who prove nothing are anonymous
+    REQUIRED = "required"  # every browser start names a contact with a valid hash
+
+
 @dataclass(frozen=True)
 class WidgetAccess:
-    """Which web sites may embed the chat widget for this flow (exact origins)."""
+    """Which web sites may embed the chat widget for this flow (exact origins), and whether
+    its visitors must be identified by the site."""
 
     allowed_origins: tuple[str, ...] = ()
+    identity: IdentityMode = IdentityMode.OPTIONAL
 
     def allows(self, origin: str) -> bool:
         """True when a page from `origin` (as a browser sends it) may use this flow."""

@@ -8,13 +8,13 @@ from typing import Any
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields
 
 from supportflow import __version__
 from supportflow.domain.accounts import SCOPE_TEXT, Scope
 
 from .knowledge_schemas import ArticleInputSchema, ArticleSchema, ArticlesSchema, SearchQuerySchema
-from .schemas import ID
+from .schemas import ID, MessageText, message_text_length
 
 
 class ErrorBodySchema(Schema):
@@ -69,7 +69,7 @@ class ActionConversationSchema(Schema):
 
 
 class NoteInputSchema(Schema):
-    text = fields.String(required=True, validate=validate.Length(min=1, max=4000))
+    text = MessageText(required=True)
 
 
 class SavedNoteSchema(Schema):
@@ -78,7 +78,7 @@ class SavedNoteSchema(Schema):
 
 
 class ReplyInputSchema(Schema):
-    text = fields.String(required=True, validate=validate.Length(min=1, max=4000))
+    text = MessageText(required=True)
     client_message_id = fields.String(validate=ID, metadata={
         "description": "Makes retries safe: the same id is sent once"})
 
@@ -177,13 +177,19 @@ def security_scheme(public_url: str) -> dict[str, Any]:
         "scopes": {scope.value: text for scope, text in SCOPE_TEXT.items()}}}}
 
 
-def build_actions_spec(public_url: str, openapi_version: str = "3.1.0") -> dict[str, Any]:
-    """The actions' document (3.1 for the GPT editor; 3.0 to merge into /openapi.json)."""
+def build_actions_spec(public_url: str, max_message_chars: int,
+                       openapi_version: str = "3.1.0") -> dict[str, Any]:
+    """The actions' document (3.1 for the GPT editor; 3.0 to merge into /openapi.json), with
+    texts bounded as the settings say."""
+    plugin = MarshmallowPlugin()
     spec = APISpec(
-        "SupportFlow agent actions", __version__, openapi_version, plugins=[MarshmallowPlugin()],
+        "SupportFlow agent actions", __version__, openapi_version, plugins=[plugin],
         servers=[{"url": public_url.rstrip("/")}],
         info={"description": "What an agent's own ChatGPT can do in SupportFlow: save answers "
                              "for the bot, keep notes, see handoffs and answer customers."})
+    assert plugin.converter is not None
+    plugin.converter.add_attribute_function(  # type: ignore[no-untyped-call]
+        message_text_length(max_message_chars))
     spec.components.security_scheme("oauth2", security_scheme(public_url))
     for name, schema in SCHEMAS.items():
         spec.components.schema(name, schema=schema)

@@ -83,7 +83,8 @@ def me() -> Account:
 @bp.get("/openapi.json")
 def document() -> Response:
     """The actions' OpenAPI 3.1 document, to import into the GPT editor."""
-    return jsonify(build_actions_spec(services().settings.public_url))
+    settings = services().settings
+    return jsonify(build_actions_spec(settings.public_url, settings.max_message_chars))
 
 
 def summary(entry: QueueEntry) -> dict[str, Any]:

@@ -91,3 +91,38 @@ def require_role(*roles: Role) -> Callable[[F], F]:
         return cast(F, guarded)
 
     return decorate
+
+
+TRUSTED_SERVER_ROLES = frozenset({Role.WIDGET})
+
+
+def _api_caller() -> tuple[bool, Principal | None]:
+    """Whether the request sends a bearer token, and the API token's principal (looked up once;
+    visitor and other tokens cost no Redis round trip)."""
+    if "api_caller" not in g:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        sent = scheme.lower() == "bearer" and bool(token.strip())
+        g.api_caller = (sent, services().tokens.principal(token.strip()) if sent else None)
+    found: tuple[bool, Principal | None] = g.api_caller
+    return found
+
+
+def is_trusted_server() -> bool:
+    """True when the request carries a widget-role (or admin) API token; never raises."""
+    principal = _api_caller()[1]
+    return principal is not None and principal.may(TRUSTED_SERVER_ROLES)
+
+
+def trusted_server() -> bool:
+    """True for a widget-role (or admin) API token, False without a token; 401 for a token
+    that is not a valid API token, 403 for a token of another role."""
+    sent, principal = _api_caller()
+    if not sent:
+        return False
+    if principal is None:
+        raise ApiError(401, "unauthenticated", "the API token is unknown or revoked (browsers "
+                       "start conversations without one)")
+    if not principal.may(TRUSTED_SERVER_ROLES):
+        raise ApiError(403, "forbidden", "naming contacts needs a token with the widget or "
+                       "admin role")
+    return True

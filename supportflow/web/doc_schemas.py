@@ -46,6 +46,9 @@ class OverviewSchema(Schema):
     conversations_by_state = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
     handoff_queue = fields.Dict(required=True)
     polls = fields.Dict(required=True)
+    schedule = fields.Dict(required=True, metadata={
+        "description": "wake-ups due now (due), how late the oldest is (lag_s) and whether the "
+                       "workers are behind (later than the grace period)"})
     queues = fields.Dict(required=True)
     workers = fields.List(fields.Dict(), required=True)
     deliveries = fields.Dict(required=True)

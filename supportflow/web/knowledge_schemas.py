@@ -8,13 +8,15 @@ from marshmallow import Schema, fields, validate
 
 from supportflow.domain.knowledge import MAX_TAGS, TEXT_MAX, TITLE_MAX, Article
 
+from .fields import Text
+
 
 class ArticleInputSchema(Schema):
-    title = fields.String(required=True, validate=validate.Length(min=1, max=TITLE_MAX),
-                          metadata={"description": "A short title: the question it answers"})
-    text = fields.String(required=True, validate=validate.Length(min=1, max=TEXT_MAX),
-                         metadata={"description": "The answer, as the bot should give it"})
-    tags = fields.List(fields.String(validate=validate.Length(min=1, max=40)),
+    title = Text(required=True, max_length=TITLE_MAX, not_blank=True,
+                 metadata={"description": "A short title: the question it answers"})
+    text = Text(required=True, max_length=TEXT_MAX, not_blank=True,
+                metadata={"description": "The answer, as the bot should give it"})
+    tags = fields.List(Text(max_length=40, not_blank=True),
                        load_default=list, validate=validate.Length(max=MAX_TAGS))
 
 
@@ -37,7 +39,7 @@ class ArticlesSchema(Schema):
 
 
 class SearchQuerySchema(Schema):
-    q = fields.String(load_default="", validate=validate.Length(max=500),
+    q = Text(load_default="", max_length=500,
                       metadata={"description": "Words to look for (empty: the newest)"})
     limit = fields.Integer(load_default=10, validate=validate.Range(min=1, max=50))
 

@@ -1,9 +1,10 @@
 """Rate limits of the public widget routes (Flask-Limiter), counted in Redis by every web process.
 
 Every widget route shares one limit per client address; starting conversations has its own,
-per address; a visitor's reads (state, messages, events, token renewal) share one limit and its
-posts have another, both keyed by the conversation its token opens. A refused request gets 429
-with `Retry-After` (seconds). Each limit costs one Redis round trip per request.
+per address (trusted servers, with a widget-role token, are exempt); a visitor's reads (state,
+messages, events, token renewal) share one limit and its posts have another, both keyed by the
+conversation its token opens. A refused request gets 429 with `Retry-After` (seconds). Each
+limit costs one Redis round trip per request.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from limits import parse_many
 from supportflow.bootstrap import Services
 from supportflow.settings import env_name
 
+from .auth import is_trusted_server
 from .errors import error_response
 from .visitors import current_visitor
 
@@ -68,8 +70,9 @@ def install_rate_limits(app: Flask, services: Services) -> Limiter | None:
     )
     per_address = limiter.shared_limit(checked("rate_limit_address", settings.rate_limit_address),
                                        scope="widget", key_func=client_address)
+    # A trusted server (widget-role token) starts conversations for many people from one address.
     starts = limiter.limit(checked("rate_limit_start", settings.rate_limit_start),
-                           key_func=client_address)
+                           key_func=client_address, exempt_when=is_trusted_server)
     reads = limiter.shared_limit(checked("rate_limit_reads", settings.rate_limit_reads),
                                  scope="visitor-reads", key_func=visitor_key,
                                  exempt_when=without_visitor)

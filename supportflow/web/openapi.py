@@ -28,7 +28,7 @@ from .knowledge_schemas import KNOWLEDGE_ROUTES, ArticleInputSchema, ArticleSche
 from .oauth import OAUTH_ROUTES
 from .openai_webhooks import OpenAIEventSchema
 from .ops import TimeseriesQuerySchema
-from .schemas import ErrorSchema, MessagesQuerySchema, MessageText
+from .schemas import ErrorSchema, MessagesQuerySchema, message_text_length
 from .webhooks import ChatwootEventSchema, DeadLettersQuerySchema, InboundWebhookSchema
 from .widget import SCHEMAS
 
@@ -96,6 +96,27 @@ def _widget(summary: str, responses: dict[str, Any], *, token: bool = True,
     return operation
 
 
+def _start() -> dict[str, Any]:
+    """Starting a conversation: public, and also for trusted servers (a widget-role token)."""
+    operation = _widget("Start a conversation (returns its visitor token)", {
+        "201": {"description": "Started", **_json("StartedConversation")},
+        "422": _error("Invalid fields, or a flow this deployment does not have "
+                      "(unknown_flow; the document lists the flows it has)")}, token=False,
+        requestBody={"required": True, **_json("StartConversation")},
+        # No token (browsers), or a widget-role API token (trusted servers name contacts).
+        security=[{}, {"bearerAuth": []}])
+    operation["description"] = (
+        "Browsers send no token: they get an anonymous contact (kept with contact_token), or "
+        "the contact they name with a valid contact.id_hash. A widget-role (or admin) API token "
+        "may name any contact. " + _CORS)
+    operation["responses"].update({
+        "401": _error("An API token that is unknown or revoked"),
+        "403": _error("contact.id_hash wrong (identity_invalid), missing where the flow requires "
+                      "it (identity_required) or uncheckable (identity_not_configured); an API "
+                      "token of another role (forbidden); or a site the flow does not list")})
+    return operation
+
+
 def _preflight() -> dict[str, Any]:
     return {"summary": "CORS preflight", "description": _CORS, "x-never-503": True,
             "parameters": [{"in": "header", "name": "Access-Control-Request-Method",
@@ -106,13 +127,7 @@ def _preflight() -> dict[str, Any]:
 
 
 ROUTES: dict[str, dict[str, Any]] = {
-    "/v1/conversations": {
-        "post": _widget("Start a conversation for a contact (returns its visitor token)", {
-            "201": {"description": "Started", **_json("StartedConversation")},
-            "422": _error("Invalid fields, or a flow this deployment does not have "
-                          "(unknown_flow; the document lists the flows it has)")}, token=False,
-            requestBody={"required": True, **_json("StartConversation")}),
-        "options": _preflight()},
+    "/v1/conversations": {"post": _start(), "options": _preflight()},
     "/v1/conversations/{conversation_id}": {
         "get": _widget("A conversation's state", {
             "200": {"description": "Found", **_json("Conversation")},
@@ -284,14 +299,11 @@ def build_spec(max_message_chars: int | None = None,
     """The OpenAPI 3.0 document of the HTTP API, the GPT's actions included (message texts
     limited as the settings say, flows the ones this deployment has)."""
     limit = Settings().max_message_chars if max_message_chars is None else max_message_chars
-
-    def message_text_length(converter: Any, field: Any, **_: Any) -> dict[str, Any]:
-        return {"minLength": 1, "maxLength": limit} if isinstance(field, MessageText) else {}
-
     plugin = MarshmallowPlugin()
     spec = APISpec("SupportFlow", __version__, "3.0.3", plugins=[plugin])
     assert plugin.converter is not None
-    plugin.converter.add_attribute_function(message_text_length)  # type: ignore[no-untyped-call]
+    plugin.converter.add_attribute_function(  # type: ignore[no-untyped-call]
+        message_text_length(limit))
     spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     spec.components.security_scheme("sessionCookie", {"type": "apiKey", "in": "cookie",
                                                       "name": "sf_session"})
@@ -314,7 +326,7 @@ def build_spec(max_message_chars: int | None = None,
     for path, operations in routes.items():
         spec.path(path=path, operations=operations, parameters=_path_parameters(path))
     document: dict[str, Any] = spec.to_dict()
-    actions = build_actions_spec(public_url, "3.0.3")
+    actions = build_actions_spec(public_url, limit, "3.0.3")
     document["paths"].update(actions["paths"])
     for name, schema in actions["components"]["schemas"].items():
         document["components"]["schemas"].setdefault(name, schema)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from supportflow.domain.contacts import Identity
 
 from .deps import services
 from .fields import Pattern, Text
 
 ID = Pattern(r"^[A-Za-z0-9._:@\-]{1,128}$", error="use 1-128 letters, digits or ._:@-")
-# Widget contacts have no ':' in their ids: helpdesk contacts are "<inbox>:<their id>", so
-# neither can name the other's contact (its attributes, its contact-scope thread).
+# Widget contacts have no ':' in their ids: helpdesk contacts are "<inbox>:<their id>" and
+# anonymous visitors "_v:<random>", so no one can name another's contact (its attributes, its
+# contact-scope thread).
 WIDGET_CONTACT_ID = Pattern(r"^[A-Za-z0-9._@\-]{1,128}$",
                             error="use 1-128 letters, digits or ._@- (':' is for helpdesk contacts)")
 ATTRIBUTE_NAME = Pattern(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$",
@@ -45,8 +49,16 @@ class MessageText(Text):
         return text
 
 
-class ContactSchema(Schema):
-    id = fields.String(required=True, validate=WIDGET_CONTACT_ID)
+def message_text_length(limit: int) -> Callable[..., dict[str, Any]]:
+    """An apispec attribute function that shows MessageText's bounds (`limit`) in a document."""
+
+    def attributes(converter: Any, field: Any, **_: Any) -> dict[str, Any]:
+        return {"minLength": 1, "maxLength": limit} if isinstance(field, MessageText) else {}
+
+    return attributes
+
+
+class ContactProfileSchema(Schema):
     name = Text(max_length=200)
     email = fields.Email(validate=validate.Length(max=254))
     attributes = fields.Dict(
@@ -56,9 +68,26 @@ class ContactSchema(Schema):
     )
 
 
+class ContactSchema(ContactProfileSchema):
+    id = fields.String(validate=WIDGET_CONTACT_ID, metadata={
+        "description": "your user's id: taken with a valid id_hash, or from a widget-role API "
+                       "token; from a browser without id_hash it is ignored (anonymous)"})
+    id_hash = fields.String(validate=Pattern(r"^[0-9A-Fa-f]{64}$", error="64 hex digits"),
+                            metadata={"description": "hex HMAC-SHA256 of id under the flow's "
+                                                     "identity secret, computed by your server"})
+
+    @validates_schema
+    def check_hash(self, data: dict[str, Any], **_: Any) -> None:
+        if "id_hash" in data and "id" not in data:
+            raise ValidationError("id_hash signs contact.id: send both", "id_hash")
+
+
 class StartConversationSchema(Schema):
-    contact = fields.Nested(ContactSchema, required=True)
+    contact = fields.Nested(ContactSchema, load_default=dict)
     flow = fields.String(validate=Pattern(r"^[A-Za-z0-9_\-]{1,64}$"))
+    contact_token = fields.String(validate=validate.Length(min=1, max=1024), metadata={
+        "description": "the contact_token an earlier start returned: the same anonymous contact "
+                       "again (an invalid one gives a new anonymous contact)"})
 
 
 class MessageSchema(Schema):
@@ -92,6 +121,14 @@ class VisitorTokenSchema(Schema):
 class StartedConversationSchema(VisitorTokenSchema):
     state = fields.String(required=True)
     welcome = fields.Nested(MessageSchema, required=True)
+    contact_id = fields.String(required=True)
+    identity = fields.String(required=True, validate=validate.OneOf([i.value for i in Identity]),
+                             metadata={"description": "anonymous (the server made the contact), "
+                                       "verified (by id_hash) or trusted (an API token named it)"})
+    contact_token = fields.String(metadata={
+        "description": "anonymous contacts only: keep it and send it with the next start to be "
+                       "the same contact again"})
+    contact_token_expires_in = fields.Integer(metadata={"description": "seconds"})
 
 
 class PostMessageSchema(Schema):

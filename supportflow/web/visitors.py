@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from flask import g, request
 
-from supportflow.adapters.visitor_tokens import Visitor, VisitorTokenError
+from supportflow.adapters.visitor_tokens import Visitor, WidgetTokenError
 from supportflow.domain.flow import Flow
 
 from .cors import require_flow_origin
@@ -28,7 +28,7 @@ def current_visitor() -> Visitor | None:
         token = bearer_token()
         try:
             g.visitor = services().visitors.verify(token) if token else None
-        except VisitorTokenError:
+        except WidgetTokenError:
             g.visitor = None
     found: Visitor | None = g.visitor
     return found
@@ -43,7 +43,7 @@ def require_visitor(conversation_id: str) -> Visitor:
                        "send the conversation's visitor token: Authorization: Bearer <visitor_token>")
     try:
         visitor = services().visitors.verify(token)
-    except VisitorTokenError as error:
+    except WidgetTokenError as error:
         if error.reason == "expired":
             raise ApiError(401, "visitor_token_expired",
                            "the visitor token has expired; start a new conversation") from error

@@ -25,7 +25,7 @@ from .errors import RETRY_AFTER_S, ApiError, is_transient, unavailable
 from .fields import Text
 from .inputs import query
 from .ops import timed
-from .schemas import ID, ContactSchema, MessageText
+from .schemas import ID, ContactProfileSchema, MessageText
 
 bp = Blueprint("webhooks", __name__, url_prefix="/v1")
 
@@ -39,7 +39,7 @@ class InboundTextSchema(Schema):
     text = MessageText(required=True)
 
 
-class HelpdeskContactSchema(ContactSchema):
+class HelpdeskContactSchema(ContactProfileSchema):
     """A helpdesk's contact: stored as "<inbox>:<id>", so its id may hold ':' too."""
 
     id = fields.String(required=True, validate=ID)

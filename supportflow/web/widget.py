@@ -6,16 +6,21 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, url_for
 
+from supportflow.adapters.vault import VaultError
+from supportflow.domain.contacts import Identity
+from supportflow.domain.flow import Flow
 from supportflow.domain.model import Conversation, State
+from supportflow.services.identity import ContactClaim, IdentityRefused, ResolvedContact
 from supportflow.services.intake import (
     Contact,
     ConversationClosed,
     UnknownConversation,
 )
 
+from .auth import trusted_server
 from .cors import require_flow_origin, widget_route
 from .deps import find_conversation, json_body, message_dict, services
-from .errors import ApiError
+from .errors import ApiError, unavailable
 from .inputs import query
 from .schemas import (
     ConversationSchema,
@@ -39,23 +44,55 @@ def token_dict(conversation: Conversation) -> dict[str, Any]:
             "visitor_token_expires_in": issued.expires_in}
 
 
-@bp.post("/conversations")
-@widget_route
-def start_conversation() -> tuple[Response, int]:
-    """Start a conversation for a helpdesk contact: its id, visitor token and welcome question."""
-    data = StartConversationSchema().load(json_body())
-    contact = Contact(**data["contact"])
+def requested_flow(name: str | None) -> Flow:
+    """The named (or default) flow, or a 422 listing the flows there are."""
     flows = services().flows
-    name = data.get("flow") or flows.default
+    name = name or flows.default
     try:
-        flow = flows.get(name)
+        return flows.get(name)
     except KeyError as error:
         raise ApiError(422, "unknown_flow", f"no flow named {name!r}",
                        {"flow": flows.names()}) from error
+
+
+def start_contact(flow: Flow, data: dict[str, Any], trusted: bool) -> ResolvedContact:
+    """The contact this start acts as; 403 when a browser cannot prove it is that contact."""
+    contact = data["contact"]
+    claim = ContactClaim(contact.get("id"), contact.get("id_hash"), data.get("contact_token"))
+    try:
+        return services().identities.resolve(flow, claim, trusted=trusted)
+    except IdentityRefused as error:
+        raise ApiError(403, error.code, str(error)) from error
+    except VaultError as error:  # e.g. this process lacks SUPPORTFLOW_VAULT_KEY
+        raise unavailable("the flow's identity secret cannot be read") from error
+
+
+def contact_dict(flow: Flow, resolved: ResolvedContact) -> dict[str, Any]:
+    """The contact as the start answers it; anonymous ones with a fresh contact token."""
+    found: dict[str, Any] = {"contact_id": resolved.id, "identity": resolved.identity.value}
+    if resolved.identity is Identity.ANONYMOUS:
+        issued = services().contact_tokens.issue(resolved.id, flow.name)
+        found.update(contact_token=issued.token, contact_token_expires_in=issued.expires_in)
+    return found
+
+
+@bp.post("/conversations")
+@widget_route
+def start_conversation() -> tuple[Response, int]:
+    """Start a conversation: for an anonymous visitor, a contact the site signed, or any contact
+    a trusted server names; its id, visitor token and welcome question."""
+    trusted = trusted_server()
+    data = StartConversationSchema().load(json_body())
+    flow = requested_flow(data.get("flow"))
     require_flow_origin(flow)
+    resolved = start_contact(flow, data, trusted)
+    profile = data["contact"]
+    contact = Contact(resolved.id, profile.get("name"), profile.get("email"),
+                      profile.get("attributes", {}))
     conversation, welcome = services().intake.start_conversation(contact, flow.name)
     body = StartedConversationSchema().dump({
         **token_dict(conversation),
+        **contact_dict(flow, resolved),
         "state": conversation.state.value,
         "welcome": message_dict(1, welcome),
     })

@@ -7,7 +7,9 @@ origin, and embeds the widget with the README's snippet, as a helpdesk owner wou
 
 from __future__ import annotations
 
+import html
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,8 @@ import pytest
 import redis
 from werkzeug.wrappers import Request, Response
 
+from supportflow.adapters.redis_store import RedisConversationStore
+from supportflow.domain.contacts import identity_hash
 from tests.conftest import WIDGET_SITE, WIDGET_SITE_PORT, Sandbox, make_app
 from tests.e2e.test_pages import SHIPPING, SHIPPING_ANSWER, TIMEOUT_MS, shot
 from tests.helpers import free_port, readme_snippet, serving
@@ -56,6 +60,10 @@ def shop_app(supportflow: str, snippet: str) -> Callable[..., Any]:
             return Response(SHOP_CSS, content_type="text/css")
         css = "" if "plain" in request.args else '<link rel="stylesheet" href="/shop.css">'
         widget = "" if "nowidget" in request.args else snippet.replace(README_BASE, supportflow)
+        if "user" in request.args:  # a signed-in user, as the shop's server writes the snippet
+            widget = widget.replace('data-flow="default"', 'data-flow="identified" '
+                                    f'data-contact="{html.escape(request.args["user"])}" '
+                                    f'data-contact-hash="{html.escape(request.args["hash"])}"')
         page = SHOP_PAGE.format(css=css, widget=widget)
         return Response(page, content_type="text/html; charset=utf-8",
                         headers={"Content-Security-Policy": policy})
@@ -164,6 +172,14 @@ def test_a_whole_conversation_on_a_shop_site_under_a_strict_csp(
     expect(log).to_contain_text("Hi, Sam from Acme here.")
     expect(announcer).to_contain_text("Support team: Hi, Sam from Acme here.")
     shot(page, "embed-agent-reply")
+
+    # An anonymous visitor: the widget keeps the contact token that names their contact.
+    services = app.extensions["supportflow"]
+    kept = page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('supportflow.contact.'))"
+                         ".map(k => localStorage.getItem(k))")
+    found = services.store.get(conversation)
+    assert len(kept) == 1 and found is not None
+    assert services.contact_tokens.contact_of(kept[0], "default") == found.contact_id
 
     # The visitor token went in a header, to the event stream too, and never in a URL.
     assert token and token.startswith("sfv_")
@@ -287,3 +303,28 @@ def test_the_widget_waits_out_busy_answers_and_keeps_its_token_fresh(
     box.press("Enter")
     expect(pending).to_have_count(0)
     assert sent()[-1] == "fourth"
+
+
+def test_an_identified_visitor_chats_as_their_contact_and_a_forged_hash_starts_nothing(
+    shop: str, page: Any, redis_url: str, identity_secret: str
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+    user = f"user-{uuid.uuid4().hex[:8]}"
+    page.goto(f"{shop}?user={user}&hash={identity_hash(identity_secret, user)}")
+    open_chat(page)
+    conversation = page.evaluate(
+        f"sessionStorage.getItem('supportflow.widget.identified.user.{user}.conversation')")
+    found = RedisConversationStore(client).get(conversation)
+    assert found is not None and found.contact_id == user
+
+    before = client.zcard("sf:conversations")
+    mallory = f"mallory-{uuid.uuid4().hex[:8]}"
+    page.goto(f"{shop}?user={mallory}&hash={identity_hash(identity_secret, user)}")
+    page.get_by_role("button", name="Ask Acme", exact=True).click()
+    expect(page.get_by_role("status").filter(has_text="We couldn't confirm who you are")
+           ).to_be_visible()
+    shot(page, "embed-identity-refused")
+    assert page.evaluate(
+        f"sessionStorage.getItem('supportflow.widget.identified.user.{mallory}.conversation')"
+    ) is None
+    assert client.zcard("sf:conversations") == before

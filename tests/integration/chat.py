@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from tests.helpers import wait_until
@@ -12,15 +11,24 @@ class Chat:
     """One customer conversation driven through the Flask test client."""
 
     def __init__(self, client: Any, flow: str, contact: str | None = None,
-                 profile: dict[str, Any] | None = None) -> None:
+                 profile: dict[str, Any] | None = None, *, server: dict[str, str] | None = None,
+                 contact_token: str | None = None, contact_hash: str | None = None) -> None:
+        """A browser's start: an anonymous contact (the same one again with `contact_token`),
+        or `contact` proven by `contact_hash`; or a trusted server's naming `contact` (`server`:
+        its widget token's headers)."""
         self.client = client
-        self.contact = contact or f"contact-{uuid.uuid4().hex[:8]}"
-        response = client.post("/v1/conversations",
-                               json={"contact": {**(profile or {}), "id": self.contact},
-                                     "flow": flow})
+        body: dict[str, Any] = {"contact": {**(profile or {})}, "flow": flow}
+        if contact:
+            body["contact"]["id"] = contact
+        if contact_hash:
+            body["contact"]["id_hash"] = contact_hash
+        if contact_token:
+            body["contact_token"] = contact_token
+        response = client.post("/v1/conversations", json=body, headers=server or {})
         assert response.status_code == 201, response.get_json()
         self.started = response.get_json()
         self.id: str = self.started["conversation_id"]
+        self.contact: str = self.started["contact_id"]
         # The visitor token opens this conversation (and only it) on the widget routes.
         self.headers = {"Authorization": f"Bearer {self.started['visitor_token']}"}
 

@@ -123,6 +123,9 @@ def test_every_action_answers_what_it_documents(app: Any, document: dict[str, An
                                           json={"text": "Wants a refund for order 1234"}))
     assert note["note"]["author"] == person.name
     doc.check("saveNote", api.post(f"{conv}/notes", headers=auth, json={"text": ""}))
+    refused = doc.check("saveNote", api.post(f"{conv}/notes", headers=auth,
+                                             json={"text": "hi \udc80"}))
+    assert "U+DC80" in refused["error"]["fields"]["text"][0]
     doc.check("saveNote", api.post(f"{conv}/notes", headers=auth, data="not json"))
     doc.check("saveNote", api.post("/v1/actions/conversations/conv-nope/notes", headers=auth,
                                    json={"text": "x"}))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import time
 from pathlib import Path
 from typing import Any
 
@@ -53,19 +52,23 @@ def test_three_turns_get_answers_and_attribute_holds_latest_answer(
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_contact_scope_shares_a_thread_across_conversations_conversation_scope_does_not(
+def test_contact_scope_shares_a_thread_across_a_visitors_conversations_conversation_scope_does_not(
     client: Any, store: RedisConversationStore, backend: str
 ) -> None:
     threads: dict[str, list[str | None]] = {}
     for flow in (backend, f"{backend}_contact"):
-        contact = f"contact-{flow}-{time.time_ns()}"
+        token: str | None = None  # an anonymous visitor who comes back with their token
+        contacts: set[str] = set()
         for _ in range(2):
-            chat = Chat(client, flow, contact=contact)
+            chat = Chat(client, flow, contact_token=token)
+            token = chat.started["contact_token"]
+            contacts.add(chat.contact)
             chat.say("What are your opening hours?")
             chat.wait_for_bot_messages(2)
             conversation = store.get(chat.id)
             assert conversation is not None
             threads.setdefault(flow, []).append(conversation.thread_id)
+        assert len(contacts) == 1  # the same contact both times
     shared = threads[f"{backend}_contact"]
     separate = threads[backend]
     assert shared[0] and shared[0] == shared[1]

@@ -47,10 +47,12 @@ def test_erasing_a_contact_leaves_no_key_holding_its_id_name_email_or_text(
     tag = uuid.uuid4().hex[:12]
     contact = {"id": f"erase-{tag}", "name": f"Name{tag}", "email": f"mail{tag}@example.com",
                "attributes": {"plan": f"plan{tag}"}}
-    asked = Chat(client, "responses_contact", contact=contact["id"], profile=contact)
+    server = make_token(redis_url, Role.WIDGET)  # a site's server names its contact
+    asked = Chat(client, "responses_contact", contact=contact["id"], profile=contact,
+                 server=server)
     asked.say(f"How long does shipping take? {tag}")
     asked.wait_for_state("wait_for_user")
-    handed = Chat(client, "responses", contact=contact["id"], profile=contact)
+    handed = Chat(client, "responses", contact=contact["id"], profile=contact, server=server)
     handed.say(f"{HANDOFF_REQUEST} {tag}")
     handed.wait_for_state("handed_off")
     agent = Agent(client, redis_url)

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis
 
@@ -61,6 +62,7 @@ def test_forged_tampered_stale_and_unsigned_events_are_refused(app: Any, redis_u
     client = app.test_client()
     body = event("resp_forged")
     keys_before = set(redis.Redis.from_url(redis_url).keys("sf:openai:*"))
+    refused_before = refused_count(app)
     attempts = [
         post(client, body, secret=new_secret()),
         post(client, body, signed_body=body.replace(b"resp_forged", b"resp_other")),
@@ -72,16 +74,22 @@ def test_forged_tampered_stale_and_unsigned_events_are_refused(app: Any, redis_u
         assert answer.status_code == 401, answer.get_json()
         assert answer.get_json()["error"]["code"] == "invalid_signature"
     assert set(redis.Redis.from_url(redis_url).keys("sf:openai:*")) == keys_before
+    wait_until(lambda: refused_count(app) == refused_before + len(attempts), timeout=5)
     assert post(client, b'{"type": "response.completed"}').status_code == 422
     assert post(client, body, connector="nobody").status_code == 404
 
 
 def test_unknown_responses_and_other_events_are_acknowledged_and_ignored(app: Any) -> None:
     client = app.test_client()
+    unknown_before, ignored_before = (counter(app, "supportflow_openai_events", outcome)
+                                      for outcome in ("unknown", "ignored"))
     unknown = post(client, event("resp_not_ours"))
     assert unknown.status_code == 200 and unknown.get_json()["outcome"] == "unknown"
     batch = post(client, event("batch_1", "batch.completed"))
     assert batch.status_code == 200 and batch.get_json()["outcome"] == "ignored"
+    wait_until(lambda: (counter(app, "supportflow_openai_events", "unknown"),
+                        counter(app, "supportflow_openai_events", "ignored"))
+               == (unknown_before + 1, ignored_before + 1), timeout=5)
 
 
 def test_a_replayed_webhook_id_has_no_effect(app: Any) -> None:
@@ -129,6 +137,12 @@ def counter(app: Any, name: str, label: str) -> float:
     return float(values.get((label,), 0.0))
 
 
+def refused_count(app: Any) -> float:
+    values = app.extensions["supportflow"].metrics.counter_values(
+        "supportflow_openai_events_refused")
+    return float(sum(values.values()))
+
+
 def checks_of(app: Any, sandbox: Sandbox, chat: Chat) -> list[float]:
     """When the sandbox was asked about the conversation's runs (time.time())."""
     conversation = app.extensions["supportflow"].store.get(chat.id)
@@ -155,6 +169,17 @@ def test_a_finished_response_reaches_the_conversation_by_webhook_with_one_check(
     [check] = checks_of(hooked, sandbox, chat)
     assert check - said < WEBHOOK_POLL_S
     assert counter(hooked, "supportflow_runs_ended", "webhook") == by_webhook + 1
+
+
+def test_a_turn_by_webhook_costs_the_api_two_calls(hooked: Any, sandbox: Sandbox) -> None:
+    chat = Chat(hooked.test_client(), "responses_webhooks")
+    for turn, question in enumerate(["How long does shipping take?", "Do you ship abroad?"]):
+        chat.say(question)
+        chat.wait_for_bot_messages(2 + turn)
+    calls = httpx.get(f"{sandbox.root}/_sandbox/runs", timeout=5).json()["calls"]
+    # Opening the conversation once, then per turn the response request (the customer's
+    # messages ride in it) and one read of the finished response.
+    assert calls[chat.id] == 1 + 2 * 2
 
 
 def test_a_dropped_webhook_is_covered_by_the_next_poll(hooked: Any, sandbox: Sandbox) -> None:

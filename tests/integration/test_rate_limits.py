@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from supportflow.bootstrap import bootstrap
+from supportflow.domain.access import Role
 from supportflow.settings import load_settings
 from supportflow.web import create_app
 from tests.conftest import WIDGET_SITE
@@ -115,6 +116,16 @@ def test_web_processes_share_the_count_in_redis(make_client: Make, redis_url: st
     refused_politely(start(one)[0])
     assert client.zcard(f"{PREFIX}:conversations") == before
     assert any(client.scan_iter(f"{PREFIX}:ratelimit:*"))
+
+
+def test_a_trusted_servers_starts_are_not_held_to_the_start_limit(make_client: Make) -> None:
+    client = make_client(rate_limit_start="1 per 2 seconds")
+    tokens = client.application.extensions["supportflow"].tokens
+    server = {"Authorization": f"Bearer {tokens.create(f'server-{random.getrandbits(32)}', Role.WIDGET)}"}
+    assert start(client)[0].status_code == 201
+    refused_politely(start(client)[0])
+    for _ in range(3):  # a site's server starts conversations for many people from one address
+        assert start(client, **server)[0].status_code == 201
 
 
 class CountingConnection(redis.Connection):

@@ -45,7 +45,7 @@ def kept_state(iso: Isolated, conversation_id: str) -> tuple[dict[str, Any], set
 
 
 def closed_conversation(iso: Isolated, contact: str) -> str:
-    conversation = iso.start(contact)
+    conversation = iso.start(contact, named=True)
     iso.api.post(f"/v1/conversations/{conversation}/messages", json={"text": HUMAN},
                  headers=iso.visitor[conversation])
     iso.drive(conversation, "handed_off")
@@ -59,7 +59,7 @@ def test_retention_removes_expired_conversations_and_keeps_live_ones(
     now = time.time()
     clock = Clock(now - 40 * DAY)
     iso = Isolated(redis_url, flows_dir, sandbox_url=sandbox.url, clock=clock)
-    idle = iso.start("idle-contact", name="Idle Person")
+    idle = iso.start("idle-contact", named=True, name="Idle Person")
     iso.api.post(f"/v1/conversations/{idle}/messages", json={"text": "idle question"},
                  headers=iso.visitor[idle])
     inbox = iso.inbox(InboxKind.WEBHOOK)
@@ -71,7 +71,7 @@ def test_retention_removes_expired_conversations_and_keeps_live_ones(
     clock.now = now - 3600
     recently_closed = closed_conversation(iso, "recent-contact")
     clock.now = now
-    live = iso.start("live-contact")
+    live = iso.start("live-contact", named=True)
     iso.api.post(f"/v1/conversations/{live}/messages", json={"text": "still here"},
                  headers=iso.visitor[live])
     kept_before = {cid: kept_state(iso, cid) for cid in (recently_closed, live)}

@@ -72,6 +72,14 @@ def _chatwoot(field: str) -> Request:
     return build
 
 
+def _article(field: str) -> Request:
+    def build(iso: Isolated, value: Any) -> tuple[str, bytes, dict[str, str]]:
+        article: dict[str, Any] = {"title": "Returns", "text": "Within 30 days.", "tags": []}
+        article[field] = [value] if field == "tags" else value
+        return "/v1/agent/knowledge", json.dumps(article).encode(), iso.token(Role.AGENT)
+    return build
+
+
 # Every text field a client sends, and where the 422 names it.
 FIELDS: dict[str, tuple[Request, tuple[str, ...]]] = {
     "start contact.name": (_start("name"), ("contact", "name")),
@@ -85,6 +93,9 @@ FIELDS: dict[str, tuple[Request, tuple[str, ...]]] = {
     "chatwoot content": (_chatwoot("content"), ("content",)),
     "chatwoot sender.name": (_chatwoot("name"), ("sender", "name")),
     "chatwoot sender.email": (_chatwoot("email"), ("sender", "email")),
+    "knowledge title": (_article("title"), ("title",)),
+    "knowledge text": (_article("text"), ("text",)),
+    "knowledge tags": (_article("tags"), ("tags", "0")),
 }
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import secrets
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -126,6 +128,33 @@ def test_cli_sets_a_webhook_secret_from_stdin_and_never_prints_it(
     assert secret not in out.out + out.err and secret[6:20] not in out.out + out.err
 
 
+def test_cli_keeps_a_flows_identity_secret_sealed_rotates_it_and_never_prints_it(
+    redis_url: str, flows_dir: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, value in (("REDIS_URL", redis_url), ("KEY_PREFIX", "vaultcli"),
+                        ("VAULT_KEY", VAULT_KEY), ("FLOWS_DIR", str(flows_dir))):
+        monkeypatch.setenv(f"SUPPORTFLOW_{name}", value)
+    first, second = secrets.token_hex(32), secrets.token_hex(32)
+    for secret in (first, second):
+        monkeypatch.setattr(sys, "stdin", io.StringIO(secret + "\n"))
+        assert main(["flows", "identity-secret", "identified", "--keep-previous", "600"]) == 0
+    vault = Vault(redis.Redis.from_url(redis_url), prefix="vaultcli", key=VAULT_KEY)
+    raw = vault.redis.hget("vaultcli:vault:identity", "identified")
+    assert raw and first.encode() not in raw and second.encode() not in raw
+    assert vault.identity_secrets("identified", time.time()) == [second, first]
+    assert vault.identity_secrets("identified", time.time() + 601) == [second]
+    monkeypatch.setattr(sys, "stdin", io.StringIO("too-short\n"))
+    assert main(["flows", "identity-secret", "identified"]) == 1
+    assert main(["flows", "identity-secret", "nope"]) == 1
+    assert main(["flows", "identity-secret", "identified", "--remove"]) == 0
+    assert vault.identity_secrets("identified", time.time()) == []
+    out = capsys.readouterr()
+    assert "the previous one still verifies for 600 s" in out.out
+    assert "at least 32" in out.err and "no flow named 'nope'" in out.err
+    assert first not in out.out + out.err and second not in out.out + out.err
+
+
 @pytest.fixture
 def debug_stack(tmp_path: Path, sandbox: Sandbox, flows_dir: Path) -> Iterator[tuple[Any, Path, str]]:
     """A stack of its own with the worker logging at DEBUG to a file we can read."""
@@ -162,3 +191,4 @@ def test_a_whole_conversation_at_debug_logs_the_key_nowhere(
     everything += json.dumps([chat.state(), chat.messages()])
     assert SECRET not in everything
     assert SECRET[8:24] not in everything
+

@@ -58,20 +58,27 @@ def test_start_returns_the_welcome_question_and_stores_the_contact_profile(
     api: Any, services: Services
 ) -> None:
     response = api.post("/v1/conversations", json={
-        "contact": {"id": "c-42", "name": "Ada", "attributes": {"plan": "pro"}}})
+        "contact": {"name": "Ada", "attributes": {"plan": "pro"}}})
     assert response.status_code == 201
     body = response.get_json()
     assert body["state"] == "ask"
     assert body["welcome"]["text"] == "Hello! How can I help?"
     assert body["visitor_token"].startswith("sfv_") and body["visitor_token_expires_in"] == 7200
     assert response.headers["Location"].endswith(body["conversation_id"])
-    assert services.store.attributes("c-42") == {"name": "Ada", "plan": "pro"}
+    # A browser's visitor is anonymous: the server made the contact, and a token to keep it.
+    assert body["identity"] == "anonymous" and body["contact_id"].startswith("_v:")
+    assert body["contact_token"].startswith("sfk_")
+    assert body["contact_token_expires_in"] == 90 * 86400
+    assert services.store.attributes(body["contact_id"]) == {"name": "Ada", "plan": "pro"}
 
 
 @pytest.mark.parametrize(("body", "field"), [
-    ({}, "contact"),
-    ({"contact": {}}, "contact"),
+    ({"contact": []}, "contact"),
     ({"contact": {"id": "has spaces"}}, "contact"),
+    ({"contact": {"id": "_v:taken"}}, "contact"),
+    ({"contact": {"id_hash": "ab" * 32}}, "contact"),
+    ({"contact": {"id": "ok", "id_hash": "not hex"}}, "contact"),
+    ({"contact": {"id": "ok"}, "contact_token": 5}, "contact_token"),
     ({"contact": {"id": "ok", "email": "not-an-email"}}, "contact"),
     ({"contact": {"id": "ok"}, "flow": "../etc"}, "flow"),
     ({"contact": {"id": "ok"}, "surprise": 1}, "surprise"),

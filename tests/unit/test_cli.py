@@ -34,11 +34,12 @@ def test_flows_check_passes_on_the_shipped_flows(capsys: pytest.CaptureFixture[s
 
 def test_flows_check_lists_each_good_flow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write(tmp_path, "default", VALID)
-    write(tmp_path, "sales", {**VALID, "thread": {"scope": "contact"}})
+    write(tmp_path, "sales", {**VALID, "thread": {"scope": "contact"},
+                              "widget": {"identity": "required"}})
     assert main(["flows", "check", "--dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "'default'" in out
-    assert "'sales'" in out
+    assert "'default'" in out and "identity optional" in out
+    assert "'sales'" in out and "contact threads, identity required" in out
     assert "2 flow(s) OK" in out
 
 

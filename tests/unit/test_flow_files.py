@@ -20,6 +20,7 @@ from supportflow.domain.flow import (
     Flow,
     Handoff,
     HandoffTimeoutAction,
+    IdentityMode,
     ThreadScope,
 )
 
@@ -230,3 +231,11 @@ def test_a_malformed_widget_origin_is_named_with_how_to_write_it(
     message = error_of(tmp_path, {**VALID, "widget": {"allowed_origins": ["https://ok.example", origin]}})
     assert "widget.allowed_origins.1:" in message
     assert says in message
+
+
+def test_widget_identity_is_optional_unless_the_flow_requires_it(tmp_path: Path) -> None:
+    assert load_flow_file(write(tmp_path, "plain", VALID)).widget.identity is IdentityMode.OPTIONAL
+    required = load_flow_file(write(tmp_path, "members", {**VALID, "widget": {"identity": "required"}}))
+    assert required.widget.identity is IdentityMode.REQUIRED
+    message = error_of(tmp_path, {**VALID, "widget": {"identity": "verified"}})
+    assert "widget.identity:" in message and "optional, required" in message

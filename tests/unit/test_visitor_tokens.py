@@ -1,12 +1,14 @@
-"""Visitor tokens: bound to one conversation, signed, expiring, verifiable after a key rotation."""
+"""Widget tokens: visitor tokens bound to one conversation, contact tokens to an anonymous
+visitor's contact; signed, expiring, verifiable after a key rotation."""
 
 from __future__ import annotations
 
 import pytest
 
 from supportflow.adapters.visitor_tokens import (
-    VisitorTokenError,
+    ContactTokens,
     VisitorTokens,
+    WidgetTokenError,
     configured_secrets,
 )
 
@@ -24,7 +26,7 @@ def tokens(*secrets: str, clock: Clock | None = None, ttl_s: float = 600) -> Vis
 
 
 def refusal(signer: VisitorTokens, token: str) -> str:
-    with pytest.raises(VisitorTokenError) as caught:
+    with pytest.raises(WidgetTokenError) as caught:
         signer.verify(token)
     return caught.value.reason
 
@@ -68,3 +70,28 @@ def test_after_a_rotation_new_tokens_use_the_first_secret_and_old_ones_still_ver
     assert tokens("new-secret").verify(fresh).conversation_id == "conv-2"
     assert refusal(tokens("old-secret"), fresh) == "invalid"
     assert configured_secrets(None) == configured_secrets(" , ") == []
+
+
+def contact_tokens(*secrets: str, clock: Clock | None = None) -> ContactTokens:
+    return ContactTokens(lambda: list(secrets), ttl_s=90 * 86400, clock=clock or Clock())
+
+
+def test_a_contact_token_names_its_contact_for_its_flow_until_it_expires() -> None:
+    clock = Clock()
+    signer = contact_tokens("s3cret", clock=clock)
+    issued = signer.issue("_v:abc", "default")
+    assert issued.token.startswith("sfk_") and issued.expires_in == 90 * 86400
+    assert signer.verify(issued.token, "default") == "_v:abc"
+    assert signer.contact_of(issued.token, "sales") is None  # another flow's
+    clock.now += 90 * 86400
+    with pytest.raises(WidgetTokenError, match="expired"):
+        signer.verify(issued.token, "default")
+
+
+def test_visitor_and_contact_tokens_never_pass_for_each_other() -> None:
+    visitor = tokens("s3cret").issue("_v:abc", "default").token
+    contact = contact_tokens("s3cret").issue("_v:abc", "default").token
+    assert contact_tokens("s3cret").contact_of(visitor, "default") is None
+    assert contact_tokens("s3cret").contact_of("sfk_" + visitor[4:], "default") is None
+    assert refusal(tokens("s3cret"), contact) == "invalid"
+    assert refusal(tokens("s3cret"), "sfv_" + contact[4:]) == "invalid"

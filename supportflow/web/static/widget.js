@@ -3,8 +3,10 @@
  *   <script src="https://support.example/static/widget/VERSION/widget.js" integrity="sha384-..."
  *           crossorigin="anonymous" data-flow="default" defer></script>
  *
- * Attributes (all optional): data-flow, data-contact (the helpdesk contact id; a random visitor id
- * otherwise), data-name, data-open ("true" opens the box at once); texts: data-title,
+ * Attributes (all optional): data-flow, data-contact and data-contact-hash (a signed-in user's id
+ * and its HMAC-SHA256 under the flow's identity secret, computed by the site's server; without
+ * both the visitor is anonymous and keeps their contact with a contact token in localStorage),
+ * data-name, data-open ("true" opens the box at once); texts: data-title,
  * data-launcher, data-placeholder, data-send, data-handoff-text, data-closed-text; colours:
  * data-color (the accent) and data-color-text (text on the accent).
  *
@@ -34,7 +36,12 @@
     handoff: data.handoffText || "You've been handed to a person from our team. They'll answer here.",
     closed: data.closedText || "This conversation is closed. Thanks for writing to us!"
   };
-  var KEY = "supportflow.widget." + FLOW;
+  // An identified user's conversation is kept apart: another user of the same tab never resumes it.
+  var IDENTIFIED = !!(data.contact && data.contactHash);
+  var KEY = "supportflow.widget." + FLOW + (IDENTIFIED ? ".user." + data.contact : "");
+  // An anonymous visitor's contact token outlives the tab: per SupportFlow origin and flow.
+  var CONTACT_KEY = "supportflow.contact." + BASE + "." + FLOW;
+  var IDENTITY_ERRORS = ["identity_invalid", "identity_required", "identity_not_configured"];
   var POLL_MS = 2000;
   var STATE_MS = 5000;
   var BUSY_RETRIES = 5;
@@ -48,13 +55,15 @@
       else sessionStorage.setItem(KEY + "." + name, value);
     } catch (e) { /* storage off: the chat lasts as long as the page */ }
   }
+  function contactToken() { try { return localStorage.getItem(CONTACT_KEY); } catch (e) { return null; } }
+  function keepContactToken(value) {
+    try { if (value) localStorage.setItem(CONTACT_KEY, value); } catch (e) { /* a new contact next time */ }
+  }
   function randomId(prefix) {
     var bytes = new Uint8Array(8);
     crypto.getRandomValues(bytes);
     return prefix + Array.prototype.map.call(bytes, function (b) { return b.toString(16).padStart(2, "0"); }).join("");
   }
-  var CONTACT = data.contact || stored("contact") || randomId("visitor-");
-  store("contact", CONTACT);
 
   function h(tag, attrs, children) {
     var node = document.createElement(tag);
@@ -412,6 +421,11 @@
   }
 
   function explainStartFailure(error) {
+    // The site vouched for a user it could not prove (a wrong or missing data-contact-hash).
+    if (error.status === 403 && IDENTITY_ERRORS.indexOf(error.code) >= 0) {
+      return Promise.resolve("We couldn't confirm who you are, so the chat can't start. "
+                             + "Please sign in again or reload the page.");
+    }
     if (error.status) return Promise.resolve("The chat is unavailable: " + error.message);
     // A network error, or a refusal the browser hides (CORS): can the server be reached at all?
     return fetch(BASE + "/healthz", { mode: "no-cors", credentials: "omit", cache: "no-store" })
@@ -427,9 +441,13 @@
     starting = ready.then(function (resumed) {
       if (resumed) return;
       reset();
-      var contact = { id: CONTACT };
+      var contact = IDENTIFIED ? { id: data.contact, id_hash: data.contactHash } : {};
       if (data.name) contact.name = data.name;
-      return api("POST", "/v1/conversations", { contact: contact, flow: FLOW }).then(function (answer) {
+      var body = { contact: contact, flow: FLOW };
+      var kept = IDENTIFIED ? null : contactToken();
+      if (kept) body.contact_token = kept;
+      return api("POST", "/v1/conversations", body).then(function (answer) {
+        keepContactToken(answer.contact_token);
         conversationId = answer.conversation_id;
         store("conversation", conversationId);
         keepToken(answer.visitor_token, answer.visitor_token_expires_in);
