@@ -1,4 +1,9 @@
-"""Lua scripts: each changes several keys of one conversation atomically, in one round trip."""
+"""Lua scripts: each changes several keys of one conversation atomically, in one round trip.
+
+Over 300 lines on purpose: the scripts share one key layout and the FSM's state sets, and
+reading accept, take, commit, release and the scheduler's claim side by side is how one checks
+that they agree on every key.
+"""
 
 from supportflow.domain.fsm import TAKES_TURNS, WORKING_STATES
 

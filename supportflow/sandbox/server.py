@@ -1,4 +1,8 @@
-"""The sandbox assistant server: Assistants v2 and Responses/Conversations paths under /v1."""
+"""The sandbox assistant server: Assistants v2 and Responses/Conversations paths under /v1.
+
+Over 300 lines on purpose: both APIs' routes sit beside the fault injection, error shape and
+paging they share, so what a client sees from either API is decided in one file.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Ports: the small interfaces the use cases call; adapters implement them."""
+"""Ports: the small interfaces the use cases call; adapters implement them.
+
+Over 300 lines on purpose: every port and the value types crossing it are kept in one module,
+so the contract between use cases and adapters reads as one page.
+"""
 
 from __future__ import annotations
 
