@@ -80,6 +80,32 @@ def write_flows(folder: Path, static_threads: dict[str, str], vector_store: str 
     return folder
 
 
+# Tests that share one xdist worker (scripts/test.sh runs `--dist loadgroup`): the Chromium
+# pages share a browser, a module's module-scoped stack is built once, and the tests that kill
+# or restart processes against a time budget never run two at a time.
+XDIST_GROUPS = {
+    "tests/e2e/test_pages.py": "chromium",
+    "tests/e2e/test_embed.py": "chromium",
+    "tests/integration/test_failover.py": "restarts",
+    "tests/integration/test_rolling_restart.py": "restarts",
+    "tests/integration/test_worker_crash.py": "restarts",
+    "tests/integration/test_beat_standby.py": "restarts",
+}
+MODULE_SCOPED = ("test_accounts", "test_actions", "test_gpt", "test_knowledge", "test_ops",
+                 "test_replica_wait", "test_sandbox_contract", "test_sandbox_webhooks")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        group = XDIST_GROUPS.get(module)
+        if group is None and Path(module).stem in MODULE_SCOPED:
+            group = Path(module).stem
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from supportflow.runtime.redis_server import EmbeddedRedis
