@@ -107,3 +107,37 @@ def _twice(check: Callable[[], bool], timeout: float) -> None:
         return streak[0] >= 2
 
     wait_until(twice, timeout=timeout, interval=0.1)
+
+
+def wait_settled(redis_url: str, flows_dir: Any, timeout: float = 30.0, prefix: str = "sf") -> None:
+    """Wait until nothing left by earlier tests on this Redis can still move a stack-wide count:
+    every conversation is idle (wait_idle) and no unclaimed handoff of a flow that gives it back
+    to the bot on timeout is still in the queue. Use it before reading counts of the whole stack.
+    """
+    import json
+    from pathlib import Path
+
+    import redis
+    import yaml
+
+    client = redis.Redis.from_url(redis_url)
+    every = [cid.decode() for cid in client.zrange(f"{prefix}:conversations", 0, -1)]
+    wait_idle(redis_url, every, timeout=timeout, prefix=prefix)
+
+    def returns_on_timeout(flow: str) -> bool:
+        path = Path(flows_dir) / f"{flow}.yaml"
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        return bool((data.get("handoff") or {}).get("on_timeout") == "return")
+
+    def none_to_return() -> bool:
+        queued = [cid.decode() for cid in client.zrange(f"{prefix}:handoffs", 0, -1)]
+        claimed = client.hmget(f"{prefix}:handoffs:claims", queued) if queued else []
+        for cid, claimant in zip(queued, claimed, strict=True):
+            raw = client.get(f"{prefix}:conv:{cid}")
+            record = json.loads(raw) if raw else {}
+            if not claimant and returns_on_timeout(record.get("flow", "")):
+                return False
+        return True
+
+    _twice(none_to_return, timeout)
+    client.close()

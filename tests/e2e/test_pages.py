@@ -17,7 +17,7 @@ import pytest
 
 from supportflow.domain.accounts import AccountRole
 from tests.conftest import Sandbox, make_app
-from tests.helpers import serving
+from tests.helpers import serving, wait_settled
 from tests.integration.account_helpers import Person, make_account
 from tests.integration.agent_helpers import HANDOFF_REQUEST, handed_off_chat
 
@@ -198,8 +198,11 @@ def test_agent_console_refuses_a_wrong_password_and_shows_empty_and_error_states
     expect(page).to_have_url(re.compile(r"/signin\?next=/agent$"))
 
 
-def test_ops_dashboard_shows_the_counts_move(site: tuple[str, Any], context: Any) -> None:
+def test_ops_dashboard_shows_the_counts_move(site: tuple[str, Any], context: Any, redis_url: str,
+                                            flows_dir: Path) -> None:
     base, app = site
+    # The counts are the whole stack's: earlier tests' chats must not move them meanwhile.
+    wait_settled(redis_url, flows_dir)
     agent = context.new_page()
     agent.goto(f"{base}/signin?next=/ops")
     person = make_account(app)
