@@ -122,7 +122,9 @@ def test_readiness_shows_the_topology_and_fails_while_no_replica_can_confirm(
         found: dict[str, Any] = client.get("/readyz").get_json()["redis"]
         return found
 
-    shown = topology()
+    # A replica the earlier tests stopped may still be resyncing (wait_bgsave) when this starts.
+    shown = wait_until(lambda: (found := topology())["replicas"]
+                       and found["replicas"][0]["state"] == "online" and found)
     assert shown["mode"] == "direct" and shown["role"] == "master"
     assert shown["replica_wait"] == {"on": True, "replicas": 1, "timeout_ms": 300}
     assert [r["state"] for r in shown["replicas"]] == ["online"]
