@@ -2,7 +2,7 @@
 # The test command: lint, type-check and run every test. `.ci/run` calls exactly this.
 # Works from a clean checkout: creates .venv and installs the package with its test extras.
 # Extra arguments go to pytest, e.g. `scripts/test.sh -k redis -x`.
-# pytest runs on SUPPORTFLOW_TEST_WORKERS xdist workers (default 3; 0 = one process), each with
+# pytest runs on SUPPORTFLOW_TEST_WORKERS xdist workers (default 4; 0 = one process), each with
 # its own session stack; with -x, -k, -n or --pdb among the arguments it runs as they say.
 set -euo pipefail
 
@@ -40,7 +40,7 @@ stage "mypy"
 "$PY" -m mypy
 
 stage "pytest"
-workers="${SUPPORTFLOW_TEST_WORKERS:-3}"
+workers="${SUPPORTFLOW_TEST_WORKERS:-4}"
 for arg in "$@"; do
     case "$arg" in
         -x|--exitfirst|-k|-k*|-n|-n*|--numprocesses*|--pdb|-p) workers=0 ;;
