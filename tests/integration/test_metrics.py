@@ -101,7 +101,9 @@ def test_queue_depth_counts_countdown_tasks_held_by_workers_and_both_workers_are
     client, url = two_workers
     ops = make_token(url, Role.OPS)
     queue = CeleryTaskQueue(create_celery(load_settings({"redis_url": url})))
-    queue.poll("conv-not-yet", 1, 600.0)  # a worker reserves it at once and holds it
+    # Polls have no countdown any more; a delivery retry does: a worker reserves it at once
+    # and holds it.
+    queue.deliver("delivery-not-yet", 1, 600.0)
     reserved = ("supportflow_queue_reserved", (("queue", "supportflow"),))
     ready = ("supportflow_queue_ready", (("queue", "supportflow"),))
     # Beat's periodic tasks pass through the ready queue now and then (slowly on a busy
