@@ -21,13 +21,11 @@ from werkzeug.wrappers import Request, Response
 from supportflow.adapters.redis_store import RedisConversationStore
 from supportflow.domain.contacts import identity_hash
 from tests.conftest import WIDGET_SITE, WIDGET_SITE_PORT, Sandbox, make_app
-from tests.e2e.test_pages import SHIPPING, SHIPPING_ANSWER, TIMEOUT_MS, shot
+from tests.e2e.browser import SHIPPING, SHIPPING_ANSWER, TIMEOUT_MS, expect, shot
 from tests.helpers import free_port, readme_snippet, serving
 from tests.integration.agent_helpers import HANDOFF_REQUEST, Agent
 
 pytestmark = pytest.mark.slow
-playwright_api = pytest.importorskip("playwright.sync_api")
-expect = playwright_api.expect
 
 README_BASE = "https://support.example.com"
 # The shop's own styles: as hostile to an embedded widget as a stylesheet gets.
@@ -94,16 +92,6 @@ def stranger(supportflow: tuple[str, Any]) -> Iterator[str]:
     port = free_port()
     with serving(shop_app(supportflow[0], readme_snippet()), port):
         yield f"http://localhost:{port}"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from tests.e2e.test_pages import CHROMIUM, CHROMIUM_ARGS
-
-    with playwright_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 # Recorded in the page before any of its scripts run: what the CSP (or Trusted Types) refused.

@@ -16,13 +16,12 @@ from authlib.integrations.httpx_client import OAuth2Client
 
 from supportflow.domain.accounts import Scope
 from tests.conftest import Sandbox, make_app
-from tests.e2e.test_pages import browser, context, expect, fill_sign_in, shot
+from tests.e2e.browser import expect, fill_sign_in, shot
 from tests.helpers import serving
 from tests.integration.account_helpers import make_account, register_client
 from tests.integration.agent_helpers import handed_off_chat
 
 pytestmark = pytest.mark.slow
-__all__ = ["browser", "context"]  # fixtures shared with the pages' tests
 CALLBACK_PAGE = b"<!doctype html><title>Callback</title><p>Back in ChatGPT.</p>"
 
 

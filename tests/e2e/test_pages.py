@@ -8,7 +8,6 @@ session's real ones. Each test saves screenshots under tests/e2e/screenshots/ (i
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,24 +16,12 @@ import pytest
 
 from supportflow.domain.accounts import AccountRole
 from tests.conftest import Sandbox, make_app
+from tests.e2e.browser import SHIPPING, SHIPPING_ANSWER, TIMEOUT_MS, expect, fill_sign_in, shot
 from tests.helpers import serving, wait_settled
 from tests.integration.account_helpers import Person, make_account
 from tests.integration.agent_helpers import HANDOFF_REQUEST, handed_off_chat
 
 pytestmark = pytest.mark.slow
-playwright_api = pytest.importorskip("playwright.sync_api")
-expect = playwright_api.expect
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# What this machine's Chromium needs: no sandbox as root, no GPU, and no background networking
-# (its connections to Google's hosts are refused by the closed network).
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SHOTS = Path(__file__).parent / "screenshots"
-SHIPPING = "How long does shipping take?"
-SHIPPING_ANSWER = "We ship within 1-2 business days"
-TIMEOUT_MS = 25_000
-expect.set_options(timeout=TIMEOUT_MS)
 
 
 @pytest.fixture(scope="module")
@@ -47,36 +34,12 @@ def site(stack: dict[str, Any], redis_url: str, sandbox: Sandbox,
         yield base, app
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Chromium is missing: apt-get install chromium (scripts/test.sh does)")
-    with playwright_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def context(browser: Any, sandbox: Sandbox) -> Iterator[Any]:
-    sandbox.reset()
-    made = browser.new_context(viewport={"width": 1280, "height": 860})
-    made.set_default_timeout(TIMEOUT_MS)
-    yield made
-    made.close()
-
-
 PHONE = {"width": 390, "height": 844}
 
 
 def fits_width(page: Any) -> bool:
     """Nothing sticks out sideways (no horizontal scrolling)."""
     return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
-
-
-def shot(page: Any, name: str) -> None:
-    SHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"))
 
 
 def open_widget(page: Any, base: str) -> Any:
@@ -101,12 +64,6 @@ def sign_in(page: Any, base: str, person: Person, path: str = "/agent") -> None:
     expect(page).to_have_url(re.compile(r"/signin\?next="))
     fill_sign_in(page, person.email, person.password)
     expect(page).to_have_url(f"{base}{path}")
-
-
-def fill_sign_in(page: Any, identifier: str, password: str) -> None:
-    page.get_by_label("Email or account name").fill(identifier)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in", exact=True).click()
 
 
 def test_a_conversation_in_the_widget_handed_off_and_answered_in_the_agent_console(
