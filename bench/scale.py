@@ -129,15 +129,18 @@ def part_c(stack: Stack, conversations: int, window_s: float, rows: Rows,
     time.sleep(15)
     spying = [(name, spy.record(stack.pid(name), window_s, stack.work / f"{name}-c.raw"))
               for name in ("worker", "sandbox")] if profile else []
-    cpu_before = {name: cpu_seconds(stack.pid(name)) for name in ("worker", "sandbox", "web")}
+    cpu_before = {name: cpu_seconds(stack.pid(name)) for name in ("sandbox", "web")}
+    cpu_before["worker"] = sum(cpu_seconds(stack.pid(name)) for name in stack.workers)
     time.sleep(window_s)
     end = time.time()
     for name, process in spying:
         process.wait()
         rows.append(("c", f"profile of the {name} (busy time by library)",
                      spy.summary(stack.work / f"{name}-c.raw"), ""))
-    rows.append(("c", "CPU used in the window: worker / sandbox / web (cores)", " / ".join(
-        f"{(cpu_seconds(stack.pid(n)) - cpu_before[n]) / (end - begin):.2f}" for n in cpu_before),
+    cpu_after = {name: cpu_seconds(stack.pid(name)) for name in ("sandbox", "web")}
+    cpu_after["worker"] = sum(cpu_seconds(stack.pid(name)) for name in stack.workers)
+    rows.append(("c", "CPU used in the window: worker(s) / sandbox / web (cores)", " / ".join(
+        f"{(cpu_after[n] - cpu_before[n]) / (end - begin):.2f}" for n in ("worker", "sandbox", "web")),
         ""))
     records = stack.run_records(since)
     gaps, checks = [], 0
@@ -145,7 +148,7 @@ def part_c(stack: Stack, conversations: int, window_s: float, rows: Rows,
         inside = [t for t in row[5] if begin <= t <= end]
         checks += len(inside)
         gaps.extend(later - earlier - 10.0 for earlier, later in pairwise(inside))
-    rss = rss_bytes(stack.pid("worker"))
+    rss = sum(rss_bytes(stack.pid(name)) for name in stack.workers)
     per_conversation = (stack.used_memory() - before) / conversations
     depth = stack.queue_depth()
     rows += [
@@ -286,6 +289,8 @@ def main() -> None:
                         help="(a) also runs this poll schedule, e.g. d15=1.5x8,2,3,5,10")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="environment of the code's processes, e.g. WORKER_CONCURRENCY=64")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="run the Procfile's worker process this many times")
     parser.add_argument("--profile", action="store_true",
                         help="py-spy the web in (b), the worker in (c) and (d)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
@@ -306,7 +311,7 @@ def main() -> None:
     print(f"work folder (logs): {work}", file=sys.stderr)
     for part in args.parts:
         stack = Stack(args.code.resolve(), work / part, webhooks=args.webhooks,
-                      extra_env=extra_env)
+                      extra_env=extra_env, workers=args.workers)
         try:
             if part == "a":
                 part_a(stack, [20, 60] if small else [100, 1000], flows, rows)
@@ -317,7 +322,8 @@ def main() -> None:
             elif part == "d":
                 part_d(stack, 300 if small else 6000, 20 if small else 60, rows, args.profile)
             elif part == "t":  # capacity only: how the execution model compares
-                rows.append(("t", f"capacity, whole turns per second ({extra_env or 'defaults'})",
+                rows.append(("t", f"capacity, whole turns per second ({extra_env or 'defaults'}, "
+                                   f"{args.workers} worker process(es))",
                              fmt(_capacity(stack, 300 if small else 6000)), ""))
         finally:
             stack.close()

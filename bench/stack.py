@@ -91,7 +91,7 @@ class Stack:
     """Redis, the sandbox, and the code's web, worker and beat; `close()` stops them all."""
 
     def __init__(self, code: Path, work: Path, *, extra_env: dict[str, str] | None = None,
-                 webhooks: bool = False) -> None:
+                 webhooks: bool = False, workers: int = 1) -> None:
         from supportflow.runtime.redis_server import EmbeddedRedis
 
         self.code, self.work = code, work
@@ -112,10 +112,16 @@ class Stack:
                  **({"OPENAI_WEBHOOK_SECRET": self.webhook_secret} if self.webhook_secret else {})}
         self.env = self._env(extra)
         self._start_sandbox()
-        for name in ("web", "worker", "beat"):
-            self._start(name, procfile(code)[name])
+        commands = procfile(code)
+        self._start("web", commands["web"])
+        self._start("beat", commands["beat"])
+        # More than one worker: the Procfile's worker process scaled out (each its own node).
+        self.workers = ["worker"] + [f"worker{n}" for n in range(2, workers + 1)]
+        for name in self.workers:
+            self._start(name, commands["worker"] + (f" -n {name}@%h" if workers > 1 else ""))
         wait_http(f"{self.base}/healthz")
-        self._wait_worker()
+        for name in self.workers:
+            self._wait_worker(name)
         self.sandbox = httpx.Client(base_url=self.sandbox_root, timeout=120)
 
     # ----- processes -----
@@ -160,13 +166,14 @@ class Stack:
             stderr=subprocess.STDOUT, start_new_session=True)
         wait_http(f"{self.sandbox_root}/_sandbox/runs?since=9e18")
 
-    def _wait_worker(self) -> None:
+    def _wait_worker(self, name: str) -> None:
+        log = self.logs / f"{name}.log"
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
-            if "ready." in (self.logs / "worker.log").read_text(errors="replace"):
+            if "ready." in log.read_text(errors="replace"):
                 return
             time.sleep(0.3)
-        raise SystemExit("the worker did not start: see " + str(self.logs / "worker.log"))
+        raise SystemExit(f"the worker did not start: see {log}")
 
     def pid(self, name: str) -> int:
         return self.processes[name].pid
