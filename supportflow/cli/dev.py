@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import sys
 from pathlib import Path
@@ -24,8 +25,16 @@ def register(commands: Any) -> None:
     dev.add_argument("--sandbox-port", type=int, default=8765)
     dev.add_argument("--concurrency", type=int, default=32,
                      help="steps the Celery worker runs at once (threads)")
+    dev.add_argument("--workers", type=int, default=default_workers(),
+                     help="Celery worker processes (default: one per core, here "
+                          f"{default_workers()})")
     dev.add_argument("--no-webhooks", dest="webhooks", action="store_false",
                      help="the sandbox sends no response events (replies wait for polls)")
+
+
+def default_workers() -> int:
+    """One worker process per core: each runs its steps on threads, held to a core by the GIL."""
+    return max(1, os.cpu_count() or 1)
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
@@ -39,6 +48,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run the whole service on this machine until Ctrl-C."""
     from supportflow.runtime import dev
 
+    for count, what in ((args.workers, "--workers"), (args.concurrency, "--concurrency")):
+        if count < 1:
+            print(f"supportflow: error: {what} must be at least 1", file=sys.stderr)
+            return 2
     for port, what in ((args.port, "--port"), (args.sandbox_port, "--sandbox-port")):
         if not 0 < port < 65536:
             print(f"supportflow: error: {what} must be a port number", file=sys.stderr)
@@ -50,4 +63,5 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return dev.run(dev.DevOptions(
         web_port=args.port, data_dir=args.data.resolve(), redis_url=args.redis_url,
         sandbox_port=args.sandbox_port, concurrency=args.concurrency, webhooks=args.webhooks,
+        workers=args.workers,
     ), settings)

@@ -34,6 +34,8 @@ class DevOptions:
     redis_url: str | None = None
     sandbox_port: int = 8765
     concurrency: int = 2
+    # Worker processes: a threads worker is held to one core by the GIL, so one per core.
+    workers: int = 1
     # The sandbox sends its signed response events to the web app (replies the moment a run ends).
     webhooks: bool = True
 
@@ -86,7 +88,7 @@ def child_env(settings: Settings, redis_url: str, sandbox_url: str | None,
 
 
 def process_specs(options: DevOptions, settings: Settings, env: dict[str, str]) -> list[ProcessSpec]:
-    """The sandbox (without an API key), a Celery worker, beat and gunicorn."""
+    """The sandbox (without an API key), the Celery workers, beat and gunicorn."""
     python = sys.executable
     celery = [python, "-m", "celery", "-A", "workers.app"]
     specs: list[ProcessSpec] = []
@@ -97,11 +99,13 @@ def process_specs(options: DevOptions, settings: Settings, env: dict[str, str]) 
             "--port", str(options.sandbox_port), "--knowledge", str(settings.sandbox_knowledge),
             *events,
         ], env))
-    specs.append(ProcessSpec("worker", [
-        *celery, "worker", "--loglevel", "INFO", "--pool", "threads",
-        "--concurrency", str(options.concurrency), "--without-gossip", "--without-mingle",
-        "--hostname", "dev@%h",
-    ], env))
+    for number in range(1, options.workers + 1):
+        name = "worker" if number == 1 else f"worker{number}"
+        specs.append(ProcessSpec(name, [
+            *celery, "worker", "--loglevel", "INFO", "--pool", "threads",
+            "--concurrency", str(options.concurrency), "--without-gossip", "--without-mingle",
+            "--hostname", f"dev{'' if number == 1 else number}@%h",
+        ], env))
     # The schedule and the active beat's lock live in Redis (workers/beat.py).
     specs.append(ProcessSpec("beat", [*celery, "beat", "--loglevel", "INFO"], env))
     specs.append(ProcessSpec("web", [

@@ -158,6 +158,25 @@ def test_dev_runs_the_sandbox_only_without_an_api_key(tmp_path: Path) -> None:
     assert "sandbox" not in {spec.name for spec in process_specs(options, with_key, env)}
 
 
+def test_dev_runs_one_worker_process_per_core_each_its_own_node(tmp_path: Path) -> None:
+    from supportflow.runtime.dev import DevOptions, child_env, process_specs
+    from supportflow.settings import load_settings
+
+    local = load_settings(environ={})
+    options = DevOptions(web_port=5050, data_dir=tmp_path, workers=2)
+    env = child_env(local, "redis://127.0.0.1:7000/0", "http://127.0.0.1:8799/v1")
+    workers = {spec.name: list(spec.argv) for spec in process_specs(options, local, env)
+               if spec.name.startswith("worker")}
+    assert list(workers) == ["worker", "worker2"]
+    hostnames = {argv[argv.index("--hostname") + 1] for argv in workers.values()}
+    assert len(hostnames) == 2
+
+
+def test_dev_refuses_fewer_than_one_worker(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["dev", "--workers", "0"]) == 2
+    assert "--workers must be at least 1" in capsys.readouterr().err
+
+
 def test_dev_wires_the_sandboxs_webhooks_to_the_web_app_unless_told_not_to(tmp_path: Path) -> None:
     from supportflow.runtime.dev import DevOptions, child_env, process_specs
     from supportflow.settings import load_settings
