@@ -7,7 +7,8 @@ import secrets
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +178,29 @@ def stack_env(redis_url: str, sandbox_url: str, flows_dir: Path) -> dict[str, st
         "PYTHONUNBUFFERED": "1",
     })
     return env
+
+
+@contextmanager
+def private_stack(tmp_path: Path, sandbox: Sandbox, flows_dir: Path, *,
+                  unset: Iterable[str] = (), settings: dict[str, str] | None = None
+                  ) -> Iterator[tuple[Any, Processes, str]]:
+    """A Redis of its own, so no other test's worker picks up this test's tasks: the app's test
+    client, the Processes to start workers and beat with (stopped at the end), the Redis URL.
+    `unset` drops settings of the shared stack's environment, `settings` adds some."""
+    from supportflow.runtime.redis_server import EmbeddedRedis
+
+    with EmbeddedRedis(tmp_path / "redis") as server:
+        env = stack_env(server.url, sandbox.url, flows_dir)
+        for name in unset:
+            env.pop(name)
+        env.update(settings or {})
+        processes = Processes(env, tmp_path)
+        sandbox.reset()
+        try:
+            yield make_app(server.url, sandbox.url, flows_dir).test_client(), processes, server.url
+        finally:
+            processes.stop_all()
+            sandbox.reset()
 
 
 class Processes:

@@ -15,8 +15,7 @@ import pytest
 import redis
 
 from supportflow.adapters.redis_store import RedisConversationStore
-from supportflow.runtime.redis_server import EmbeddedRedis
-from tests.conftest import Processes, Sandbox, make_app, stack_env
+from tests.conftest import Processes, Sandbox, private_stack
 from tests.helpers import wait_idle, wait_until
 
 from .chat import Chat
@@ -77,17 +76,10 @@ def test_a_waiting_poll_lives_in_the_schedule_not_in_the_broker(
 def limited_stack(tmp_path: Path, sandbox: Sandbox, flows_dir: Path
                   ) -> Iterator[tuple[Any, Processes, str]]:
     """A Redis of its own and a worker whose scheduler keeps at most QUEUE_LIMIT tasks queued."""
-    with EmbeddedRedis(tmp_path / "redis") as server:
-        env = stack_env(server.url, sandbox.url, flows_dir)
-        env.update({"SUPPORTFLOW_DISPATCH_QUEUE_LIMIT": str(QUEUE_LIMIT),
-                    "SUPPORTFLOW_DISPATCH_BATCH": str(QUEUE_LIMIT)})
-        processes = Processes(env, tmp_path)
-        sandbox.reset()
-        try:
-            yield make_app(server.url, sandbox.url, flows_dir).test_client(), processes, server.url
-        finally:
-            processes.stop_all()
-            sandbox.reset()
+    with private_stack(tmp_path, sandbox, flows_dir, settings={
+            "SUPPORTFLOW_DISPATCH_QUEUE_LIMIT": str(QUEUE_LIMIT),
+            "SUPPORTFLOW_DISPATCH_BATCH": str(QUEUE_LIMIT)}) as stack:
+        yield stack
 
 
 def test_an_overload_keeps_the_queue_bounded_then_every_conversation_is_answered_once(

@@ -14,8 +14,7 @@ import pytest
 import redis
 
 from supportflow.adapters.redis_store import RedisConversationStore
-from supportflow.runtime.redis_server import EmbeddedRedis
-from tests.conftest import Processes, Sandbox, make_app, stack_env
+from tests.conftest import Processes, Sandbox, private_stack
 from tests.helpers import wait_idle, wait_until
 
 from .chat import Chat
@@ -29,18 +28,9 @@ DEFAULTS_UNDER_TEST = ("SUPPORTFLOW_LEASE_TTL_S", "SUPPORTFLOW_WATCHDOG_GRACE_S"
 def lonely_stack(
     tmp_path: Path, sandbox: Sandbox, flows_dir: Path
 ) -> Iterator[tuple[Any, Processes, str]]:
-    """A Redis of its own, so that no other worker can pick up this test's tasks."""
-    with EmbeddedRedis(tmp_path / "redis") as server:
-        env = stack_env(server.url, sandbox.url, flows_dir)
-        for name in DEFAULTS_UNDER_TEST:
-            env.pop(name)
-        processes = Processes(env, tmp_path)
-        sandbox.reset()
-        try:
-            yield make_app(server.url, sandbox.url, flows_dir).test_client(), processes, server.url
-        finally:
-            processes.stop_all()
-            sandbox.reset()
+    """A Redis of its own, with the README's lease and watchdog settings."""
+    with private_stack(tmp_path, sandbox, flows_dir, unset=DEFAULTS_UNDER_TEST) as stack:
+        yield stack
 
 
 def test_twenty_conversations_survive_a_killed_worker_within_fifteen_seconds_replying_once(
