@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from supportflow.domain.secrets import DEFAULT_KEEP_PREVIOUS_S
 from supportflow.settings import Settings
 
 from .text import text
-from .vault import read_secret
+from .vault import change_rotating_secret
 
 COMMAND = "flows"
 
@@ -66,14 +65,11 @@ def identity_secret(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     vault = stores(settings).vault
     try:
-        if args.remove:
-            removed = vault.remove_identity_secrets(flow.name)
-            print(f"identity secrets of flow {flow.name!r} {'removed' if removed else 'were not set'}")
-            return 0
-        if args.keep_previous < 0:
-            raise VaultError("--keep-previous takes seconds, 0 or more")
-        count = vault.set_identity_secret(flow.name, read_secret("Identity secret: "),
-                                          now=time.time(), keep_previous_s=args.keep_previous)
+        said = change_rotating_secret(
+            args, f"identity secret of flow {flow.name!r}", "Identity secret: ",
+            lambda secret, now, keep: vault.set_identity_secret(flow.name, secret, now=now,
+                                                                keep_previous_s=keep),
+            lambda: vault.remove_identity_secrets(flow.name))
     except VaultError as error:
         print(f"supportflow flows: error: {error}", file=sys.stderr)
         return 1
@@ -81,9 +77,8 @@ def identity_secret(args: argparse.Namespace, settings: Settings) -> int:
         print(f"supportflow flows: error: Redis at {redis_target(settings).describe()}: {error}",
               file=sys.stderr)
         return 1
-    kept = f"; the previous one still verifies for {args.keep_previous:g} s" if count > 1 else ""
-    print(f"identity secret of flow {flow.name!r} saved{kept} (widget.identity: "
-          f"{flow.widget.identity.value})")
+    mode = "" if args.remove else f" (widget.identity: {flow.widget.identity.value})"
+    print(said + mode)
     return 0
 
 

@@ -6,6 +6,7 @@ import argparse
 import getpass
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -94,18 +95,29 @@ def _act(vault: Vault, args: argparse.Namespace) -> int:
 
 def _webhook_secret(vault: Vault, args: argparse.Namespace) -> int:
     """Set, rotate or remove a connector's webhook secrets; never prints one."""
+    said = change_rotating_secret(
+        args, f"webhook secret of {args.name!r}", "Webhook secret (whsec_...): ",
+        lambda secret, now, keep: vault.set_webhook_secret(args.name, secret, now=now,
+                                                           keep_previous_s=keep),
+        lambda: vault.remove_webhook_secrets(args.name))
+    endpoint = "" if args.remove else (
+        f"; OpenAI's endpoint for it: /v1/integrations/openai/{args.name}")
+    print(said + endpoint)
+    return 0
+
+
+def change_rotating_secret(args: argparse.Namespace, subject: str, prompt: str,
+                           save: Callable[[str, float, float], int],
+                           remove: Callable[[], bool]) -> str:
+    """Remove (`--remove`) or set a rotating secret read from stdin, the previous one verifying
+    for `--keep-previous` seconds; the line to print, which never holds the secret."""
     if args.remove:
-        removed = vault.remove_webhook_secrets(args.name)
-        print(f"webhook secrets of {args.name!r} {'removed' if removed else 'were not set'}")
-        return 0
+        return f"{subject}: {'removed' if remove() else 'none was set'}"
     if args.keep_previous < 0:
         raise VaultError("--keep-previous takes seconds, 0 or more")
-    count = vault.set_webhook_secret(args.name, read_secret("Webhook secret (whsec_...): "),
-                                     now=time.time(), keep_previous_s=args.keep_previous)
+    count = save(read_secret(prompt), time.time(), args.keep_previous)
     kept = f"; the previous one still verifies for {args.keep_previous:g} s" if count > 1 else ""
-    print(f"webhook secret of {args.name!r} saved{kept}; OpenAI's endpoint for it: "
-          f"/v1/integrations/openai/{args.name}")
-    return 0
+    return f"{subject} saved{kept}"
 
 
 def read_secret(prompt: str) -> str:
