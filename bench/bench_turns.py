@@ -11,7 +11,6 @@ import argparse
 import logging
 import os
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,32 +25,12 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from load import percentile  # noqa: E402
+from stack import free_port, wait_http  # noqa: E402
+
 from supportflow import defaults  # noqa: E402
 from supportflow.runtime.redis_server import EmbeddedRedis  # noqa: E402
 from supportflow.sandbox.server import start_in_thread  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def wait_http(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"{url} did not come up")
 
 
 def one_turn(base: str, index: int) -> tuple[float, float]:

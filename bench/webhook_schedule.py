@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_turns import free_port, percentile, wait_http  # noqa: E402
+from load import percentile  # noqa: E402
+from stack import free_port, wait_http  # noqa: E402
 
 from supportflow import defaults  # noqa: E402
 from supportflow.runtime.redis_server import EmbeddedRedis  # noqa: E402
