@@ -13,8 +13,9 @@ from marshmallow import Schema, fields
 from supportflow import __version__
 from supportflow.domain.accounts import SCOPE_TEXT, Scope
 
+from .agent_schemas import ClaimSchema
 from .knowledge_schemas import ArticleInputSchema, ArticleSchema, ArticlesSchema, SearchQuerySchema
-from .schemas import ID, MessageText, message_text_length
+from .schemas import ID, MessageText, ReceiptSchema, message_text_length
 
 
 class ErrorBodySchema(Schema):
@@ -83,24 +84,12 @@ class ReplyInputSchema(Schema):
         "description": "Makes retries safe: the same id is sent once"})
 
 
-class ReplyReceiptSchema(Schema):
-    conversation_id = fields.String(required=True)
-    message_id = fields.String(required=True)
-    duplicate = fields.Boolean(required=True)
-
-
-class ClaimedSchema(Schema):
-    conversation_id = fields.String(required=True)
-    claimed_by = fields.String(required=True)
-    newly_claimed = fields.Boolean(required=True)
-
-
 SCHEMAS: dict[str, type[Schema]] = {
     "ActionError": ActionErrorSchema, "HandoffSummary": HandoffSummarySchema,
     "Handoffs": HandoffsSchema, "ActionMessage": ActionMessageSchema, "SignedNote": NoteSchema,
     "ActionConversation": ActionConversationSchema, "NoteInput": NoteInputSchema,
     "SavedNote": SavedNoteSchema, "ReplyInput": ReplyInputSchema,
-    "ReplyReceipt": ReplyReceiptSchema, "Claimed": ClaimedSchema,
+    "ReplyReceipt": ReceiptSchema, "Claimed": ClaimSchema,
     "ArticleInput": ArticleInputSchema, "Article": ArticleSchema, "Articles": ArticlesSchema,
 }
 ERRORS = {

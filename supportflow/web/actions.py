@@ -20,19 +20,19 @@ from supportflow.services.agents import QueueEntry
 
 from .action_spec import (
     ActionConversationSchema,
-    ClaimedSchema,
     HandoffsSchema,
     NoteInputSchema,
     ReplyInputSchema,
-    ReplyReceiptSchema,
     SavedNoteSchema,
     build_actions_spec,
 )
+from .agent_schemas import ClaimSchema
 from .agents import agent_errors
 from .deps import json_body, services
 from .errors import ApiError
 from .knowledge import article_errors, dump, dump_many
 from .knowledge_schemas import ArticleInputSchema, SearchQuerySchema
+from .schemas import ReceiptSchema
 
 bp = Blueprint("actions", __name__, url_prefix="/v1/actions")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -141,7 +141,7 @@ def claim(conversation_id: str) -> Response:
     """Claim a handoff for the agent."""
     with agent_errors(conversation_id):
         won = services().agents.claim(conversation_id, me().name)
-    return jsonify(ClaimedSchema().dump({"conversation_id": conversation_id,
+    return jsonify(ClaimSchema().dump({"conversation_id": conversation_id,
                                          "claimed_by": me().name, "newly_claimed": won}))
 
 
@@ -156,7 +156,7 @@ def reply(conversation_id: str) -> tuple[Response, int]:
     with agent_errors(conversation_id):
         receipt = services().agents.send(conversation_id, me().name, data["text"],
                                          data.get("client_message_id"))
-    return jsonify(ReplyReceiptSchema().dump(receipt.__dict__)), 201
+    return jsonify(ReceiptSchema().dump(receipt.__dict__)), 201
 
 
 @bp.post("/knowledge")

@@ -16,12 +16,6 @@ class AgentMessageSchema(Schema):
     client_message_id = fields.String(validate=ID)
 
 
-class AgentReceiptSchema(Schema):
-    conversation_id = fields.String(required=True)
-    message_id = fields.String(required=True)
-    duplicate = fields.Boolean(required=True)
-
-
 class ClaimSchema(Schema):
     conversation_id = fields.String(required=True)
     claimed_by = fields.String(required=True)
@@ -100,7 +94,6 @@ AGENT_SCHEMAS = {
     "Handoff": HandoffSchema,
     "HandoffQueue": HandoffQueueSchema,
     "AgentMessage": AgentMessageSchema,
-    "AgentReceipt": AgentReceiptSchema,
     "Claim": ClaimSchema,
     "StateChange": StateChangeSchema,
     "AgentConversation": AgentConversationSchema,
@@ -153,7 +146,7 @@ AGENT_ROUTES: dict[str, dict[str, Any]] = {
     f"{_CONV}/messages": {"post": {
         "summary": "Send the customer a message (the claiming agent only)", "security": _AGENT,
         "requestBody": {"required": True, **_json("AgentMessage")},
-        "responses": {"201": _ok("Sent", "AgentReceipt"),
+        "responses": {"201": _ok("Sent", "Receipt"),
                       **_errors("404", "409", "422", "503")}}},
     f"{_CONV}/resolve": {"post": {
         "summary": "Resolve: close it and take it out of the queue", "security": _AGENT,

@@ -21,7 +21,6 @@ from supportflow.services.unit_of_work import StaleWrite
 from .agent_schemas import (
     AgentConversationSchema,
     AgentMessageSchema,
-    AgentReceiptSchema,
     ClaimSchema,
     HandoffQueueSchema,
     StateChangeSchema,
@@ -29,6 +28,7 @@ from .agent_schemas import (
 from .auth import current_principal, require_role
 from .deps import json_body, message_dict, services
 from .errors import ApiError, unavailable
+from .schemas import ReceiptSchema
 
 bp = Blueprint("agents", __name__, url_prefix="/v1/agent")
 
@@ -112,7 +112,7 @@ def send_message(conversation_id: str) -> tuple[Response, int]:
     with agent_errors(conversation_id):
         receipt = services().agents.send(conversation_id, current_principal().name,
                                          data["text"], data.get("client_message_id"))
-    return jsonify(AgentReceiptSchema().dump(receipt.__dict__)), 201
+    return jsonify(ReceiptSchema().dump(receipt.__dict__)), 201
 
 
 def _state_change(conversation_id: str, action: Callable[[str, str], Any]) -> Response:

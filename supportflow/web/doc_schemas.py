@@ -8,12 +8,6 @@ from typing import Any
 from marshmallow import Schema, fields
 
 
-class HelpdeskReceiptSchema(Schema):
-    conversation_id = fields.String(required=True)
-    message_id = fields.String(required=True)
-    duplicate = fields.Boolean(required=True)
-
-
 class ReplayedWebhookSchema(Schema):
     replayed = fields.Boolean(required=True)
     webhook_id = fields.String(required=True)
@@ -91,7 +85,7 @@ class HandoffEventSchema(Schema):
 
 
 DOC_SCHEMAS = {
-    "HelpdeskReceipt": HelpdeskReceiptSchema, "ReplayedWebhook": ReplayedWebhookSchema,
+    "ReplayedWebhook": ReplayedWebhookSchema,
     "IgnoredEvent": IgnoredEventSchema, "DeadLetters": DeadLettersSchema,
     "ReplayScheduled": ReplayScheduledSchema, "Overview": OverviewSchema,
     "Timeseries": TimeseriesSchema, "Health": HealthSchema, "Readiness": ReadinessSchema,

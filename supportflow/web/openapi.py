@@ -171,7 +171,7 @@ MORE_ROUTES: dict[str, dict[str, Any]] = {
         "parameters": [{"in": "header", "name": name, "required": True, "schema": {"type": "string"}}
                        for name in ("webhook-id", "webhook-timestamp", "webhook-signature")],
         "requestBody": {"required": True, **_json("InboundWebhook")},
-        "responses": {"202": _ok("Accepted", "HelpdeskReceipt"),
+        "responses": {"202": _ok("Accepted", "Receipt"),
                       "200": _ok("A replayed webhook-id: no effect", "ReplayedWebhook"),
                       "401": _error("Forged, tampered or stale signature"),
                       "404": _error("Unknown inbox"),
@@ -185,7 +185,7 @@ MORE_ROUTES: dict[str, dict[str, Any]] = {
                         "schema": {"type": "string"}}
                        for name in ("X-Chatwoot-Signature", "X-Chatwoot-Timestamp")],
         "requestBody": {"required": True, **_json("ChatwootEvent")},
-        "responses": {"202": _ok("Taken", "HelpdeskReceipt"), "200": _ok("Ignored", "IgnoredEvent"),
+        "responses": {"202": _ok("Taken", "Receipt"), "200": _ok("Ignored", "IgnoredEvent"),
                       "401": _error("Bad X-Chatwoot-Signature"),
                       "404": _error("Unknown inbox"),
                       "409": _error("SupportFlow's agents have the conversation "
