@@ -30,6 +30,7 @@ from supportflow.adapters.redis_responses import RedisResponseWakeups
 from supportflow.adapters.redis_retention import RedisEraser
 from supportflow.adapters.redis_store import RedisConversationStore
 from supportflow.adapters.redis_uow import RedisUnitOfWork
+from supportflow.adapters.step_threads import StepThreads
 from supportflow.adapters.tokens import TokenStore
 from supportflow.adapters.vault import Vault
 from supportflow.adapters.visitor_tokens import (
@@ -157,7 +158,8 @@ def scheduler_config(settings: Settings) -> SchedulerConfig:
     """The scheduler's knobs from the settings."""
     return SchedulerConfig(grace_s=settings.watchdog_grace_s, batch=settings.dispatch_batch,
                            queue_limit=settings.dispatch_queue_limit,
-                           interval_s=settings.dispatch_interval_s)
+                           interval_s=settings.dispatch_interval_s,
+                           per_task=settings.dispatch_per_task)
 
 
 def retention(settings: Settings, client: redis.Redis,
@@ -209,7 +211,8 @@ def bootstrap(
         config=EngineConfig(retry_base_s=settings.step_retry_base_s,
                             retry_max_s=settings.step_retry_max_s,
                             transient=(redis.ConnectionError, redis.TimeoutError)),
-        publisher=deliveries, metrics=metrics, failures=base.ops)
+        publisher=deliveries, metrics=metrics, failures=base.ops,
+        runner=StepThreads(settings.step_threads))
     articles = RedisArticles(client, prefix=prefix)
     signing = widget_secrets(settings, client)
     contact_tokens = ContactTokens(signing, ttl_s=settings.contact_token_ttl_s, clock=clock)

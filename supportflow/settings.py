@@ -52,11 +52,15 @@ class Settings:
     # that dies lets go this long after its last renewal (then the watchdog wakes its work).
     lease_ttl_s: float = 6.0
     # The scheduler (in every worker) publishes due wake-ups every dispatch_interval_s, at most
-    # dispatch_batch a round, none while the broker's queue holds dispatch_queue_limit tasks;
-    # a conversation it claimed is claimed again after watchdog_grace_s if no worker took it.
+    # dispatch_batch a round, none while the broker's queue holds dispatch_queue_limit tasks,
+    # in tasks of dispatch_per_task conversations at most; a conversation it claimed is claimed
+    # again after watchdog_grace_s if no worker took it.
     dispatch_interval_s: float = 0.05
     dispatch_batch: int = 200
     dispatch_queue_limit: int = 500
+    dispatch_per_task: int = 20
+    # A worker process runs the conversations of its tasks on this many threads at most.
+    step_threads: int = 32
     watchdog_grace_s: float = 5.0
     step_retry_base_s: float = 1.0
     step_retry_max_s: float = 60.0
@@ -126,6 +130,9 @@ class Settings:
         object.__setattr__(self, "redis_wait_replicas", wait)  # overrides may pass a number
         if wait != "auto" and not (wait.isdigit() and int(wait) < 100):
             raise ValueError(f"redis_wait_replicas must be 'auto' or a number of replicas, not {wait!r}")
+        for name in ("dispatch_per_task", "step_threads", "dispatch_batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{env_name(name)} must be at least 1, not {getattr(self, name)}")
         if self.beat_lock_timeout_s <= self.beat_max_loop_interval_s:
             raise ValueError("beat_lock_timeout_s must exceed beat_max_loop_interval_s "
                              "(the active beat renews its lock once per loop)")

@@ -11,7 +11,7 @@ from typing import Any
 import redis
 
 from supportflow.domain.flow import Backend
-from supportflow.services.ports import RunRequest, RunState, RunStatus
+from supportflow.services.ports import Due, RunRequest, RunState, RunStatus
 
 
 class RecordingQueue:
@@ -22,6 +22,9 @@ class RecordingQueue:
     def __init__(self) -> None:
         # The broker list the scheduler watches (tests push to it to fake a backlog).
         self.name = f"fake-queue-{uuid.uuid4().hex[:8]}"
+        # Each published task: its wake-ups, and their conversations, in order.
+        self.batches: list[list[Due]] = []
+        self.tasks: list[list[str]] = []
         self.drains: list[str] = []
         self.polls: list[tuple[str, int]] = []
         # The dispatch token of each published task, by conversation (the latest).
@@ -29,13 +32,15 @@ class RecordingQueue:
         self.deliveries: list[tuple[str, int, float]] = []
         self.syncs: list[str] = []
 
-    def drain(self, conversation_id: str, token: str = "") -> None:
-        self.drains.append(conversation_id)
-        self.tokens[conversation_id] = token
-
-    def poll(self, conversation_id: str, poll_id: int, token: str = "") -> None:
-        self.polls.append((conversation_id, poll_id))
-        self.tokens[conversation_id] = token
+    def wake(self, due: Sequence[Due]) -> None:
+        self.batches.append(list(due))
+        self.tasks.append([d.conversation_id for d in due])
+        for d in due:
+            if d.kind == "poll":
+                self.polls.append((d.conversation_id, d.poll_id))
+            else:
+                self.drains.append(d.conversation_id)
+            self.tokens[d.conversation_id] = d.token
 
     def deliver(self, delivery_id: str, attempt: int, delay_s: float) -> None:
         self.deliveries.append((delivery_id, attempt, delay_s))

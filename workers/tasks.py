@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery import shared_task
 
@@ -15,11 +16,19 @@ from supportflow.adapters.celery_queue import (
     OPS_SAMPLE_TASK,
     POLL_TASK,
     RETENTION_TASK,
+    WAKE_TASK,
+    wake_items,
 )
 from supportflow.services.knowledge import SyncBusy
 from supportflow.services.ports import AssistantError
 
 from .base import services
+
+
+@shared_task(name=WAKE_TASK)
+def wake(items: list[list[Any]]) -> None:
+    """Run the wake-ups the scheduler claimed together (each conversation's poll or drain)."""
+    services().engine.wake(wake_items(items))
 
 
 @shared_task(name=DRAIN_TASK)

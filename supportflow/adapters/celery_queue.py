@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
+from supportflow.services.ports import Due
+
+WAKE_TASK = "supportflow.wake"
+# One conversation a task, as published before wake-ups went in batches: still run, so tasks a
+# previous version left in the broker are not lost in an upgrade.
 DRAIN_TASK = "supportflow.drain"
 POLL_TASK = "supportflow.poll"
 DELIVER_TASK = "supportflow.deliver"
@@ -32,13 +38,9 @@ class CeleryTaskQueue:
         self.sender = sender
         self.name = name
 
-    def drain(self, conversation_id: str, token: str = "") -> None:
-        """Take the conversation's waiting turn, or go on with its step."""
-        self.sender.send_task(DRAIN_TASK, args=[conversation_id, token])
-
-    def poll(self, conversation_id: str, poll_id: int, token: str = "") -> None:
-        """Check the conversation's run."""
-        self.sender.send_task(POLL_TASK, args=[conversation_id, poll_id, token])
+    def wake(self, due: Sequence[Due]) -> None:
+        """One task for these conversations (each one's poll or drain)."""
+        self.sender.send_task(WAKE_TASK, args=[wake_args(due)])
 
     def deliver(self, delivery_id: str, attempt: int, delay_s: float) -> None:
         """Make one attempt at an outbound delivery after `delay_s`."""
@@ -48,3 +50,14 @@ class CeleryTaskQueue:
     def sync_article(self, article_id: str) -> None:
         """Bring a knowledge article's files in the vector stores up to date."""
         self.sender.send_task(KNOWLEDGE_SYNC_TASK, args=[article_id])
+
+
+def wake_args(due: Sequence[Due]) -> list[list[Any]]:
+    """A wake task's argument: [kind, conversation id, poll id, token] per conversation."""
+    return [[d.kind, d.conversation_id, d.poll_id, d.token] for d in due]
+
+
+def wake_items(args: Sequence[Sequence[Any]]) -> list[Due]:
+    """The conversations a wake task carries (ValueError for an argument it cannot read)."""
+    return [Due(str(kind), str(cid), int(poll_id), str(token))
+            for kind, cid, poll_id, token in args]

@@ -268,10 +268,12 @@ return kept
 
 # KEYS: wakeups, queued (conversation -> dispatch token of the task waiting in the broker),
 #       the Celery queue's list, the dispatch counter's hash
-# ARGV: now, grace s, most to look at, queue bound, key prefix, lost after s
+# ARGV: now, grace s, most to look at, queue bound, key prefix, lost after s, conversations a
+#       task carries at most
 # The scheduler's one round trip (services/scheduler.py). Back-pressure first: while the
-# broker's queue holds `bound` tasks or more, nothing is claimed, so the queue stays short and
-# the backlog waits here, in due order. Then each due conversation (at most `limit` looked at):
+# broker's queue holds `bound` tasks or more, nothing is claimed (and no more than the tasks
+# that fit would carry), so the queue stays short and the backlog waits here, in due order.
+# Then each due conversation (at most `limit` looked at):
 # - gone: its wake-up goes;
 # - held by a worker: left alone until its lease would run out (its holder commits a new
 #   wake-up first; if it died, the lease runs out and it is claimed then);
@@ -283,11 +285,11 @@ return kept
 # Returns {queue depth, {kind, id, poll id, token}...} with kind 'poll' or 'drain'.
 CLAIM_DUE = _STATES + """
 local now, grace, limit, bound = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local prefix, lost_after = ARGV[5], tonumber(ARGV[6])
+local prefix, lost_after, per_task = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 local depth = redis.call('LLEN', KEYS[3])
 local result = {depth}
 if depth >= bound then return result end
-local room = bound - depth
+local room = (bound - depth) * per_task
 local later = tostring(now + grace)
 local token = ARGV[1]
 local claimed, requeued = {poll = 0, drain = 0}, 0

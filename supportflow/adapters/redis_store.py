@@ -184,11 +184,11 @@ class RedisConversationStore:
     # ----- Schedule -----
 
     def claim_due(self, now: float, grace_s: float, limit: int, bound: int,
-                  queue: str) -> Claimed:
+                  queue: str, per_task: int = 1) -> Claimed:
         """Claim due conversations for tasks, unless `queue` holds `bound` tasks (one trip)."""
         raw = cast(list[Any], self._claim_due(
             keys=[self.keys.wakeups, self.keys.queued, queue, self.keys.dispatched],
-            args=[repr(now), grace_s, limit, bound, self.prefix, LOST_AFTER_S]))
+            args=[repr(now), grace_s, limit, bound, self.prefix, LOST_AFTER_S, per_task]))
         due = [Due(kind.decode(), cid.decode(), int(poll_id), token.decode())
                for kind, cid, poll_id, token in raw[1:]]
         return Claimed(depth=int(raw[0]), due=due)

@@ -12,9 +12,13 @@ import logging
 import os
 import secrets
 import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import redis
+from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 
 from supportflow.domain.model import Conversation, CustomerMessage
 from supportflow.observability.redis_metrics import RedisMetrics
@@ -24,6 +28,7 @@ from supportflow.services.unit_of_work import (
     Purpose,
     StaleWrite,
     Taken,
+    TakeRequest,
     Work,
 )
 
@@ -74,6 +79,42 @@ class LeaseKeeper:
                 log.warning("leases not renewed: %s", error)
 
 
+@dataclass(frozen=True)
+class _TakeCall:
+    keys: list[str]
+    args: list[Any]
+    token: str
+
+
+def run_script_many(client: redis.Redis, script: Script,
+                    calls: Sequence[tuple[list[str], list[Any]]]) -> list[Any]:
+    """Run a script once per (keys, args) in one pipelined round trip; its replies in order.
+
+    Not `script(client=pipeline)`: redis-py then asks `SCRIPT EXISTS` first, a second round
+    trip on every batch. A script the server does not know (restarted, flushed) is loaded and
+    those calls run again.
+    """
+    replies = _evalsha_all(client, script.sha, calls)
+    missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+    if missing:
+        script.sha = client.script_load(script.script)
+        again = _evalsha_all(client, script.sha, [calls[i] for i in missing])
+        for index, reply in zip(missing, again, strict=True):
+            replies[index] = reply
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
+    return replies
+
+
+def _evalsha_all(client: redis.Redis, sha: str,
+                 calls: Sequence[tuple[list[str], list[Any]]]) -> list[Any]:
+    pipe = client.pipeline(transaction=False)
+    for keys, args in calls:
+        pipe.evalsha(sha, len(keys), *keys, *args)
+    return list(pipe.execute(raise_on_error=False))
+
+
 class RedisUnitOfWork:
     """Implements the UnitOfWork port on the keys of RedisConversationStore."""
 
@@ -91,21 +132,38 @@ class RedisUnitOfWork:
     def take(self, conversation_id: str, purpose: Purpose = Purpose.DRAIN,
              poll_id: int | None = None, dispatch: str = "") -> tuple[Taken, Work | None]:
         """Lease, record and waiting messages in one round trip (nothing when there is no work)."""
-        keys = self.keys.of(conversation_id)
+        call = self._take_call(TakeRequest(conversation_id, purpose, poll_id, dispatch))
+        return self._taken(call, self._take(keys=call.keys, args=call.args))
+
+    def take_many(self, requests: Sequence[TakeRequest]) -> list[tuple[Taken, Work | None]]:
+        """Each request's take, all in one round trip (a pipeline of the same script)."""
+        calls = [self._take_call(request) for request in requests]
+        if len(calls) == 1:
+            return [self._taken(calls[0], self._take(keys=calls[0].keys, args=calls[0].args))]
+        replies = run_script_many(self.redis, self._take,
+                                  [(call.keys, call.args) for call in calls])
+        return [self._taken(call, reply) for call, reply in zip(calls, replies, strict=True)]
+
+    def _take_call(self, request: TakeRequest) -> _TakeCall:
+        keys = self.keys.of(request.conversation_id)
         token = secrets.token_hex(8)
-        reply = cast(list[Any], self._take(
+        poll_id = -1 if request.poll_id is None else request.poll_id
+        return _TakeCall(
             keys=[keys.lease, keys.record, keys.mailbox, self.keys.queued, self.keys.wakeups,
                   keys.ids],
-            args=[token, int(self.lease_ttl_s * 1000), purpose.value,
-                  -1 if poll_id is None else poll_id, self.keys.prefix, conversation_id,
-                  dispatch]))
+            args=[token, int(self.lease_ttl_s * 1000), request.purpose.value, poll_id,
+                  self.keys.prefix, request.conversation_id, request.dispatch],
+            token=token)
+
+    def _taken(self, call: _TakeCall, raw: Any) -> tuple[Taken, Work | None]:
+        reply = cast(list[Any], raw)
         outcome = Taken(reply[0].decode())
         if outcome is not Taken.TAKEN:
             return outcome, None
-        self.leases.hold(keys.lease, token)
+        self.leases.hold(call.keys[0], call.token)
         conversation = Conversation.from_dict(json.loads(reply[1]))
         mailbox = [CustomerMessage.from_dict(json.loads(entry)) for entry in reply[4:]]
-        return outcome, Work(conversation, token, mailbox, woken=reply[2] == b"1",
+        return outcome, Work(conversation, call.token, mailbox, woken=reply[2] == b"1",
                              recovering=bool(reply[3]))
 
     def commit(self, work: Work, *, release: bool, keep_if_waiting: bool = False,

@@ -1,6 +1,7 @@
 """The turn engine: runs the step table (domain/fsm.py STEPS) on a unit of work.
 
-One task = one take (one Redis round trip) and a commit after each step that changed the
+A task carries one or more wake-ups: their takes are one Redis round trip, then each
+conversation runs on its own (side by side, on the StepRunner) with a commit after each step that changed the
 assistant's side, folding in the steps that did not; the last commit of a session also lets
 go of the lease, writes the next wake-up (the scheduler publishes it when due: the engine
 publishes nothing) and hands back customer messages that arrived meanwhile, which the engine
@@ -10,8 +11,9 @@ then takes as the next turn.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from supportflow.domain.flow import Backend, BackendKind, Flow
 from supportflow.domain.fsm import (
@@ -25,21 +27,25 @@ from supportflow.domain.fsm import (
 )
 from supportflow.domain.model import State
 from supportflow.observability.logs import bind as bind_log
+from supportflow.observability.logs import log_context
 
 from .ports import (
     AssistantDirectory,
     AssistantError,
+    Due,
     EventPublisher,
     FailureLog,
     FlowCatalog,
+    InTurn,
     Metrics,
     NullFailureLog,
     NullMetrics,
     NullPublisher,
     Schedule,
+    StepRunner,
 )
 from .steps import Steps
-from .unit_of_work import Purpose, StaleWrite, Taken, UnitOfWork, Work
+from .unit_of_work import Purpose, StaleWrite, Taken, TakeRequest, UnitOfWork, Work
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +76,10 @@ class TurnEngine:
         publisher: EventPublisher | None = None,
         metrics: Metrics | None = None,
         failures: FailureLog | None = None,
+        runner: StepRunner | None = None,
     ) -> None:
         self.uow = uow
+        self.runner = runner or InTurn()
         self.flows = flows
         self.schedule = schedule
         self.clock = clock
@@ -81,37 +89,54 @@ class TurnEngine:
         self.steps = Steps(assistants=assistants, uow=uow, clock=clock,
                            failures=failures or NullFailureLog())
 
-    # ----- entry points (one per Celery task) -----
+    # ----- entry points (Celery tasks) -----
+
+    def wake(self, due: Sequence[Due]) -> None:
+        """Run the scheduler's wake-ups of a task: all taken in one round trip, then each
+        conversation's steps side by side; a stale or idle one is dropped in that trip."""
+        requests = [TakeRequest(d.conversation_id, Purpose.POLL if d.kind == "poll"
+                                else Purpose.DRAIN, d.poll_id if d.kind == "poll" else None,
+                                d.token) for d in due]
+        jobs = [partial(self._go_on, request, taken, work)
+                for request, (taken, work) in zip(requests, self.uow.take_many(requests),
+                                                   strict=True)]
+        self.runner.run(jobs)
 
     def drain(self, conversation_id: str, dispatch: str = "") -> None:
         """Take waiting customer messages as a turn, or go on with a step under way."""
-        self._run(conversation_id, Purpose.DRAIN, None, dispatch)
+        self._run(TakeRequest(conversation_id, Purpose.DRAIN, None, dispatch))
 
     def poll(self, conversation_id: str, poll_id: int, dispatch: str = "") -> None:
         """Check the conversation's run once; a poll that is no longer current does nothing."""
-        self._run(conversation_id, Purpose.POLL, poll_id, dispatch)
+        self._run(TakeRequest(conversation_id, Purpose.POLL, poll_id, dispatch))
 
     # ----- the loop -----
 
-    def _run(self, conversation_id: str, purpose: Purpose, poll_id: int | None,
-             dispatch: str) -> None:
-        taken, work = self.uow.take(conversation_id, purpose, poll_id, dispatch)
-        if work is None:
-            if taken is Taken.STALE:
-                log.info("stale poll %s of %s dropped", poll_id, conversation_id)
-            return
-        bind_log(turn=work.conversation.turn)
-        try:
-            self._advance(work, polled=purpose is Purpose.POLL)
-        except StaleWrite as error:
-            log.warning("stopped: %s", error)
-        except self.config.transient:
-            raise
-        except Exception as error:
-            self._fault(work, error)
-        finally:
-            if work.held:
-                self.uow.release(work)
+    def _run(self, request: TakeRequest) -> None:
+        taken, work = self.uow.take(request.conversation_id, request.purpose, request.poll_id,
+                                    request.dispatch)
+        self._go_on(request, taken, work)
+
+    def _go_on(self, request: TakeRequest, taken: Taken, work: Work | None) -> None:
+        """Run a taken conversation's steps (in its own logging context); drop the others."""
+        with log_context(conversation_id=request.conversation_id):
+            if work is None:
+                if taken is Taken.STALE:
+                    log.info("stale poll %s of %s dropped", request.poll_id,
+                             request.conversation_id)
+                return
+            bind_log(turn=work.conversation.turn)
+            try:
+                self._advance(work, polled=request.purpose is Purpose.POLL)
+            except StaleWrite as error:
+                log.warning("stopped: %s", error)
+            except self.config.transient:
+                raise
+            except Exception as error:
+                self._fault(work, error)
+            finally:
+                if work.held:
+                    self.uow.release(work)
 
     def _advance(self, work: Work, *, polled: bool) -> None:
         """Run steps until the conversation waits for someone (customer, run, agent, retry)."""

@@ -6,7 +6,7 @@ so the contract between use cases and adapters reads as one page.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -237,9 +237,10 @@ class Schedule(Protocol):
     """When a worker next looks at each conversation (the `wakeups` index: commits write it)."""
 
     def claim_due(self, now: float, grace_s: float, limit: int, bound: int,
-                  queue: str) -> Claimed:
+                  queue: str, per_task: int = 1) -> Claimed:
         """Claim what is due and nobody holds, each at most once per grace period; nothing
-        while the broker's `queue` holds `bound` tasks or more."""
+        while the broker's `queue` holds `bound` tasks or more, and no more than the room
+        left there (`per_task` conversations a task)."""
         ...
 
     def wake_at(self, conversation_id: str, at: float) -> None:
@@ -283,12 +284,8 @@ class TaskQueue(Protocol):
     # The broker queue the tasks go to (the scheduler's back-pressure watches its length).
     name: str
 
-    def drain(self, conversation_id: str, token: str = "") -> None:
-        """Take the conversation's waiting turn, or go on with its step (now)."""
-        ...
-
-    def poll(self, conversation_id: str, poll_id: int, token: str = "") -> None:
-        """Check the conversation's run (now)."""
+    def wake(self, due: Sequence[Due]) -> None:
+        """One task for these conversations: each one's poll or drain, now."""
         ...
 
     def deliver(self, delivery_id: str, attempt: int, delay_s: float) -> None: ...
@@ -352,3 +349,28 @@ class NullFailureLog:
 
     def record_failure(self, conversation_id: str, reason: str, at: float) -> None:
         return None
+
+
+Job = Callable[[], None]
+
+
+class StepRunner(Protocol):
+    """Runs the jobs of a batch (one conversation's steps each), maybe side by side."""
+
+    def run(self, jobs: Sequence[Job]) -> None:
+        """Run every job and return when all are done; the first error of any, raised."""
+        ...
+
+
+class InTurn:
+    """A StepRunner that runs the jobs one after the other, in the caller's thread."""
+
+    def run(self, jobs: Sequence[Job]) -> None:
+        errors: list[BaseException] = []
+        for job in jobs:
+            try:
+                job()
+            except Exception as error:
+                errors.append(error)
+        if errors:
+            raise errors[0]

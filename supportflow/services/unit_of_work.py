@@ -10,7 +10,7 @@ too, and a task that is stale, a duplicate, or finds nothing to do is dropped in
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -147,6 +147,16 @@ class Work:
 
 
 @dataclass(frozen=True)
+class TakeRequest:
+    """One take of a batch: the arguments of `UnitOfWork.take`."""
+
+    conversation_id: str
+    purpose: Purpose = Purpose.DRAIN
+    poll_id: int | None = None
+    dispatch: str = ""
+
+
+@dataclass(frozen=True)
 class Committed:
     """What a commit found: whether customer messages wait for a turn (and it let go)."""
 
@@ -167,6 +177,10 @@ class UnitOfWork(Protocol):
 
         `dispatch` is the token of the scheduler's task that asks (its mark is cleared).
         """
+        ...
+
+    def take_many(self, requests: Sequence[TakeRequest]) -> list[tuple[Taken, Work | None]]:
+        """Several takes at once (one round trip), in order."""
         ...
 
     def commit(self, work: Work, *, release: bool, keep_if_waiting: bool = False,

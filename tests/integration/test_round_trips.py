@@ -3,7 +3,8 @@
 Taking a conversation is one round trip, committing a step is one (metrics included), a stale
 or duplicate task is dropped in one, and a whole first turn with one pending check is seven
 on the responses backend (its messages go with the run request: no commit of their own). The
-scheduler's round that publishes wake-ups is one more per batch of them (counted apart).
+scheduler's round that publishes wake-ups is one more per batch of them (counted apart), and a
+task carrying several wake-ups takes them all in one.
 """
 
 from __future__ import annotations
@@ -104,6 +105,21 @@ def test_a_stale_poll_a_duplicate_drain_and_a_busy_conversation_cost_one_round_t
     services.engine.poll(conversation_id, current)  # held by someone else
     assert spy.trips() == [EVAL]
     services.uow.release(hold)
+
+
+def test_a_task_of_several_wake_ups_takes_them_all_in_one_round_trip(counted: Counted) -> None:
+    services, spy, _, queue, clock = counted
+    ids = [first_message(services, f"question {n}") for n in range(3)]
+    for conversation_id in ids:
+        services.engine.drain(conversation_id)  # each waits on its run now
+    clock.now = max(services.store.wake_of(cid) or 0.0 for cid in ids)
+    services.scheduler.run_once()
+    (task,) = [due for due in queue.batches if {d.conversation_id for d in due} == set(ids)]
+    spy.trips()
+    services.engine.wake(task)  # one take for all three; each still pending: its commit
+    assert spy.trips() == ["PIPELINE", EVAL, EVAL, EVAL]
+    services.engine.wake(task)  # the same task again: stale, all three dropped in one trip
+    assert spy.trips() == ["PIPELINE"]
 
 
 def test_counters_and_histograms_reach_the_keys_metrics_reads(counted: Counted) -> None:

@@ -22,7 +22,7 @@ GRACE = 2.0
 @pytest.fixture
 def parts(redis_url: str, flows_dir: Path) -> Parts:
     return wire_fakes(redis_url, flows_dir, watchdog_grace_s=GRACE, dispatch_batch=4,
-                      dispatch_queue_limit=6)
+                      dispatch_queue_limit=6, dispatch_per_task=3)
 
 
 def waiting(services: Services, count: int) -> list[str]:
@@ -89,19 +89,24 @@ def test_nothing_is_claimed_while_the_broker_queue_is_full_and_only_the_room_lef
     ids = waiting(services, 5)
     backlog(services, queue, 6)  # the limit
     assert services.scheduler.run_once().published == []
-    backlog(services, queue, 4)  # room for two
-    assert len(services.scheduler.run_once().published) == 2
+    backlog(services, queue, 5)  # room for one task, of three conversations at most
+    assert len(services.scheduler.run_once().published) == 3
+    assert [len(task) for task in queue.tasks] == [3]
     backlog(services, queue, 0)
     rest = services.scheduler.run_once().published
-    assert sorted(queue.drains) == sorted(ids) and len(rest) == 3
+    assert sorted(queue.drains) == sorted(ids) and len(rest) == 2
 
 
-def test_a_round_looks_at_a_bounded_number_of_conversations(parts: Parts) -> None:
+def test_a_round_looks_at_a_bounded_number_of_conversations_and_publishes_them_in_tasks(
+    parts: Parts,
+) -> None:
     services, _, queue, _ = parts
     waiting(services, 10)
     sizes = [len(services.scheduler.run_once().published) for _ in range(3)]
     assert sizes == [4, 4, 2]  # dispatch_batch = 4
     assert len(set(queue.drains)) == 10
+    # In tasks of three at most, as even as they can be.
+    assert [len(task) for task in queue.tasks] == [2, 2, 2, 2, 2]
 
 
 def test_a_conversation_a_worker_holds_is_left_alone_until_its_lease_would_run_out(
