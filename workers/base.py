@@ -48,10 +48,12 @@ class SupportFlowTask(Task):  # type: ignore[misc]
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         started = time.monotonic()
-        conversation = args[0] if args else "-"
+        # A conversation's id, or a wake task's list of wake-ups (each step logs its own).
+        conversation = args[0] if args and isinstance(args[0], str) else (
+            f"{len(args[0])} wake-ups" if args and isinstance(args[0], list) else "-")
         self._heartbeat()
         try:
-            owned = isinstance(conversation, str) and conversation.startswith("conv-")
+            owned = conversation.startswith("conv-")
             with log_context(task_id=self.request.id, task=self.name,
                              conversation_id=conversation if owned else None):
                 result = super().__call__(*args, **kwargs)
