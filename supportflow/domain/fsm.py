@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
 from typing import Any
 
 from transitions import Machine, MachineError
@@ -109,10 +110,24 @@ class _DeclaredOnly(Machine):  # type: ignore[misc]
             setattr(model, name, func)
 
 
+@cache
+def machine() -> Machine:
+    """The machine of the table, built once per process: every conversation is its model."""
+    return _DeclaredOnly(model=None, states=State, transitions=TRANSITIONS, initial=S.ASK,
+                         auto_transitions=False, model_override=True)
+
+
 def bind(conversation: Conversation) -> Conversation:
-    """Attach the machine to the conversation (its model), in the conversation's state."""
-    _DeclaredOnly(model=conversation, states=State, transitions=TRANSITIONS,
-                  initial=conversation.state, auto_transitions=False, model_override=True)
+    """Attach the machine to the conversation (its model), in the conversation's state.
+
+    Building a machine costs more than the rest of a run check, so one machine serves every
+    conversation: `add_model` binds its triggers, and `remove_model` at once lets the machine
+    forget the conversation (transitions documents that the triggers stay bound), so it holds
+    no reference to any and threads binding side by side share nothing but the table.
+    """
+    shared = machine()
+    shared.add_model(conversation, initial=conversation.state)
+    shared.remove_model(conversation)
     return conversation
 
 

@@ -58,8 +58,8 @@ class CustomerMessage:
 
 
 def _bound(conversation: Conversation, trigger: str) -> bool:
-    """Attach the machine on the first trigger, then fire it: building a machine costs more
-    than the rest of a poll, and most takes (a check of a run still going) fire none."""
+    """Attach the machine on the first trigger, then fire it: most takes that fire nothing
+    (a drain that finds its turn taken, a stale task) never bind."""
     from .fsm import bind
 
     bind(conversation)

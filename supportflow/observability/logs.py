@@ -58,3 +58,7 @@ def configure_logging(level: str | int = "INFO") -> None:
     root.setLevel(level.upper() if isinstance(level, str) else level)
     # transitions narrates every state change at INFO; the conversation's own logs say enough.
     logging.getLogger("transitions").setLevel(logging.WARNING)
+    # httpx writes a line per request at INFO: at a thousand run checks a second that is a
+    # large share of the worker's time, and says nothing metrics do not. At DEBUG it stays.
+    quiet_http = root.getEffectiveLevel() > logging.DEBUG
+    logging.getLogger("httpx").setLevel(logging.WARNING if quiet_http else logging.NOTSET)
