@@ -1,8 +1,9 @@
 """The conversation state machine: the transition table and the step table, checked against
 DESIGN.md section 2 (the canonical flow) at a glance.
 
-The conversation is the machine's model: `bind(conversation)` attaches a `transitions` machine
-that moves `conversation.state` (an enum, held once) and answers its trigger methods.
+The conversation is the machine's model: one `transitions` machine per process (`machine()`)
+moves `conversation.state` (an enum, held once) when a trigger method of the conversation
+fires its event; `bind(conversation)` attaches the machine's own trigger functions instead.
 """
 
 from __future__ import annotations
@@ -129,6 +130,15 @@ def bind(conversation: Conversation) -> Conversation:
     shared.add_model(conversation, initial=conversation.state)
     shared.remove_model(conversation)
     return conversation
+
+
+def trigger_on(conversation: Conversation, trigger: str) -> bool:
+    """Fire `trigger` on the shared machine with the conversation as its model, or answer
+    `may_<trigger>`: no binding on the hot path (a check of a run still going fires one)."""
+    if trigger.startswith("may_"):
+        bound = getattr(bind(conversation), trigger)
+        return bool(bound())
+    return bool(machine().events[trigger].trigger(conversation))
 
 
 def fire(conversation: Conversation, trigger: str) -> State:

@@ -58,24 +58,21 @@ class CustomerMessage:
 
 
 def _bound(conversation: Conversation, trigger: str) -> bool:
-    """Attach the machine on the first trigger, then fire it: most takes that fire nothing
-    (a drain that finds its turn taken, a stale task) never bind."""
-    from .fsm import bind
+    """Fire a trigger of the table (or ask `may_<trigger>`) on the process's one machine."""
+    from .fsm import trigger_on
 
-    bind(conversation)
-    if trigger not in vars(conversation):  # never call this stub again: it would loop
-        raise RuntimeError(f"the machine did not bind {trigger!r}")
-    return bool(getattr(conversation, trigger)())
+    return trigger_on(conversation, trigger)
 
 
 @dataclass
 class Conversation:
     """One conversation's durable state; `version` guards every commit.
 
-    It is the state machine's model: `supportflow.domain.fsm.bind` attaches the machine (on
-    the first trigger, or when asked), which then moves `state` and answers the trigger methods
-    declared below (transitions' `model_override`: only what is declared here is bound, so
-    every trigger is typed).
+    It is the state machine's model: the trigger methods declared below fire the events of the
+    process's one machine (`supportflow.domain.fsm.machine`) on it, which moves `state`;
+    `supportflow.domain.fsm.bind` attaches the machine's own trigger functions instead
+    (transitions' `model_override`: only what is declared here is bound, so every trigger is
+    typed).
     """
 
     id: str

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from supportflow.domain.flow import PollSchedule
-from supportflow.domain.fsm import STEPS, TAKES_TURNS, WORKING_STATES, TransitionRefused, bind, fire
+from supportflow.domain.fsm import (
+    STEPS,
+    TAKES_TURNS,
+    WORKING_STATES,
+    TransitionRefused,
+    bind,
+    fire,
+    machine,
+)
 from supportflow.domain.model import Conversation, State
 
 
@@ -67,11 +75,14 @@ def test_a_trigger_the_table_does_not_allow_is_refused_and_changes_nothing() -> 
     assert not c.may_run_started() and c.may_user_message()
 
 
-def test_a_conversation_gets_its_machine_on_its_first_trigger() -> None:
-    c = Conversation(id="c", contact_id="k", flow="f")
-    assert "user_message" not in vars(c)  # nothing built for a take that fires nothing
-    assert c.user_message() and c.state is State.STORE_ATTRIBUTE
-    assert "user_message" in vars(c)
+def test_conversations_share_one_machine_that_keeps_no_reference_to_them() -> None:
+    first = Conversation(id="a", contact_id="k", flow="f")
+    second = Conversation(id="b", contact_id="k", flow="f", state=State.POLL)
+    assert first.user_message() and first.state is State.STORE_ATTRIBUTE
+    assert second.run_completed() and second.state is State.DECIDE
+    assert second.may_reply_decided() and not second.may_user_message()
+    assert "user_message" not in vars(first)  # nothing was built for it
+    assert machine().models == []
 
 
 def test_the_record_holds_the_fields_only() -> None:
