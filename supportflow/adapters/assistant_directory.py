@@ -76,6 +76,8 @@ class AssistantClients:
             project=connector.project,
             connect_timeout_s=self.settings.http_connect_timeout_s,
             read_timeout_s=self.settings.http_read_timeout_s,
+            # The step threads, and the wake tasks' own threads that run a conversation each.
+            connections=2 * self.settings.step_threads,
             transport=self.transport,
         )
 

@@ -23,9 +23,14 @@ def make_openai_http(
     project: str | None,
     connect_timeout_s: float,
     read_timeout_s: float,
+    connections: int = 50,
     transport: httpx.BaseTransport | None = None,
 ) -> httpx.Client:
-    """Build the one pooled httpx client a process uses to talk to an OpenAI-style API."""
+    """Build the one pooled httpx client a process uses to talk to an OpenAI-style API.
+
+    Every one of its `connections` is kept alive between requests: a pool that keeps fewer
+    than the threads calling it opens and closes a connection on most requests under load.
+    """
     headers = {"Accept": "application/json"}
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
@@ -39,7 +44,7 @@ def make_openai_http(
         headers=headers,
         timeout=timeout,
         transport=transport,
-        limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
     )
 
 
