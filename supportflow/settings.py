@@ -52,9 +52,9 @@ class Settings:
     # that dies lets go this long after its last renewal (then the watchdog wakes its work).
     lease_ttl_s: float = 6.0
     # The scheduler (in every worker) publishes due wake-ups every dispatch_interval_s, at most
-    # dispatch_batch a round, none while the broker's queue holds dispatch_queue_limit tasks,
-    # in tasks of dispatch_per_task conversations at most; a conversation it claimed is claimed
-    # again after watchdog_grace_s if no worker took it.
+    # dispatch_batch a round, in tasks of dispatch_per_task conversations at most, while the
+    # broker's queue has room (dispatch_queue_limit conversations, a task counted as full); a
+    # conversation it claimed is claimed again after watchdog_grace_s if no worker took it.
     dispatch_interval_s: float = 0.05
     dispatch_batch: int = 200
     dispatch_queue_limit: int = 500

@@ -268,11 +268,12 @@ return kept
 
 # KEYS: wakeups, queued (conversation -> dispatch token of the task waiting in the broker),
 #       the Celery queue's list, the dispatch counter's hash
-# ARGV: now, grace s, most to look at, queue bound, key prefix, lost after s, conversations a
-#       task carries at most
-# The scheduler's one round trip (services/scheduler.py). Back-pressure first: while the
-# broker's queue holds `bound` tasks or more, nothing is claimed (and no more than the tasks
-# that fit would carry), so the queue stays short and the backlog waits here, in due order.
+# ARGV: now, grace s, most to look at, queue bound (conversations), key prefix, lost after s,
+#       conversations a task carries at most
+# The scheduler's one round trip (services/scheduler.py). Back-pressure first: the broker's
+# queue holds `bound` conversations at most (each task counted as full: `per_task`), so
+# nothing is claimed while it is full, and no more than fits, and the backlog waits here, in
+# due order, where an early wake-up (an OpenAI event, a message) is not stuck behind it.
 # Then each due conversation (at most `limit` looked at):
 # - gone: its wake-up goes;
 # - held by a worker: left alone until its lease would run out (its holder commits a new
@@ -288,8 +289,8 @@ local now, grace, limit, bound = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(
 local prefix, lost_after, per_task = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 local depth = redis.call('LLEN', KEYS[3])
 local result = {depth}
-if depth >= bound then return result end
-local room = (bound - depth) * per_task
+local room = bound - depth * per_task
+if room <= 0 then return result end
 local later = tostring(now + grace)
 local token = ARGV[1]
 local claimed, requeued = {poll = 0, drain = 0}, 0

@@ -238,9 +238,8 @@ class Schedule(Protocol):
 
     def claim_due(self, now: float, grace_s: float, limit: int, bound: int,
                   queue: str, per_task: int = 1) -> Claimed:
-        """Claim what is due and nobody holds, each at most once per grace period; nothing
-        while the broker's `queue` holds `bound` tasks or more, and no more than the room
-        left there (`per_task` conversations a task)."""
+        """Claim what is due and nobody holds, each at most once per grace period, while the
+        broker's `queue` has room for it (`bound` conversations, a task counted as `per_task`)."""
         ...
 
     def wake_at(self, conversation_id: str, at: float) -> None:

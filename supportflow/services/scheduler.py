@@ -10,9 +10,8 @@ It is the watchdog too, and cannot amplify load:
   worker died) brings it back, at most once per grace period; a commit replaces that;
 - one held by a worker is left alone; one whose task still waits in the broker is a
   backlog, not lost work, and is not published again;
-- back-pressure: while the broker's queue holds `queue_limit` tasks, nothing is claimed (and
-  never more than fits), so the queue stays short and the backlog waits in the index, in due
-  order;
+- back-pressure: the broker's queue holds `queue_limit` conversations at most (a task counted
+  as `per_task`), so it stays short and the backlog waits in the index, in due order;
 - each round looks at `batch` conversations at most.
 Several schedulers (one per worker) are safe: a claim is atomic.
 """
@@ -32,7 +31,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class SchedulerConfig:
     grace_s: float = 5.0
-    # Conversations looked at per round, and the broker queue length that stops claiming.
+    # Conversations looked at per round, and how many may wait in the broker's queue.
     batch: int = 200
     queue_limit: int = 500
     interval_s: float = 0.05

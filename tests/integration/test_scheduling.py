@@ -21,7 +21,8 @@ from tests.helpers import wait_idle, wait_until
 from .chat import Chat
 
 pytestmark = pytest.mark.slow
-QUEUE_LIMIT = 4
+QUEUE_LIMIT = 4  # conversations waiting in the broker
+PER_TASK = 2
 
 
 def broker_tasks(payloads: list[bytes]) -> list[list[Any]]:
@@ -75,9 +76,11 @@ def test_a_waiting_poll_lives_in_the_schedule_not_in_the_broker(
 @pytest.fixture
 def limited_stack(tmp_path: Path, sandbox: Sandbox, flows_dir: Path
                   ) -> Iterator[tuple[Any, Processes, str]]:
-    """A Redis of its own and a worker whose scheduler keeps at most QUEUE_LIMIT tasks queued."""
+    """A Redis of its own and a worker whose scheduler keeps at most QUEUE_LIMIT conversations
+    queued, PER_TASK a task."""
     with private_stack(tmp_path, sandbox, flows_dir, settings={
             "SUPPORTFLOW_DISPATCH_QUEUE_LIMIT": str(QUEUE_LIMIT),
+            "SUPPORTFLOW_DISPATCH_PER_TASK": str(PER_TASK),
             "SUPPORTFLOW_DISPATCH_BATCH": str(QUEUE_LIMIT)}) as stack:
         yield stack
 
@@ -105,7 +108,7 @@ def test_an_overload_keeps_the_queue_bounded_then_every_conversation_is_answered
     for chat in later:
         chat.say("Can I return an item?")
     wait_until(lambda: answered(later), timeout=30)
-    assert max(depths) <= QUEUE_LIMIT
+    assert max(depths) * PER_TASK <= QUEUE_LIMIT
     everyone = [*burst, *later]
     wait_idle(url, [chat.id for chat in everyone])
     store = RedisConversationStore(direct)

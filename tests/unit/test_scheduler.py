@@ -70,7 +70,7 @@ def test_a_task_still_waiting_in_the_broker_is_a_backlog_and_is_not_published_ag
     services, _, queue, clock = parts
     (cid,) = waiting(services, 1)
     services.scheduler.run_once()
-    backlog(services, queue, 3)  # workers are behind: tasks wait in the broker
+    backlog(services, queue, 1)  # workers are behind: a task waits in the broker (room is left)
     for _ in range(10):
         clock.now += GRACE
         assert services.scheduler.run_once().published == []
@@ -87,9 +87,9 @@ def test_nothing_is_claimed_while_the_broker_queue_is_full_and_only_the_room_lef
 ) -> None:
     services, _, queue, _ = parts
     ids = waiting(services, 5)
-    backlog(services, queue, 6)  # the limit
+    backlog(services, queue, 2)  # two tasks of three: the limit of six conversations
     assert services.scheduler.run_once().published == []
-    backlog(services, queue, 5)  # room for one task, of three conversations at most
+    backlog(services, queue, 1)  # room for three conversations: one task
     assert len(services.scheduler.run_once().published) == 3
     assert [len(task) for task in queue.tasks] == [3]
     backlog(services, queue, 0)
