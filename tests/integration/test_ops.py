@@ -122,7 +122,7 @@ def test_worker_log_lines_are_json_with_conversation_turn_and_task(
     assert mine and all("task_id" in line and "task" in line for line in mine)
     failed = [line for line in mine if "failed" in line["message"]]
     assert failed and failed[0]["turn"] == 1 and failed[0]["level"] == "warning"
-    assert any(line["task"] == "supportflow.poll" and line.get("turn") == 1 for line in mine)
+    assert all(line["task"] == "supportflow.wake" for line in mine)  # the task that ran it
 
 
 def test_web_responses_carry_a_request_id(ops_stack: dict[str, Any]) -> None:
