@@ -69,6 +69,19 @@ def start_many(base: str, flows: list[str], count: int, threads: int = 32) -> li
         return list(pool.map(lambda i: start_one(base, flows[i % len(flows)], i), range(count)))
 
 
+def say(base: str, conversation: str, text: str) -> None:
+    """One more customer message in the conversation."""
+    client(base).post(f"/v1/conversations/{conversation}/messages", headers=auth(conversation),
+                      json={"text": text}).raise_for_status()
+
+
+def say_many(base: str, conversations: list[str], turn: int, threads: int = 32) -> None:
+    """Each conversation's next message (a question the sandbox answers), side by side."""
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda cid: say(base, cid, QUESTIONS[turn % len(QUESTIONS)]),
+                      conversations))
+
+
 def paced(base: str, flow: str, rate: float, seconds: float, into: list[Started],
           threads: int = 48) -> None:
     """Start conversations at `rate` per second for `seconds` (each with one message)."""

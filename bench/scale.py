@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import statistics
 import sys
 import tempfile
 import time
@@ -42,12 +41,13 @@ TARGETS_A = {"default": "p50 <= 1, p95 <= 2 (1,000)",
              "webhooks": "p50 <= 0.3, p95 <= 0.5 (1,000)"}
 
 
-def part_a(stack: Stack, sizes: list[int], flows: list[str], rows: Rows) -> None:
+def part_a(stack: Stack, sizes: list[int], flows: list[str], rows: Rows, turns: int = 1) -> None:
     """Added latency (reply in the transcript - the run's real completion) and calls per turn;
     the polling flows side by side, then (with webhooks) the webhook flow alone, none and 5 %
     of the events dropped: an event wakes any conversation waiting on its response, so the
-    sandbox sends none while the polling flows are measured."""
-    passes: list[tuple[list[str], float | None]] = [(flows, None)]
+    sandbox sends none while the polling flows are measured. With `turns` > 1, each
+    conversation the bot answered gets its next message once the reply is there."""
+    passes: list[tuple[list[str], float | None]] = [(flows, None)] if flows else []
     if stack.webhook_secret:
         passes += [(["webhooks"], 0.0), (["webhooks"], 0.05)]
     for names, drop in passes:
@@ -56,37 +56,65 @@ def part_a(stack: Stack, sizes: list[int], flows: list[str], rows: Rows) -> None
             settings.update(webhook_url=f"{stack.base}/v1/integrations/openai/default",
                             webhook_secret=stack.webhook_secret, webhook_drop_rate=drop)
         stack.configure_sandbox(**settings)
-        _latencies(stack, sizes, names, rows, f", {drop:.0%} of webhooks dropped" if drop else "")
+        note = f", {drop:.0%} of webhooks dropped" if drop else ""
+        if turns > 1:
+            note += f", {turns} turns each"
+        _latencies(stack, sizes, names, rows, note, turns)
 
 
-def _latencies(stack: Stack, sizes: list[int], flows: list[str], rows: Rows, note: str) -> None:
+def _latencies(stack: Stack, sizes: list[int], flows: list[str], rows: Rows, note: str,
+               turns: int) -> None:
     for size in sizes:
         since = time.time()
         started = load.start_many(stack.base, flows, size)
         ids = [s.conversation for s in started]
         answered(stack, ids, timeout=180)
+        for turn in range(2, turns + 1):
+            more = [cid for cid, state in zip(ids, stack.states(ids), strict=True)
+                    if state == "wait_for_user"]
+            load.say_many(stack.base, more, turn)
+            load.wait_for(lambda more=more, turn=turn: all(stack.turn_done(more, turn)),
+                          timeout=180, every=0.5)
         records = stack.run_records(since)
-        completed = {row[0]: row[4] for row in records["runs"]}
+        completed = _completions(records["runs"])
         replies = load.bot_messages(stack.base, ids)
         by_flow: dict[str, list[float]] = defaultdict(list)
         calls: dict[str, list[int]] = defaultdict(list)
+        turns_made: dict[str, int] = defaultdict(int)
         for s in started:
+            done = completed.get(s.conversation, [])
             bot = replies.get(s.conversation) or []
-            if bot and s.conversation in completed:
-                by_flow[s.flow].append(bot[0]["at"] - completed[s.conversation])
+            for reply, finished in zip(bot, done, strict=False):
+                by_flow[s.flow].append(reply["at"] - finished)
             calls[s.flow].append(records["calls"].get(s.conversation, 0))
+            turns_made[s.flow] += max(len(done), 1)
         for flow in flows:
             added = by_flow[flow]
             rows.append(("a", f"{size} conv.: {flow}{note}: added latency p50 / p95 (s), answered",
                          f"{fmt(load.percentile(added, 0.5))} / {fmt(load.percentile(added, 0.95))}"
-                         f", {len(added)}/{len(calls[flow])}", TARGETS_A.get(flow, "")))
-            if note:
+                         f", {len(added)}/{turns_made[flow]}", TARGETS_A.get(flow, "")))
+            if "dropped" in note:
                 rows.append(("a", f"{size} conv.: {flow}{note}: added latency p99 / max (s)",
                              f"{fmt(load.percentile(added, 0.99))} / {fmt(max(added, default=None))}",
                              "p99 <= the poll interval"))
             rows.append(("a", f"{size} conv.: {flow}{note}: API calls per turn",
-                         fmt(statistics.mean(calls[flow]) if calls[flow] else None),
-                         "<= 3 + polls"))
+                         fmt(sum(calls[flow]) / turns_made[flow] if calls[flow] else None),
+                         "<= 2.5" if flow == "webhooks" else "<= 3 + polls"))
+
+
+def _completions(runs: list[list[Any]]) -> dict[str, list[float]]:
+    """Each conversation's turns, in order: when the last run of the turn really completed
+    (a turn with tool calls makes several)."""
+    by_turn: dict[tuple[str, str], tuple[float, float]] = {}
+    for conversation, turn, _, created, completed, _ in runs:
+        if conversation and completed is not None:
+            key = (conversation, turn)
+            if key not in by_turn or created >= by_turn[key][0]:
+                by_turn[key] = (created, completed)
+    ordered: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for (conversation, _), times in by_turn.items():
+        ordered[conversation].append(times)
+    return {cid: [done for _, done in sorted(times)] for cid, times in ordered.items()}
 
 
 def part_b(stack: Stack, seconds: int, rows: Rows, profile: bool = False) -> None:
@@ -285,6 +313,10 @@ def main() -> None:
     parser.add_argument("--small", action="store_true", help="small sizes, to try it out")
     parser.add_argument("--webhooks", action="store_true",
                         help="(a) also runs the webhook flow (0 and 5 %% dropped)")
+    parser.add_argument("--turns", type=int, default=1,
+                        help="(a) customer messages per conversation, each after the reply")
+    parser.add_argument("--only-webhooks", action="store_true",
+                        help="(a) the webhook flow only (with --webhooks)")
     parser.add_argument("--flow", action="append", default=[], metavar="NAME=DELAYS",
                         help="(a) also runs this poll schedule, e.g. d15=1.5x8,2,3,5,10")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
@@ -300,7 +332,7 @@ def main() -> None:
         print(compare(*args.compare))
         return
     small = args.small
-    flows = ["fixed10", "default", "poll1"]
+    flows = [] if args.only_webhooks else ["fixed10", "default", "poll1"]
     for spec in args.flow:
         name, _, delays = spec.partition("=")
         FLOWS[name] = {"delays": parse_delays(delays)}
@@ -314,7 +346,7 @@ def main() -> None:
                       extra_env=extra_env, workers=args.workers)
         try:
             if part == "a":
-                part_a(stack, [20, 60] if small else [100, 1000], flows, rows)
+                part_a(stack, [20, 60] if small else [100, 1000], flows, rows, args.turns)
             elif part == "b":
                 part_b(stack, 5 if small else 15, rows, args.profile)
             elif part == "c":

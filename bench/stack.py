@@ -236,6 +236,18 @@ class Stack:
             pipe.get(f"sf:conv:{cid}")
         return [json.loads(raw)["state"] if raw else None for raw in pipe.execute()]
 
+    def turn_done(self, ids: list[str], turn: int) -> list[bool]:
+        """Whether each conversation has answered its `turn` (or handed it to a person)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for cid in ids:
+            pipe.get(f"sf:conv:{cid}")
+        done = []
+        for raw in pipe.execute():
+            record = json.loads(raw) if raw else {}
+            done.append(record.get("turn", 0) >= turn
+                        and record.get("state") in ("wait_for_user", "handed_off"))
+        return done
+
     def used_memory(self) -> int:
         return int(self.redis.info("memory")["used_memory"])
 
