@@ -1,7 +1,8 @@
-"""Picks the assistant client for a flow's backend: one pooled HTTP client per connector."""
+"""Picks the assistant client for a flow's backend: pooled HTTP clients per connector and thread."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -36,7 +37,12 @@ class AssistantClients:
         self.settings = settings
         self.connectors = connectors
         self.transport = transport
-        self._http: dict[str | None, tuple[float, httpx.Client]] = {}
+        # One client per thread and connector: httpcore's pool looks at every connection it
+        # holds on each request (a readiness check each), so one pool shared by 64 threads
+        # spent more time choosing a connection than using it (bench/README.md).
+        self._local = threading.local()
+        self._every: list[httpx.Client] = []
+        self._lock = threading.Lock()
 
     def client_for(self, backend: Backend) -> AssistantClient:
         """The client speaking the backend's API through the backend's connector."""
@@ -46,14 +52,19 @@ class AssistantClients:
         return OpenAIResponsesClient(http=http)
 
     def http(self, connector: str | None) -> httpx.Client:
-        """The pooled HTTP client of a connector (None: the default)."""
-        cached = self._http.get(connector)
+        """This thread's pooled HTTP client of a connector (None: the default)."""
+        mine: dict[str | None, tuple[float, httpx.Client]] = self._local.__dict__.setdefault(
+            "http", {})
+        cached = mine.get(connector)
         if cached and (connector is None or time.monotonic() - cached[0] < CONNECTOR_TTL_S):
             return cached[1]
-        if cached:
-            cached[1].close()
         client = self._build(self._connector(connector))
-        self._http[connector] = (time.monotonic(), client)
+        with self._lock:
+            if cached:
+                cached[1].close()
+                self._every.remove(cached[1])
+            self._every.append(client)
+        mine[connector] = (time.monotonic(), client)
         return client
 
     def _connector(self, name: str | None) -> Connector:
@@ -76,11 +87,13 @@ class AssistantClients:
             project=connector.project,
             connect_timeout_s=self.settings.http_connect_timeout_s,
             read_timeout_s=self.settings.http_read_timeout_s,
-            # The step threads, and the wake tasks' own threads that run a conversation each.
-            connections=2 * self.settings.step_threads,
+            # A thread makes one request at a time; a second for a call made meanwhile.
+            connections=2,
             transport=self.transport,
         )
 
     def close(self) -> None:
-        for _, client in self._http.values():
+        with self._lock:
+            every, self._every = self._every, []
+        for client in every:
             client.close()
