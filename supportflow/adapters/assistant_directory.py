@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -43,6 +44,7 @@ class AssistantClients:
         self._local = threading.local()
         self._every: list[httpx.Client] = []
         self._lock = threading.Lock()
+        self._tls: ssl.SSLContext | None = None
 
     def client_for(self, backend: Backend) -> AssistantClient:
         """The client speaking the backend's API through the backend's connector."""
@@ -90,7 +92,15 @@ class AssistantClients:
             # A thread makes one request at a time; a second for a call made meanwhile.
             connections=2,
             transport=self.transport,
+            tls=self._shared_tls(),
         )
+
+    def _shared_tls(self) -> ssl.SSLContext:
+        """One TLS context for every thread's clients (each would read the CA store again)."""
+        with self._lock:
+            if self._tls is None:
+                self._tls = httpx.create_ssl_context()
+            return self._tls
 
     def close(self) -> None:
         with self._lock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import ssl
 import time
 from collections.abc import Iterable, Mapping
 from email.utils import parsedate_to_datetime
@@ -25,6 +26,7 @@ def make_openai_http(
     read_timeout_s: float,
     connections: int = 50,
     transport: httpx.BaseTransport | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> httpx.Client:
     """Build the one pooled httpx client a process uses to talk to an OpenAI-style API.
 
@@ -45,6 +47,8 @@ def make_openai_http(
         timeout=timeout,
         transport=transport,
         limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+        # A context shared by the process's clients (building one reads the CA store: ~20 ms).
+        verify=tls if tls is not None else True,
     )
 
 
