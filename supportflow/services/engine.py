@@ -1,11 +1,11 @@
 """The turn engine: runs the step table (domain/fsm.py STEPS) on a unit of work.
 
 A task carries one or more wake-ups: their takes are one Redis round trip, then each
-conversation runs on its own (side by side, on the StepRunner) with a commit after each step that changed the
-assistant's side, folding in the steps that did not; the last commit of a session also lets
-go of the lease, writes the next wake-up (the scheduler publishes it when due: the engine
-publishes nothing) and hands back customer messages that arrived meanwhile, which the engine
-then takes as the next turn.
+conversation runs on its own (side by side, on the StepRunner) with a commit after each step
+that changed the assistant's side, folding in the steps that did not; the last commit of a
+session also lets go of the lease, writes the next wake-up (the scheduler publishes it when
+due: the engine publishes nothing) and hands back customer messages that arrived meanwhile,
+which the engine then takes as the next turn.
 """
 
 from __future__ import annotations
