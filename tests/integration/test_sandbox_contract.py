@@ -331,11 +331,14 @@ def test_run_records_give_each_runs_conversation_turn_moments_checks_and_calls(
                                                       "sf_turn": "c-rec:1"})
     run_id = client.start_run(thread_id, request, turn_key="c-rec:1", texts=["hours?"])
     _wait(client, thread_id, run_id)
+    seen_done = time.time()
     records = control.get("/_sandbox/runs", params={"since": since}).json()
     rows = [dict(zip(records["fields"], row, strict=True)) for row in records["runs"]]
     (row,) = [r for r in rows if r["conversation"] == "c-rec"]
     assert row["turn"] == "c-rec:1" and row["response"] == run_id
-    assert 0.05 <= row["completed"] - row["created"] <= 0.15
+    # Finished no sooner than its latency, and no later than we saw it finished (a busy
+    # machine may run the sandbox's timer late: no upper bound in seconds).
+    assert row["created"] + 0.05 <= row["completed"] <= seen_done
     assert row["checks"] and row["checks"] == sorted(row["checks"])
     assert records["calls"]["c-rec"] == 2 + len(row["checks"])  # open, start, the checks
     later = control.get("/_sandbox/runs", params={"since": time.time()}).json()
