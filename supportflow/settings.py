@@ -111,7 +111,7 @@ class Settings:
     visitor_token_ttl_s: float = 7200.0
     # An anonymous visitor's contact token lasts this long (renewed at each start): 90 days.
     contact_token_ttl_s: float = 7_776_000.0
-    # Rate limits of the public widget routes (Flask-Limiter syntax, kept in Redis): every route
+    # Rate limits of the public widget routes (`limits` syntax, kept in Redis): every route
     # per client address; starting conversations per address; reading and posting per visitor.
     rate_limits_enabled: bool = True
     rate_limit_address: str = "600 per minute"

@@ -1,31 +1,31 @@
-"""Rate limits of the public widget routes (Flask-Limiter), counted in Redis by every web process.
+"""Rate limits of the public widget routes, counted in Redis by every web process.
 
 Every widget route shares one limit per client address; starting conversations has its own,
 per address (trusted servers, with a widget-role token, are exempt); a visitor's reads (state,
 messages, events, token renewal) share one limit and its posts have another, both keyed by the
-conversation its token opens. A refused request gets 429 with `Retry-After` (seconds). Each
-limit costs one Redis round trip per request.
+conversation its token opens. A refused request gets 429 with `Retry-After` (seconds) and
+changes nothing else. All the limits of a request are one Redis round trip
+(adapters/redis_limits.py); settings use the `limits` syntax ("30 per minute", "30/minute;500/day").
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
 from typing import Any
 
 from flask import Flask, Response, request
-from flask_limiter import Limiter, RateLimitExceeded
-from limits import parse_many
+from limits import RateLimitItem, parse_many
 
+from supportflow.adapters.redis_limits import Limit, RedisRateLimits, Refusal
 from supportflow.bootstrap import Services
 from supportflow.settings import env_name
 
 from .auth import is_trusted_server
 from .errors import error_response
 from .visitors import current_visitor
-
-STRATEGY = "fixed-window"
 
 
 def client_address() -> str:
@@ -43,42 +43,49 @@ def without_visitor() -> bool:
     return current_visitor() is None
 
 
-def checked(setting: str, value: str) -> str:
+def checked(setting: str, value: str) -> list[RateLimitItem]:
     """The limit as configured, or a ValueError naming the setting."""
     try:
-        parse_many(value)
+        return list(parse_many(value))
     except ValueError as error:
         raise ValueError(f"{env_name(setting)}={value!r} is not a rate limit "
                          "(e.g. '30 per minute' or '30/minute;500/day')") from error
-    return value
 
 
-def install_rate_limits(app: Flask, services: Services) -> Limiter | None:
+@dataclass(frozen=True)
+class Rule:
+    """Limits counted per identity in a scope (routes naming the same rule share its counts)."""
+
+    scope: str
+    items: list[RateLimitItem]
+    identity: Callable[[], str]
+    exempt: Callable[[], bool] | None = None
+
+    def limits(self) -> list[Limit]:
+        """This request's limits under the rule (none when it is exempt)."""
+        if self.exempt is not None and self.exempt():
+            return []
+        who = self.identity()
+        return [Limit(self.scope, who, item.amount, float(item.get_expiry()), str(item))
+                for item in self.items]
+
+
+def install_rate_limits(app: Flask, services: Services) -> None:
     """Wrap the widget routes in their limits (none when rate limits are off)."""
     settings = services.settings
     if not settings.rate_limits_enabled:
-        return None
-    limiter = Limiter(
-        client_address, app=app, strategy=STRATEGY, headers_enabled=False,
-        # Only the scheme matters with a pool given: "redis://" makes limits use the pool as it
-        # is, so the limits follow a Sentinel failover like every other client (a
-        # redis+sentinel:// URI would make limits build a Sentinel client of its own).
-        storage_uri="redis://",
-        # One connection pool per process: the limits share the services' Redis client.
-        storage_options={"connection_pool": services.redis.connection_pool,  # type: ignore[dict-item]
-                         "key_prefix": f"{settings.key_prefix}:ratelimit"},
-    )
-    per_address = limiter.shared_limit(checked("rate_limit_address", settings.rate_limit_address),
-                                       scope="widget", key_func=client_address)
+        return
+    counts = RedisRateLimits(services.redis, prefix=settings.key_prefix)
+    per_address = Rule("widget", checked("rate_limit_address", settings.rate_limit_address),
+                       client_address)
     # A trusted server (widget-role token) starts conversations for many people from one address.
-    starts = limiter.limit(checked("rate_limit_start", settings.rate_limit_start),
-                           key_func=client_address, exempt_when=is_trusted_server)
-    reads = limiter.shared_limit(checked("rate_limit_reads", settings.rate_limit_reads),
-                                 scope="visitor-reads", key_func=visitor_key,
-                                 exempt_when=without_visitor)
-    posts = limiter.limit(checked("rate_limit_messages", settings.rate_limit_messages),
-                          key_func=visitor_key, exempt_when=without_visitor)
-    routes: dict[str, list[Callable[[Any], Any]]] = {
+    starts = Rule("starts", checked("rate_limit_start", settings.rate_limit_start),
+                  client_address, exempt=is_trusted_server)
+    reads = Rule("visitor-reads", checked("rate_limit_reads", settings.rate_limit_reads),
+                 visitor_key, exempt=without_visitor)
+    posts = Rule("visitor-posts", checked("rate_limit_messages", settings.rate_limit_messages),
+                 visitor_key, exempt=without_visitor)
+    routes: dict[str, list[Rule]] = {
         "widget.start_conversation": [starts, per_address],
         "widget.post_message": [posts, per_address],
         "widget.get_conversation": [reads, per_address],
@@ -86,21 +93,27 @@ def install_rate_limits(app: Flask, services: Services) -> Limiter | None:
         "widget.renew_token": [reads, per_address],
         "streams.conversation_events": [reads, per_address],
     }
-    for endpoint, decorators in routes.items():
-        view = app.view_functions[endpoint]
-        for decorate in decorators:
-            view = decorate(view)
-        app.view_functions[endpoint] = view
+    for endpoint, rules in routes.items():
+        app.view_functions[endpoint] = _limited(app.view_functions[endpoint], rules, counts)
 
-    @app.errorhandler(RateLimitExceeded)
-    def too_many_requests(error: RateLimitExceeded) -> Response:
-        breached = limiter.current_limit
-        # The window's own reset time (RequestLimit.reset_at rounds a second up).
-        wait = max(1, math.ceil(breached.window.reset_time - time.time())) if breached else 1
-        response = error_response(429, "rate_limited",
-                                  f"too many requests (at most {error.description}); "
-                                  f"try again in {wait} s")
-        response.headers["Retry-After"] = str(wait)
-        return response
 
-    return limiter
+def _limited(view: Callable[..., Any], rules: list[Rule],
+             counts: RedisRateLimits) -> Callable[..., Any]:
+    @wraps(view)
+    def limited(*args: Any, **kwargs: Any) -> Any:
+        refusal = counts.hit([limit for rule in rules for limit in rule.limits()])
+        if refusal is not None:
+            return too_many_requests(refusal)
+        return view(*args, **kwargs)
+
+    return limited
+
+
+def too_many_requests(refusal: Refusal) -> Response:
+    """429 with the limit and `Retry-After`: the seconds left in the limit's window."""
+    wait = max(1, math.ceil(refusal.retry_after_s))
+    response = error_response(429, "rate_limited",
+                              f"too many requests (at most {refusal.limit.text}); "
+                              f"try again in {wait} s")
+    response.headers["Retry-After"] = str(wait)
+    return response
