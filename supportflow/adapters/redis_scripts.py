@@ -7,6 +7,8 @@ that they agree on every key.
 
 from supportflow.domain.fsm import TAKES_TURNS, WORKING_STATES
 
+from .redis_limits import COUNT_LIMITS
+
 
 def _lua_set(name: str, states: frozenset[str]) -> str:
     return f"local {name} = {{{', '.join(f'{s} = true' for s in sorted(states))}}}\n"
@@ -55,10 +57,16 @@ local function accept(prefix, id, message_id, mailbox_entry, transcript_entry, n
 end
 """
 
-# KEYS: the messages_in metric's hash, the replication fence
+# KEYS: the messages_in metric's hash, the replication fence, then the request's rate-limit
+#       counters (none, or as many as it has limits)
 # ARGV: key prefix, conversation id, message id, mailbox entry, transcript entry, now, '1' when
-#       the caller waits for replicas, '1' when only the bot may take it
-ACCEPT_MESSAGE = _ACCEPT + """
+#       the caller waits for replicas, '1' when only the bot may take it, then each limit's
+#       amount and window in ms
+# The request counts against its limits first, whatever becomes of the message; past one of
+# them it returns {'limited', which (1-based), ms left} and keeps nothing. Else as accept().
+ACCEPT_MESSAGE = _ACCEPT + COUNT_LIMITS + """
+local refused, left = count_limits(3, 9)
+if refused > 0 then return {'limited', refused, left} end
 local fence = ARGV[7] == '1' and KEYS[2] or ''
 return accept(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], KEYS[1], fence, ARGV[8] == '1')
 """

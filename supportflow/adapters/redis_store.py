@@ -7,6 +7,7 @@ Changes inside a turn go through the unit of work (redis_uow.py), on the same ke
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any, cast
 
 import redis
@@ -19,10 +20,18 @@ from supportflow.domain.model import (
     TranscriptMessage,
     is_conversation_id,
 )
-from supportflow.services.ports import Accepted, Claimed, Due, NotReplicated
+from supportflow.services.ports import (
+    Accepted,
+    Claimed,
+    Due,
+    Limit,
+    LimitExceeded,
+    NotReplicated,
+)
 
 from . import redis_scripts
 from .redis_keys import ConversationKeys, dump
+from .redis_limits import limit_args, limit_keys, refusal_of
 
 ACCEPT_RESULTS = {1: Accepted.ACCEPTED, 0: Accepted.DUPLICATE, -1: Accepted.UNKNOWN,
                   -2: Accepted.CLOSED, -3: Accepted.NOT_WITH_THE_BOT}
@@ -47,8 +56,10 @@ def replicated(script: Any, keys: list[str], args: list[Any], replicas: int, tim
     script(keys=keys, args=args, client=pipe)
     pipe.wait(replicas, timeout_ms)
     result, confirmed = pipe.execute()
-    unknown = result == -1 or (isinstance(result, list) and result[0] == b"unmapped")
-    if not unknown and int(confirmed) < replicas:
+    # Nothing to confirm when nothing was kept (rate-limit counters are not acknowledged).
+    kept_nothing = result == -1 or (isinstance(result, list)
+                                    and result[0] in (b"unmapped", b"limited"))
+    if not kept_nothing and int(confirmed) < replicas:
         raise NotReplicated(f"{confirmed} of {replicas} replicas confirmed message {message_id} "
                             f"within {timeout_ms} ms")
     return result
@@ -98,18 +109,22 @@ class RedisConversationStore:
         return Conversation.from_dict(json.loads(raw)) if raw else None
 
     def accept_customer_message(self, conversation_id: str, message: CustomerMessage, *,
-                                bot_only: bool = False) -> Accepted:
-        """Keep a customer's message once per id, and wake the conversation: one round trip
-        (with the replica wait on, the WAIT rides in it; NotReplicated when they did not
-        confirm it in time)."""
+                                bot_only: bool = False, limits: Sequence[Limit] = ()) -> Accepted:
+        """Count the request against its limits, then keep a customer's message once per id
+        and wake the conversation: one round trip (with the replica wait on, the WAIT rides in
+        it; NotReplicated when they did not confirm it in time). LimitExceeded past a limit."""
         mailbox, transcript = message_entries(message)
         waits = self.replicas_to_wait > 0
-        keys = [self.keys.messages_in, self.keys.fence]
+        keys = [self.keys.messages_in, self.keys.fence, *limit_keys(self.prefix, limits)]
         args: list[Any] = [self.prefix, conversation_id, message.id, mailbox, transcript,
                            repr(message.received_at), "1" if waits else "0",
-                           "1" if bot_only else "0"]
+                           "1" if bot_only else "0", *limit_args(limits)]
         result = replicated(self._accept, keys, args, self.replicas_to_wait,
                             self.wait_timeout_ms, message.id)
+        if isinstance(result, list):  # {'limited', which, ms left}
+            refusal = refusal_of(limits, int(result[1]), int(result[2]))
+            assert refusal is not None
+            raise LimitExceeded(refusal)
         return ACCEPT_RESULTS[int(result)]
 
     def mailbox(self, conversation_id: str) -> list[CustomerMessage]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from supportflow.domain.ids import WELCOME_ID, Source, message_id
@@ -15,7 +15,7 @@ from supportflow.domain.model import (
     new_conversation_id,
 )
 
-from .ports import Accepted, Conversations, FlowCatalog, Metrics, NullMetrics
+from .ports import Accepted, Conversations, FlowCatalog, Limit, Metrics, NullMetrics
 
 
 class UnknownConversation(LookupError):
@@ -108,12 +108,15 @@ class Intake:
         return conversation, welcome
 
     def receive_message(self, conversation_id: str, client_id: str | None, text: str,
-                        source: Source = Source.CUSTOMER, *, bot_only: bool = False) -> Receipt:
+                        source: Source = Source.CUSTOMER, *, bot_only: bool = False,
+                        limits: Sequence[Limit] = ()) -> Receipt:
         """Keep the customer's message (once per id of its source); the scheduler wakes the
-        conversation. One Redis round trip (it counts the message too). `bot_only` refuses it
-        while agents have the conversation."""
+        conversation. One Redis round trip (it counts the message, and the request against
+        `limits`: LimitExceeded past one). `bot_only` refuses it while agents have the
+        conversation."""
         message = self.new_message(message_id(source, client_id), text)
-        accepted = self.store.accept_customer_message(conversation_id, message, bot_only=bot_only)
+        accepted = self.store.accept_customer_message(conversation_id, message, bot_only=bot_only,
+                                                      limits=limits)
         if accepted is Accepted.UNKNOWN:
             raise UnknownConversation(conversation_id)
         if accepted is Accepted.CLOSED:

@@ -156,6 +156,33 @@ class Accepted(StrEnum):
     NOT_WITH_THE_BOT = "not_with_the_bot"  # agents have it, and the caller wanted the bot
 
 
+@dataclass(frozen=True)
+class Limit:
+    """At most `amount` requests per `window_s` for one identity in one scope (a rate limit)."""
+
+    scope: str
+    identity: str
+    amount: int
+    window_s: float
+    text: str  # as configured, e.g. "30 per 1 minute"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The limit a request went past, and how long until its window ends."""
+
+    limit: Limit
+    retry_after_s: float
+
+
+class LimitExceeded(Exception):
+    """The request went past one of the rate limits it was counted against: nothing was kept."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.limit.text)
+        self.refusal = refusal
+
+
 class NotReplicated(Exception):
     """The master kept the write but too few replicas confirmed it in time: not acknowledged.
 
@@ -172,9 +199,12 @@ class Conversations(Protocol):
     def get(self, conversation_id: str) -> Conversation | None: ...
 
     def accept_customer_message(self, conversation_id: str, message: CustomerMessage, *,
-                                bot_only: bool = False) -> Accepted:
+                                bot_only: bool = False, limits: Sequence[Limit] = ()) -> Accepted:
         """Append to mailbox and transcript unless the id was seen, and wake the conversation
         (counted in supportflow_messages_in); nothing for an unknown or closed one.
+
+        The request counts against `limits` first, in the same round trip, whatever becomes of
+        the message; past one of them it raises LimitExceeded and keeps nothing.
 
         Raises NotReplicated when replicas are required and did not confirm the write in time.
         """

@@ -6,6 +6,9 @@ messages, events, token renewal) share one limit and its posts have another, bot
 conversation its token opens. A refused request gets 429 with `Retry-After` (seconds) and
 changes nothing else. All the limits of a request are one Redis round trip
 (adapters/redis_limits.py); settings use the `limits` syntax ("30 per minute", "30/minute;500/day").
+A customer's message carries its request's limits into the accept script instead (one round
+trip for both); when the route answers before accepting (a bad body, a bad token), the limits
+are counted on their own, so every request counts once.
 """
 
 from __future__ import annotations
@@ -16,11 +19,12 @@ from dataclasses import dataclass
 from functools import wraps
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 from limits import RateLimitItem, parse_many
 
-from supportflow.adapters.redis_limits import Limit, RedisRateLimits, Refusal
+from supportflow.adapters.redis_limits import RedisRateLimits
 from supportflow.bootstrap import Services
+from supportflow.services.ports import Limit, LimitExceeded, Refusal
 from supportflow.settings import env_name
 
 from .auth import is_trusted_server
@@ -94,7 +98,18 @@ def install_rate_limits(app: Flask, services: Services) -> None:
         "streams.conversation_events": [reads, per_address],
     }
     for endpoint, rules in routes.items():
-        app.view_functions[endpoint] = _limited(app.view_functions[endpoint], rules, counts)
+        wrap = _carried if endpoint in CARRIED else _limited
+        app.view_functions[endpoint] = wrap(app.view_functions[endpoint], rules, counts)
+
+
+# Routes whose view hands the request's limits to the accept script (take_limits()).
+CARRIED = frozenset({"widget.post_message"})
+
+
+def take_limits() -> list[Limit]:
+    """The limits this request is still to be counted against; the caller now counts them."""
+    limits: list[Limit] = g.pop("pending_limits", [])
+    return limits
 
 
 def _limited(view: Callable[..., Any], rules: list[Rule],
@@ -107,6 +122,28 @@ def _limited(view: Callable[..., Any], rules: list[Rule],
         return view(*args, **kwargs)
 
     return limited
+
+
+def _carried(view: Callable[..., Any], rules: list[Rule],
+             counts: RedisRateLimits) -> Callable[..., Any]:
+    @wraps(view)
+    def carried(*args: Any, **kwargs: Any) -> Any:
+        g.pending_limits = [limit for rule in rules for limit in rule.limits()]
+        try:
+            return view(*args, **kwargs)
+        except LimitExceeded as exceeded:
+            return too_many_requests(exceeded.refusal)
+        except Exception:
+            # Refused before it was accepted: it still counts, and past a limit it is a 429.
+            refusal = counts.hit(take_limits())
+            if refusal is not None:
+                return too_many_requests(refusal)
+            raise
+        finally:
+            # Answered without taking them (no path does today): count them all the same.
+            counts.hit(take_limits())
+
+    return carried
 
 
 def too_many_requests(refusal: Refusal) -> Response:

@@ -22,32 +22,37 @@ def bearer_token() -> str | None:
     return token.strip()
 
 
-def current_visitor() -> Visitor | None:
-    """The request's valid visitor token, if any (rate limits key on it); never raises."""
+def checked_token() -> Visitor | WidgetTokenError | None:
+    """The request's visitor token checked once per request: the visitor, why it is refused,
+    or None without one (the rate limits and the route both ask)."""
     if "visitor" not in g:
         token = bearer_token()
         try:
             g.visitor = services().visitors.verify(token) if token else None
-        except WidgetTokenError:
-            g.visitor = None
-    found: Visitor | None = g.visitor
+        except WidgetTokenError as error:
+            g.visitor = error
+    found: Visitor | WidgetTokenError | None = g.visitor
     return found
+
+
+def current_visitor() -> Visitor | None:
+    """The request's valid visitor token, if any (rate limits key on it); never raises."""
+    found = checked_token()
+    return found if isinstance(found, Visitor) else None
 
 
 def require_visitor(conversation_id: str) -> Visitor:
     """The visitor of this conversation, or a 401 (no, bad or expired token) or 403 (another
     conversation's token, or a site the conversation's flow does not list)."""
-    token = bearer_token()
-    if token is None:
+    visitor = checked_token()
+    if visitor is None:
         raise ApiError(401, "visitor_token_required",
                        "send the conversation's visitor token: Authorization: Bearer <visitor_token>")
-    try:
-        visitor = services().visitors.verify(token)
-    except WidgetTokenError as error:
-        if error.reason == "expired":
+    if isinstance(visitor, WidgetTokenError):
+        if visitor.reason == "expired":
             raise ApiError(401, "visitor_token_expired",
-                           "the visitor token has expired; start a new conversation") from error
-        raise ApiError(401, "visitor_token_invalid", "the visitor token is not valid") from error
+                           "the visitor token has expired; start a new conversation") from visitor
+        raise ApiError(401, "visitor_token_invalid", "the visitor token is not valid") from visitor
     if visitor.conversation_id != conversation_id:
         raise ApiError(403, "visitor_token_mismatch",
                        "this visitor token belongs to another conversation")

@@ -22,6 +22,7 @@ from .cors import require_flow_origin, widget_route
 from .deps import find_conversation, json_body, message_dict, services
 from .errors import ApiError, unavailable
 from .inputs import query
+from .limits import take_limits
 from .schemas import (
     ConversationSchema,
     MessagePageSchema,
@@ -141,7 +142,7 @@ def post_message(conversation_id: str) -> tuple[Response, int]:
     data = POST_MESSAGE.load(json_body())
     try:
         receipt = services().intake.receive_message(
-            conversation_id, data.get("client_message_id"), data["text"]
+            conversation_id, data.get("client_message_id"), data["text"], limits=take_limits()
         )
     except UnknownConversation as error:
         raise ApiError(404, "conversation_not_found", f"no conversation {conversation_id!r}") \

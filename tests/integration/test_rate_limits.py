@@ -151,7 +151,11 @@ def test_all_the_limits_of_a_request_cost_one_redis_round_trip(redis_url: str,
         _, headers = start(client)
         post(client, headers, "warm up", "w-0")  # loads the limits' script once
         counted = {}
+        bad_post = lambda: client.post(  # noqa: E731
+            f"/v1/conversations/{headers['X-Conversation']}/messages", headers=headers,
+            data="not json", content_type="application/json")
         for name, call in (("post", lambda: post(client, headers, "hello", "m-1")),
+                           ("bad post", bad_post),
                            ("read", lambda: read(client, headers)),
                            ("start", lambda: start(client))):
             before = CountingConnection.writes
@@ -160,8 +164,25 @@ def test_all_the_limits_of_a_request_cost_one_redis_round_trip(redis_url: str,
         return counted
 
     without, limited = round_trips(False), round_trips(True)
+    # A message's limits ride in the script that accepts it; a post refused before that
+    # (here its body) counts them on their own.
     assert {name: limited[name] - without[name] for name in without} == {
-        "post": 1, "read": 1, "start": 1}
+        "post": 0, "bad post": 1, "read": 1, "start": 1}
+    assert without["post"] == 1
+
+
+def test_posts_refused_before_they_are_accepted_count_against_the_limit(make_client: Make) -> None:
+    client = make_client(rate_limit_messages="2 per 2 seconds")
+    _, headers = start(client)
+    url = f"/v1/conversations/{headers['X-Conversation']}/messages"
+    assert client.post(url, headers=headers, data="{", content_type="application/json"
+                       ).status_code == 400
+    assert client.post(url, headers=headers, json={"text": ""}).status_code == 422
+    refused_politely(post(client, headers, "now a good one", "m-1"))
+    # Past the limit, a bad post is a 429 too (as before any check of its body).
+    refused_politely(client.post(url, headers=headers, data="{", content_type="application/json"))
+    services = client.application.extensions["supportflow"]
+    assert services.store.mailbox(headers["X-Conversation"]) == []
 
 
 def test_a_limit_that_does_not_parse_names_its_setting(make_client: Make) -> None:
