@@ -20,7 +20,7 @@ from supportflow.services.ports import NotReplicated
 from supportflow.webhooks.signing import SignatureError, verify, verify_chatwoot
 
 from .auth import require_role
-from .deps import json_body, services
+from .deps import json_body, json_response, services
 from .errors import RETRY_AFTER_S, ApiError, is_transient, unavailable
 from .fields import Text
 from .inputs import query
@@ -130,7 +130,7 @@ def chatwoot_answers(view: F) -> F:
 
 @bp.post("/webhooks/<inbox_name>")
 @timed("webhook")
-def inbound_webhook(inbox_name: str) -> tuple[Response, int]:
+def inbound_webhook(inbox_name: str) -> Response:
     """A signed customer message from a helpdesk: 202 accepted, 200 for a replayed webhook-id."""
     inbox, webhook_id = verified(inbox_name, request.get_data(cache=True))
     data = INBOUND_WEBHOOK.load(json_body())
@@ -139,9 +139,9 @@ def inbound_webhook(inbox_name: str) -> tuple[Response, int]:
         message_id=data["message"]["id"], text=data["message"]["text"])
     receipt = accept(inbox, message, webhook_id)
     if receipt is None:
-        return jsonify({"replayed": True, "webhook_id": webhook_id}), 200
-    return jsonify({"conversation_id": receipt.conversation_id, "message_id": receipt.message_id,
-                    "duplicate": receipt.duplicate}), 202
+        return json_response({"replayed": True, "webhook_id": webhook_id}, 200)
+    return json_response({"conversation_id": receipt.conversation_id,
+                          "message_id": receipt.message_id, "duplicate": receipt.duplicate}, 202)
 
 
 class ChatwootSenderSchema(Schema):
