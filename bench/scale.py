@@ -130,7 +130,11 @@ def part_b(stack: Stack, seconds: int, rows: Rows, profile: bool = False) -> Non
                  else load.webhook_requests("bench", secret, 1000, count))
         spying = (spy.record(stack.pid("web"), seconds - 1, stack.work / f"web-{route}.raw")
                   if profile and connections == 64 else None)
+        cpu_before = stack.cpu_by_process()
+        started = time.monotonic()
         result = load.run_wrk(stack.base, lines, stack.work, connections, seconds)
+        cpu = {name: (used - cpu_before[name]) / (time.monotonic() - started)
+               for name, used in stack.cpu_by_process().items()}
         if spying is not None:
             spying.wait()
             rows.append(("b", f"profile of the web, {route} route (busy time by library)",
@@ -139,6 +143,10 @@ def part_b(stack: Stack, seconds: int, rows: Rows, profile: bool = False) -> Non
         rows.append(("b", f"{route} route, {connections} connections: msg/s, p50 / p99 (ms)",
                      f"{result.rate:.0f}, {result.p50_ms:.1f} / {result.p99_ms:.1f}"
                      + (f" ({result.errors} not 2xx)" if result.errors else ""), target))
+        rows.append(("b", f"{route} route, {connections} connections: CPU (cores) web / worker(s) "
+                     "/ sandbox / redis; web ms per message",
+                     " / ".join(f"{cpu[n]:.2f}" for n in ("web", "worker", "sandbox", "redis"))
+                     + f"; {1000 * cpu['web'] / max(result.rate, 1):.2f}", ""))
         time.sleep(3)
 
 

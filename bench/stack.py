@@ -248,6 +248,13 @@ class Stack:
                         and record.get("state") in ("wait_for_user", "handed_off"))
         return done
 
+    def cpu_by_process(self) -> dict[str, float]:
+        """CPU seconds used so far by web, the workers (together), the sandbox and Redis."""
+        used = {name: cpu_seconds(self.pid(name)) for name in ("web", "sandbox")}
+        used["worker"] = sum(cpu_seconds(self.pid(name)) for name in self.workers)
+        used["redis"] = cpu_seconds(int(self.redis.info("server")["process_id"]))
+        return used
+
     def used_memory(self) -> int:
         return int(self.redis.info("memory")["used_memory"])
 
