@@ -227,11 +227,11 @@ class Processes:
         return process
 
     def web(self, port: int) -> subprocess.Popen[bytes]:
-        """The web app under gunicorn with the Procfile's config, once /healthz answers."""
+        """The web app under granian with the Procfile's options, once /healthz answers."""
+        from supportflow.web.serve import granian_argv
+
         process = self.spawn(self.logs / f"web-{port}.log", [
-            sys.executable, "-m", "gunicorn", "-c", "python:supportflow.web.gunicorn_conf",
-            "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4",
-            "supportflow.web:create_app()"])
+            sys.executable, "-m", "granian", *granian_argv("127.0.0.1", port, 1, 4)])
 
         def up() -> bool:
             try:

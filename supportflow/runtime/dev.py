@@ -18,6 +18,7 @@ from supportflow.domain.connector import DEFAULT_CONNECTOR
 from supportflow.runtime.processes import ProcessSpec, Supervisor
 from supportflow.runtime.redis_server import EmbeddedRedis, RedisServerError, check_redis_durability
 from supportflow.settings import PROJECT_ROOT, Settings
+from supportflow.web.serve import granian_argv
 from supportflow.webhooks.signing import is_secret, new_secret
 
 READY_TIMEOUT_S = 90.0
@@ -88,7 +89,7 @@ def child_env(settings: Settings, redis_url: str, sandbox_url: str | None,
 
 
 def process_specs(options: DevOptions, settings: Settings, env: dict[str, str]) -> list[ProcessSpec]:
-    """The sandbox (without an API key), the Celery workers, beat and gunicorn."""
+    """The sandbox (without an API key), the Celery workers, beat and the web app (granian)."""
     python = sys.executable
     celery = [python, "-m", "celery", "-A", "workers.app"]
     specs: list[ProcessSpec] = []
@@ -108,10 +109,9 @@ def process_specs(options: DevOptions, settings: Settings, env: dict[str, str]) 
         ], env))
     # The schedule and the active beat's lock live in Redis (workers/beat.py).
     specs.append(ProcessSpec("beat", [*celery, "beat", "--loglevel", "INFO"], env))
+    # The Procfile's web process, with its access log on (here nobody counts its CPU).
     specs.append(ProcessSpec("web", [
-        python, "-m", "gunicorn", "-c", "python:supportflow.web.gunicorn_conf",
-        "--bind", f"127.0.0.1:{options.web_port}", "--workers", "2",
-        "--threads", "8", "--access-logfile", "-", "supportflow.web:create_app()",
+        python, "-m", "granian", *granian_argv("127.0.0.1", options.web_port, 2, 8, access_log=True),
     ], env))
     return specs
 

@@ -32,8 +32,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     app.extensions["supportflow"] = services
     _sessions(app, services)
-    # Set when the process is asked to stop (gunicorn's SIGTERM, see gunicorn_conf.py): open
-    # event streams end at once, and their clients reconnect elsewhere with Last-Event-ID.
+    # Set when the process is asked to stop (granian's SIGTERM, see serve.py): open event
+    # streams end at once, and their clients reconnect elsewhere with Last-Event-ID.
     app.extensions["supportflow_stopping"] = threading.Event()
     register_error_handlers(app)
     from . import agents, health, openapi, streams, widget

@@ -152,7 +152,8 @@ def test_dev_runs_the_sandbox_only_without_an_api_key(tmp_path: Path) -> None:
     assert list(specs) == ["sandbox", "worker", "beat", "web"]
     assert env["SUPPORTFLOW_REDIS_URL"] == "redis://127.0.0.1:7000/0"
     assert env["SUPPORTFLOW_SANDBOX_URL"] == "http://127.0.0.1:8799/v1"
-    assert "127.0.0.1:5050" in specs["web"]
+    web = specs["web"]
+    assert web[web.index("--host") + 1:web.index("--host") + 4] == ["127.0.0.1", "--port", "5050"]
     assert specs["beat"][-3:] == ["beat", "--loglevel", "INFO"]  # schedule and lock in Redis
     with_key = load_settings(environ={"OPENAI_API_KEY": "sk-x"})
     assert "sandbox" not in {spec.name for spec in process_specs(options, with_key, env)}

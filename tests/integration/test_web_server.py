@@ -1,0 +1,101 @@
+"""The web app under its real server (granian, the Procfile's options): event streams flow frame
+by frame and end at once on SIGTERM, and the client's address is the peer's (or the proxy's
+X-Forwarded-For when trusted)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import Sandbox, private_stack
+from tests.helpers import free_port, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+class Stream(threading.Thread):
+    """Reads one event stream; notes each line with when it came, and how the response ended."""
+
+    def __init__(self, url: str, token: str) -> None:
+        super().__init__(daemon=True)
+        self.url, self.token = url, token
+        self.lines: list[tuple[float, str]] = []
+        self.ended: str | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            with httpx.stream("GET", self.url, headers={"Authorization": f"Bearer {self.token}"},
+                              timeout=httpx.Timeout(5, read=60)) as response:
+                assert response.status_code == 200
+                for line in response.iter_lines():
+                    self.lines.append((time.monotonic(), line))
+            self.ended = "clean"
+        except httpx.HTTPError as error:
+            self.ended = f"cut: {type(error).__name__}"
+
+    def comments(self, text: str) -> int:
+        return sum(1 for _, line in self.lines if line.startswith(":") and text in line)
+
+
+def start_conversation(base: str, local_address: str | None = None,
+                       forwarded_for: str | None = None) -> httpx.Response:
+    """POST /v1/conversations from this local address, naming this client as a proxy would."""
+    headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+    with httpx.Client(base_url=base, timeout=10,
+                      transport=httpx.HTTPTransport(local_address=local_address)) as http:
+        return http.post("/v1/conversations", json={"contact": {"id": "server"}}, headers=headers)
+
+
+def test_sigterm_ends_open_streams_at_once_and_the_server_exits(
+    tmp_path: Path, sandbox: Sandbox, flows_dir: Path
+) -> None:
+    # Streams would run two minutes: well past granian's 30 s kill timeout, unless told to end.
+    with private_stack(tmp_path, sandbox, flows_dir, settings={
+        "SUPPORTFLOW_STREAM_MAX_S": "120", "SUPPORTFLOW_STREAM_KEEPALIVE_S": "0.3",
+    }) as (_, processes, _):
+        port = free_port()
+        web = processes.web(port)
+        base = f"http://127.0.0.1:{port}"
+        started = start_conversation(base).json()
+        streams = [Stream(f"{base}/v1/conversations/{started['conversation_id']}/events",
+                          started["visitor_token"]) for _ in range(3)]
+        # Frame by frame, not buffered: keep-alives arrive while every response is still open.
+        wait_until(lambda: all(s.comments("keep-alive") >= 2 for s in streams), timeout=20)
+        assert all(s.ended is None for s in streams)
+        first, second = [t for t, line in streams[0].lines if "keep-alive" in line][:2]
+        assert second - first < 2
+
+        stopped = time.monotonic()
+        web.send_signal(signal.SIGTERM)
+        wait_until(lambda: all(s.ended for s in streams), timeout=5)
+        assert [s.ended for s in streams] == ["clean"] * 3
+        assert all(s.comments("stream ends; reconnect with Last-Event-ID") == 1 for s in streams)
+        assert web.wait(timeout=10) == 0
+        took = time.monotonic() - stopped
+        print(f"SIGTERM to exit, with 3 open streams: {took:.2f} s")
+        assert took < 5
+
+
+def test_the_client_address_is_the_peers_or_the_trusted_proxys_forwarded_one(
+    tmp_path: Path, sandbox: Sandbox, flows_dir: Path
+) -> None:
+    # One start per address: a second start from an address shows whom the limit counted.
+    with private_stack(tmp_path, sandbox, flows_dir, settings={
+        "SUPPORTFLOW_RATE_LIMIT_START": "1 per minute", "SUPPORTFLOW_TRUSTED_PROXIES": "1",
+    }) as (_, processes, _):
+        port = free_port()
+        processes.web(port)
+        base = f"http://127.0.0.1:{port}"
+        assert start_conversation(base).status_code == 201
+        assert start_conversation(base).status_code == 429
+        # Another peer address (all of 127/8 is loopback) is another client: REMOTE_ADDR is set.
+        assert start_conversation(base, local_address="127.0.0.2").status_code == 201
+        # Behind one trusted proxy, the address it forwards is the client's (ProxyFix).
+        assert start_conversation(base, forwarded_for="203.0.113.7").status_code == 201
+        assert start_conversation(base, forwarded_for="203.0.113.7").status_code == 429
