@@ -111,6 +111,14 @@ class Stack:
         extra = {**(extra_env or {}),
                  **({"OPENAI_WEBHOOK_SECRET": self.webhook_secret} if self.webhook_secret else {})}
         self.env = self._env(extra)
+        try:
+            self._start_all(code, workers)
+        except BaseException:
+            self.close()  # a process that did not come up leaves none running
+            raise
+        self.sandbox = httpx.Client(base_url=self.sandbox_root, timeout=120)
+
+    def _start_all(self, code: Path, workers: int) -> None:
         self._start_sandbox()
         commands = procfile(code)
         self._start("web", commands["web"])
@@ -122,7 +130,6 @@ class Stack:
         wait_http(f"{self.base}/healthz")
         for name in self.workers:
             self._wait_worker(name)
-        self.sandbox = httpx.Client(base_url=self.sandbox_root, timeout=120)
 
     # ----- processes -----
 
