@@ -19,7 +19,7 @@ LIBRARIES = [
     ("celery/kombu/billiard", r"[(/](celery|kombu|billiard|amqp|vine)/"),
     ("json", r"[(/]json/"), ("flask/werkzeug", r"[(/](flask|werkzeug|itsdangerous|jinja2)/"),
     ("flask-limiter/limits", r"[(/](flask_limiter|limits)/"),
-    ("marshmallow", r"[(/]marshmallow/"), ("gunicorn", r"[(/]gunicorn/"),
+    ("marshmallow", r"[(/]marshmallow/"), ("gunicorn", r"[(/]gunicorn/"), ("granian", r"[(/]granian/"),
     ("transitions", r"[(/]transitions/"), ("logging", r"[(/]logging/"),
     ("cryptography", r"[(/]cryptography/"),
     ("supportflow", r"[(/](supportflow|workers)/"),
