@@ -61,6 +61,9 @@ class Settings:
     dispatch_per_task: int = 20
     # A worker process runs the conversations of its tasks on this many threads at most.
     step_threads: int = 32
+    # Workers give way to the web on a shared machine (runtime/priority.py): under contention
+    # accepting a message comes first and turns catch up; 0 leaves their priority alone.
+    worker_nice: int = 10
     watchdog_grace_s: float = 5.0
     step_retry_base_s: float = 1.0
     step_retry_max_s: float = 60.0

@@ -10,13 +10,14 @@ from typing import Any
 
 import redis
 from celery import bootsteps
-from celery.signals import setup_logging, worker_ready
+from celery.signals import setup_logging, worker_init, worker_ready
 
 from supportflow.adapters.celery_queue import CeleryTaskQueue
 from supportflow.adapters.redis_store import RedisConversationStore
 from supportflow.bootstrap import Stores, scheduler_config, stores
 from supportflow.observability.logs import configure_logging
 from supportflow.observability.ops import OpsStore
+from supportflow.runtime.priority import give_way
 from supportflow.runtime.redis_server import check_redis_durability
 from supportflow.services.scheduler import Scheduler
 
@@ -34,6 +35,23 @@ def json_logs(loglevel: int | str | None = None, **_: Any) -> None:
 def main_stores() -> Stores:
     """The worker's main process's stores (the pool's processes build their own after forking)."""
     return stores()
+
+
+PRIORITY: list[str] = []  # what lower_priority changed, logged once logging is set up
+
+
+@worker_init.connect
+def lower_priority(**_: Any) -> None:
+    """Give way to the web on a shared machine (SUPPORTFLOW_WORKER_NICE; a pool's processes
+    inherit it)."""
+    PRIORITY[:] = give_way(main_stores().settings.worker_nice)
+
+
+@worker_ready.connect
+def log_priority(**_: Any) -> None:
+    """Say what the worker's priority became."""
+    if PRIORITY:
+        log.info("worker priority: %s (SUPPORTFLOW_WORKER_NICE)", ", ".join(PRIORITY))
 
 
 @worker_ready.connect
