@@ -7,7 +7,10 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from subprocess import Popen
 
 import httpx
 import pytest
@@ -52,16 +55,22 @@ def start_conversation(base: str, local_address: str | None = None,
         return http.post("/v1/conversations", json={"contact": {"id": "server"}}, headers=headers)
 
 
+@contextmanager
+def served_web(tmp_path: Path, sandbox: Sandbox, flows_dir: Path,
+               settings: dict[str, str]) -> Iterator[tuple[Popen[bytes], str]]:
+    """The web process alone on a private stack with these settings: it, and its base URL."""
+    with private_stack(tmp_path, sandbox, flows_dir, settings=settings) as (_, processes, _):
+        port = free_port()
+        yield processes.web(port), f"http://127.0.0.1:{port}"
+
+
 def test_sigterm_ends_open_streams_at_once_and_the_server_exits(
     tmp_path: Path, sandbox: Sandbox, flows_dir: Path
 ) -> None:
     # Streams would run two minutes: well past granian's 30 s kill timeout, unless told to end.
-    with private_stack(tmp_path, sandbox, flows_dir, settings={
+    with served_web(tmp_path, sandbox, flows_dir, {
         "SUPPORTFLOW_STREAM_MAX_S": "120", "SUPPORTFLOW_STREAM_KEEPALIVE_S": "0.3",
-    }) as (_, processes, _):
-        port = free_port()
-        web = processes.web(port)
-        base = f"http://127.0.0.1:{port}"
+    }) as (web, base):
         started = start_conversation(base).json()
         streams = [Stream(f"{base}/v1/conversations/{started['conversation_id']}/events",
                           started["visitor_token"]) for _ in range(3)]
@@ -86,12 +95,9 @@ def test_the_client_address_is_the_peers_or_the_trusted_proxys_forwarded_one(
     tmp_path: Path, sandbox: Sandbox, flows_dir: Path
 ) -> None:
     # One start per address: a second start from an address shows whom the limit counted.
-    with private_stack(tmp_path, sandbox, flows_dir, settings={
+    with served_web(tmp_path, sandbox, flows_dir, {
         "SUPPORTFLOW_RATE_LIMIT_START": "1 per minute", "SUPPORTFLOW_TRUSTED_PROXIES": "1",
-    }) as (_, processes, _):
-        port = free_port()
-        processes.web(port)
-        base = f"http://127.0.0.1:{port}"
+    }) as (_, base):
         assert start_conversation(base).status_code == 201
         assert start_conversation(base).status_code == 429
         # Another peer address (all of 127/8 is loopback) is another client: REMOTE_ADDR is set.
