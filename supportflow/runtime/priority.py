@@ -18,20 +18,26 @@ from pathlib import Path
 AUTOGROUP = Path("/proc/self/autogroup")
 
 
-def give_way(nice: int) -> list[str]:
+def give_way(nice: int, *, autogroup: Path = AUTOGROUP) -> list[str]:
     """Run at nice value `nice` at least (its autogroup too, when this process leads its own
     session); what was changed, for the log. Never raises a priority."""
     changed = []
     current = os.nice(0)
     if nice > current:
         changed.append(f"nice {os.nice(nice - current)}")
-    if os.getsid(0) == os.getpid() and AUTOGROUP.exists():
-        # "/autogroup-N nice K": only ever raised, as an unprivileged process may.
-        current = int(AUTOGROUP.read_text().split()[-1])
-        if nice > current:
-            try:
-                AUTOGROUP.write_text(str(nice))
-                changed.append(f"autogroup nice {nice}")
-            except OSError as error:
-                changed.append(f"autogroup unchanged ({error.strerror})")
+    if os.getsid(0) == os.getpid() and autogroup.exists():
+        changed.extend(_raise_autogroup(nice, autogroup))
     return changed
+
+
+def _raise_autogroup(nice: int, autogroup: Path) -> list[str]:
+    # "/autogroup-N nice K": only ever raised, as an unprivileged process may. Some kernels
+    # and sandboxes list the file but refuse to read or write it.
+    try:
+        current = int(autogroup.read_text().split()[-1])
+        if nice <= current:
+            return []
+        autogroup.write_text(str(nice))
+    except (OSError, ValueError, IndexError) as error:
+        return [f"autogroup unchanged ({getattr(error, 'strerror', None) or error})"]
+    return [f"autogroup nice {nice}"]
