@@ -80,6 +80,10 @@ class Settings:
     stream_max_s: float = 60.0
     stream_keepalive_s: float = 15.0
     stream_poll_s: float = 0.3
+    # Streams one web process holds open at once (each holds a server thread: keep this below
+    # WEB_THREADS, so posts always find one), in all and per client.
+    stream_max_open: int = 24
+    stream_max_open_per_client: int = 4
     # How often beat looks for handoffs nobody claimed within their flow's timeout.
     handoff_check_interval_s: float = 5.0
     # Retention: conversations idle this long leave Redis, closed ones this long after closing;

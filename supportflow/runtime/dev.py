@@ -111,7 +111,7 @@ def process_specs(options: DevOptions, settings: Settings, env: dict[str, str]) 
     specs.append(ProcessSpec("beat", [*celery, "beat", "--loglevel", "INFO"], env))
     # The Procfile's web process, with its access log on (here nobody counts its CPU).
     specs.append(ProcessSpec("web", [
-        python, "-m", "granian", *granian_argv("127.0.0.1", options.web_port, 2, 8, access_log=True),
+        python, "-m", "granian", *granian_argv("127.0.0.1", options.web_port, 2, 32, access_log=True),
     ], env))
     return specs
 

@@ -15,6 +15,7 @@ from supportflow.settings import load_settings
 
 from .cors import install_cors
 from .errors import register_error_handlers
+from .stream_slots import StreamSlots
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -35,6 +36,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     # Set when the process is asked to stop (granian's SIGTERM, see serve.py): open event
     # streams end at once, and their clients reconnect elsewhere with Last-Event-ID.
     app.extensions["supportflow_stopping"] = threading.Event()
+    app.extensions["supportflow_stream_slots"] = StreamSlots(
+        total=services.settings.stream_max_open,
+        per_client=services.settings.stream_max_open_per_client)
     register_error_handlers(app)
     from . import agents, health, openapi, streams, widget
 

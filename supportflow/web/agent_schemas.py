@@ -111,7 +111,8 @@ def _ok(description: str, schema: str) -> dict[str, Any]:
 def _errors(*codes: str) -> dict[str, Any]:
     texts = {"401": "No or unknown token", "403": "Token without the agent role",
              "404": "Unknown conversation", "409": "Not handed off, or claimed by another agent",
-             "422": "Invalid fields", "503": "Busy; try again"}
+             "422": "Invalid fields", "503": "Busy; try again",
+             "429": "This agent holds as many open streams as one may; retry after Retry-After"}
     return {code: {"description": texts[code], **_json("Error")} for code in ("401", "403", *codes)}
 
 
@@ -136,7 +137,7 @@ AGENT_ROUTES: dict[str, dict[str, Any]] = {
                        last_event_id(r"^([0-9]{1,20}-[0-9]{1,20})?$")],
         "responses": {"200": sse("handoff", r"^[0-9]+-[0-9]+$", "HandoffEvent",
                                  "New handoffs until the stream's time is up (then reconnect)"),
-                      **_errors("422")}}},
+                      **_errors("422", "429")}}},
     _CONV: {"get": {
         "summary": "State, transcript, attributes and notes", "security": _AGENT,
         "responses": {"200": _ok("Found", "AgentConversation"), **_errors("404")}}},

@@ -150,7 +150,10 @@ ROUTES: dict[str, dict[str, Any]] = {
         "get": _widget("The conversation's new messages as server-sent events", {
             "200": sse("message", "^[0-9]+$", "Message",
                        "Messages after the cursor until the stream's time is up"),
-            "404": _error("Unknown conversation")},
+            "404": _error("Unknown conversation"),
+            "503": {**_error("This server holds as many open streams as it can (`streams_full`), "
+                             "or the store is unavailable: retry after Retry-After, or poll "
+                             "the messages"), "headers": _RETRY_AFTER}},
             parameters=[{"in": "query", "schema": StreamQuerySchema}, last_event_id("^[0-9]*$")]),
         "options": _preflight()},
     "/v1/conversations/{conversation_id}/token": {

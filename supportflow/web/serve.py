@@ -20,6 +20,7 @@ import contextlib
 import os
 import signal
 import threading
+from collections.abc import Mapping
 
 from flask import Flask
 
@@ -35,9 +36,18 @@ def create_app() -> Flask:
     """`supportflow.web.create_app()` as granian's workers serve it: SIGTERM ends its streams."""
     from supportflow.web import create_app as build
 
-    app = build()
+    app = build({"SUPPORTFLOW_SETTINGS": stream_bound(os.environ)})
     watch_stop_signals(app.extensions["supportflow_stopping"])
     return app
+
+
+def stream_bound(environ: Mapping[str, str]) -> dict[str, int]:
+    """With WEB_THREADS set (the Procfile passes it on), streams may hold three quarters of
+    the threads unless SUPPORTFLOW_STREAM_MAX_OPEN says otherwise: posts always find one."""
+    threads = environ.get("WEB_THREADS", "")
+    if not threads.isdigit() or environ.get("SUPPORTFLOW_STREAM_MAX_OPEN"):
+        return {}
+    return {"stream_max_open": max(1, int(threads) * 3 // 4)}
 
 
 def watch_stop_signals(stopping: threading.Event) -> None:

@@ -9,18 +9,20 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 from marshmallow import Schema, ValidationError
 
 from supportflow.domain.access import Role
 from supportflow.settings import Settings
 
 from .agent_schemas import HandoffStreamQuerySchema, StreamQuerySchema
-from .auth import require_role
+from .auth import current_principal, require_role
 from .cors import widget_route
 from .deps import find_conversation, message_dict, services, stopping
 from .errors import RETRY_AFTER_S, is_transient
 from .inputs import query
+from .limits import client_address
+from .stream_slots import StreamSlots
 from .visitors import require_visitor
 
 bp = Blueprint("streams", __name__, url_prefix="/v1")
@@ -74,9 +76,22 @@ def resume_from(schema: Schema) -> Any:
         raise ValidationError({"Last-Event-ID": problems}) from error
 
 
-def event_stream(body: Iterator[str]) -> Response:
-    return Response(body, mimetype="text/event-stream", headers={
+def event_stream(body: Iterator[str], client: str) -> Response:
+    """The stream as a response, holding one of this process's stream slots until it closes
+    (429/503 before anything is sent when `client`'s share or the process's are taken)."""
+    slots: StreamSlots = current_app.extensions["supportflow_stream_slots"]
+    give_back = slots.take(client)
+
+    def held() -> Iterator[str]:
+        try:
+            yield from body
+        finally:
+            give_back()
+
+    response = Response(held(), mimetype="text/event-stream", headers={
         "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    response.call_on_close(give_back)  # also when the server never starts the body
+    return response
 
 
 @bp.get("/conversations/<conversation_id>/events")
@@ -92,7 +107,8 @@ def conversation_events(conversation_id: str) -> Response:
         page = store.transcript(conversation_id, int(cursor), 100)
         return [(str(seq), "message", message_dict(seq, message)) for seq, message in page]
 
-    return event_stream(pump(fetch, str(after), services().settings, stopping()))
+    return event_stream(pump(fetch, str(after), services().settings, stopping()),
+                        client_address())
 
 
 @bp.get("/agent/handoffs/stream")
@@ -106,4 +122,5 @@ def handoff_events() -> Response:
         found = board.handoffs_after(after)
         return [(event_id, "handoff", data) for event_id, data in found]
 
-    return event_stream(pump(fetch, cursor, services().settings, stopping()))
+    return event_stream(pump(fetch, cursor, services().settings, stopping()),
+                        f"agent:{current_principal().name}")

@@ -24,20 +24,25 @@ pytestmark = pytest.mark.slow
 class Stream(threading.Thread):
     """Reads one event stream; notes each line with when it came, and how the response ended."""
 
-    def __init__(self, url: str, token: str) -> None:
+    def __init__(self, url: str, token: str, local_address: str | None = None) -> None:
         super().__init__(daemon=True)
-        self.url, self.token = url, token
+        self.url, self.token, self.local_address = url, token, local_address
         self.lines: list[tuple[float, str]] = []
         self.ended: str | None = None
+        self.hang_up = threading.Event()
         self.start()
 
     def run(self) -> None:
+        transport = httpx.HTTPTransport(local_address=self.local_address)
         try:
-            with httpx.stream("GET", self.url, headers={"Authorization": f"Bearer {self.token}"},
-                              timeout=httpx.Timeout(5, read=60)) as response:
+            with httpx.Client(transport=transport, timeout=httpx.Timeout(5, read=60)) as http, \
+                    http.stream("GET", self.url,
+                                headers={"Authorization": f"Bearer {self.token}"}) as response:
                 assert response.status_code == 200
                 for line in response.iter_lines():
                     self.lines.append((time.monotonic(), line))
+                    if self.hang_up.is_set():
+                        break
             self.ended = "clean"
         except httpx.HTTPError as error:
             self.ended = f"cut: {type(error).__name__}"
@@ -105,3 +110,46 @@ def test_the_client_address_is_the_peers_or_the_trusted_proxys_forwarded_one(
         # Behind one trusted proxy, the address it forwards is the client's (ProxyFix).
         assert start_conversation(base, forwarded_for="203.0.113.7").status_code == 201
         assert start_conversation(base, forwarded_for="203.0.113.7").status_code == 429
+
+
+def test_streams_past_a_clients_share_or_the_processs_are_refused_and_posts_still_go_through(
+    tmp_path: Path, sandbox: Sandbox, flows_dir: Path
+) -> None:
+    # One web process of 4 threads: 2 may hold streams, 1 per client, so 2 stay for the rest.
+    with served_web(tmp_path, sandbox, flows_dir, {
+        "SUPPORTFLOW_STREAM_MAX_OPEN": "2", "SUPPORTFLOW_STREAM_MAX_OPEN_PER_CLIENT": "1",
+        "SUPPORTFLOW_STREAM_KEEPALIVE_S": "0.3", "SUPPORTFLOW_STREAM_MAX_S": "120",
+    }) as (_, base):
+        started = start_conversation(base).json()
+        url = f"{base}/v1/conversations/{started['conversation_id']}/events"
+        auth = {"Authorization": f"Bearer {started['visitor_token']}"}
+
+        def try_open(local_address: str) -> tuple[int, str, str]:
+            """Open a stream and hang up at once: status, error code, Retry-After."""
+            with httpx.Client(transport=httpx.HTTPTransport(local_address=local_address),
+                              timeout=5) as http, \
+                    http.stream("GET", url, headers=auth) as response:
+                if response.status_code == 200:
+                    return 200, "", ""
+                response.read()
+                return (response.status_code, response.json()["error"]["code"],
+                        response.headers.get("Retry-After", ""))
+
+        first = Stream(url, started["visitor_token"], local_address="127.0.0.1")
+        wait_until(lambda: first.comments("keep-alive") >= 1, timeout=20)
+        assert try_open("127.0.0.1") == (429, "too_many_streams", "5")
+
+        other = Stream(url, started["visitor_token"], local_address="127.0.0.2")
+        wait_until(lambda: other.comments("keep-alive") >= 1, timeout=20)
+        assert try_open("127.0.0.3") == (503, "streams_full", "5")
+
+        posted = httpx.post(f"{base}/v1/conversations/{started['conversation_id']}/messages",
+                            json={"text": "still heard?", "client_message_id": "m-1"},
+                            headers=auth, timeout=10)
+        assert posted.status_code == 202, posted.text
+
+        # A client that hangs up gives its slot back: the third client gets in.
+        first.hang_up.set()
+        wait_until(lambda: first.ended == "clean", timeout=10)
+        wait_until(lambda: try_open("127.0.0.3")[0] == 200, timeout=20)
+        assert other.ended is None

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from supportflow.settings import PROJECT_ROOT
-from supportflow.web.serve import granian_argv, watch_stop_signals
+from supportflow.settings import PROJECT_ROOT, Settings
+from supportflow.web.serve import granian_argv, stream_bound, watch_stop_signals
 from tests.helpers import wait_until
 
 
@@ -25,8 +25,17 @@ def test_the_procfile_runs_the_options_dev_and_the_tests_run() -> None:
     # `env`: the line also runs as `exec <line>` (bench/stack.py), where VAR=value cannot lead.
     runner, env, *argv = shlex.split(expanded)
     assert (runner, env) == ("env", "GRANIAN_LOG_ACCESS_ENABLED=0")  # opt-in: WEB_ACCESS_LOG=1
-    assert argv == ["granian", *granian_argv("0.0.0.0", 5000, 2, 8)]
+    assert argv == ["granian", *granian_argv("0.0.0.0", 5000, 2, 32)]
     assert "--access-log" in granian_argv("127.0.0.1", 5000, 2, 8, access_log=True)
+
+
+def test_streams_may_hold_three_quarters_of_the_threads_unless_told_otherwise() -> None:
+    # The Procfile's default: 32 threads, so the settings' default of 24 streams.
+    assert Settings().stream_max_open == 32 * 3 // 4
+    assert stream_bound({"WEB_THREADS": "8"}) == {"stream_max_open": 6}
+    assert stream_bound({"WEB_THREADS": "1"}) == {"stream_max_open": 1}
+    assert stream_bound({"WEB_THREADS": "8", "SUPPORTFLOW_STREAM_MAX_OPEN": "7"}) == {}
+    assert stream_bound({}) == {}
 
 
 @pytest.fixture
