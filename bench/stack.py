@@ -164,7 +164,7 @@ class Stack:
 
     def _start_sandbox(self) -> None:
         script = ("import logging, sys; logging.getLogger('werkzeug').setLevel(logging.ERROR); "
-                  "from supportflow import defaults; from supportflow.sandbox.server import serve; "
+                  "from supportflow import defaults; from supportflow.sandbox.served import serve; "
                   f"serve('127.0.0.1', {self.sandbox_port}, defaults.KNOWLEDGE, 1.0)")
         env = {**self.env, "PYTHONPATH": str(ROOT)}
         log = (self.logs / "sandbox.log").open("wb")

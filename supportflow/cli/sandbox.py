@@ -35,7 +35,7 @@ def register(commands: Any) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Serve the sandbox assistant until interrupted."""
-    from supportflow.sandbox.server import serve
+    from supportflow.sandbox.served import serve
 
     knowledge: Path = args.knowledge or settings.sandbox_knowledge
     if not knowledge.is_file():

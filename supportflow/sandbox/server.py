@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import waitress
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -334,26 +333,3 @@ def start_in_thread(
     thread.start()
     return SandboxHandle(f"http://{host}:{server.server_port}/v1", server, thread,
                          app.extensions["sandbox_background"])
-
-
-def serve(host: str, port: int, knowledge_path: Path, latency_s: float = 0.5, *,
-          webhook_url: str | None = None, webhook_secret: str | None = None,
-          threads: int = 16) -> None:
-    """Serve the sandbox until interrupted (blocks).
-
-    On waitress, not werkzeug's development server: that one closes the connection after every
-    response, so each run check cost a TCP connection and a new thread on both sides (the
-    sandbox's CPU per check fell from 0.69 to 0.43 ms, bench/README.md), where OpenAI keeps
-    connections alive.
-    """
-    app = create_sandbox_app(knowledge_path, latency_s=latency_s, webhook_url=webhook_url,
-                             webhook_secret=webhook_secret)
-    # Every worker thread of every worker process may hold a connection (64 a process by
-    # default); poll(), not select(), past 1,024 sockets.
-    server = waitress.create_server(app, host=host, port=port, threads=threads,
-                                    connection_limit=4096, asyncore_use_poll=True,
-                                    clear_untrusted_proxy_headers=True)
-    try:
-        server.run()
-    finally:
-        app.extensions["sandbox_background"].close()
