@@ -261,6 +261,29 @@ def test_widget_polls_when_the_stream_fails_and_works_by_keyboard(
     shot(page, "demo-polling")
 
 
+def test_widget_refused_a_stream_polls_without_telling_the_visitor_the_service_is_busy(
+    site: tuple[str, Any], context: Any
+) -> None:
+    base, _ = site
+    page = context.new_page()
+    refusals: list[str] = []
+
+    def full(route: Any) -> None:
+        refusals.append(route.request.url)
+        route.fulfill(status=503, headers={"Retry-After": "5", "Content-Type": "application/json"},
+                      body='{"error": {"code": "streams_full", "message": "try again shortly"}}')
+
+    page.route("**/events*", full)
+    page.goto(f"{base}/demo")
+    page.get_by_role("button", name="Chat with us", exact=True).click()
+    box = page.get_by_label("Your message")
+    box.fill(SHIPPING)
+    box.press("Enter")
+    expect(page.get_by_role("log", name="Messages")).to_contain_text(SHIPPING_ANSWER)
+    assert len(refusals) == 1  # straight to polling, no retry loop against a full server
+    expect(page.get_by_role("status").filter(has_text="busy")).to_have_count(0)
+
+
 def test_agent_gives_a_conversation_back_and_the_bot_answers_again(
     site: tuple[str, Any], context: Any
 ) -> None:

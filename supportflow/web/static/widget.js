@@ -341,11 +341,11 @@
       .then(function (response) {
         if (stream !== controller) return null;
         if (response.status === 401 || response.status === 404) { lost(); return null; }
-        if (!response.ok || !response.body) {
-          var wait = busy(response) ? retryAfterSeconds(response) * 1000 : 0;
-          if (wait) sayBusy(response, wait / 1000);
-          throw Object.assign(new Error("stream refused"), { wait: wait });
-        }
+        // A server that holds all the streams it can (or this visitor's share) says 429/503:
+        // the messages still come by polling, which retries the stream now and then. Nothing
+        // the visitor sent is refused, so there is nothing to tell them.
+        if (busy(response)) { startPolling(); return null; }
+        if (!response.ok || !response.body) throw new Error("stream refused");
         streamFailures = 0;
         setStatus("");
         // The server ends each response after a while: reconnect at once, from the cursor.
@@ -357,12 +357,12 @@
         setTimeout(function () { if (stream === controller) openStream(); },
                    Date.now() - opened < 1000 ? 1000 : 0);
       })
-      .catch(function (error) {
+      .catch(function () {
         if (stream !== controller || controller.signal.aborted) return;
         streamFailures += 1;
         if (streamFailures >= 3) { startPolling(); return; }
         setTimeout(function () { if (stream === controller) openStream(); },
-                   (error && error.wait) || 1000 * streamFailures);
+                   1000 * streamFailures);
       });
   }
 
