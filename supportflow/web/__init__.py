@@ -15,6 +15,7 @@ from supportflow.settings import load_settings
 
 from .cors import install_cors
 from .errors import register_error_handlers
+from .gate import install_request_gate
 from .stream_slots import StreamSlots
 
 
@@ -40,6 +41,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         total=services.settings.stream_max_open,
         per_client=services.settings.stream_max_open_per_client)
     register_error_handlers(app)
+    # First of the request hooks: nothing runs before a request is let in.
+    install_request_gate(app, services.settings.web_requests_at_once)
     from . import agents, health, openapi, streams, widget
 
     app.register_blueprint(health.bp)
