@@ -42,7 +42,7 @@ def create_app() -> Flask:
 
 
 def stream_bound(environ: Mapping[str, str]) -> dict[str, int]:
-    """With WEB_THREADS set (the Procfile passes it on), streams may hold three quarters of
+    """With WEB_THREADS in the environment (as the operator sets it), streams may hold 3/4 of
     the threads unless SUPPORTFLOW_STREAM_MAX_OPEN says otherwise: posts always find one."""
     threads = environ.get("WEB_THREADS", "")
     if not threads.isdigit() or environ.get("SUPPORTFLOW_STREAM_MAX_OPEN"):
