@@ -15,6 +15,9 @@ from collections.abc import Callable
 
 from .errors import RETRY_AFTER_S, ApiError
 
+# A full server frees a slot when some stream ends: seconds, not the outage's one.
+STREAM_RETRY_AFTER = {"Retry-After": str(RETRY_AFTER_S * 5)}
+
 
 class StreamSlots:
     """Counts this process's open streams; `take` reserves one or refuses."""
@@ -23,6 +26,7 @@ class StreamSlots:
         self.total, self.per_client = total, per_client
         self._lock = threading.Lock()
         self._open: Counter[str] = Counter()
+        self._open_total = 0
 
     def take(self, client: str) -> Callable[[], None]:
         """Reserve a stream for `client`; the function that gives it back (safe to call twice)."""
@@ -31,20 +35,22 @@ class StreamSlots:
                 raise ApiError(429, "too_many_streams",
                                f"this client already has {self.per_client} event streams "
                                "open here; close one, or poll the messages instead",
-                               headers={"Retry-After": str(RETRY_AFTER_S * 5)})
-            if sum(self._open.values()) >= self.total:
+                               headers=dict(STREAM_RETRY_AFTER))
+            if self._open_total >= self.total:
                 raise ApiError(503, "streams_full",
                                "this server holds as many event streams as it can; try "
                                "again shortly, or poll the messages instead",
-                               headers={"Retry-After": str(RETRY_AFTER_S * 5)})
+                               headers=dict(STREAM_RETRY_AFTER))
             self._open[client] += 1
-        given_back = threading.Event()
+            self._open_total += 1
+        held = [True]
 
         def give_back() -> None:
             with self._lock:
-                if given_back.is_set():
+                if not held:
                     return
-                given_back.set()
+                held.clear()
+                self._open_total -= 1
                 self._open[client] -= 1
                 if self._open[client] <= 0:
                     del self._open[client]
@@ -53,5 +59,4 @@ class StreamSlots:
 
     def open_count(self) -> int:
         """Streams open in this process now."""
-        with self._lock:
-            return sum(self._open.values())
+        return self._open_total
