@@ -15,7 +15,7 @@ from supportflow.services.ports import AssistantClient, AssistantError, ErrorKin
 from supportflow.settings import Settings
 
 from .openai_assistants import OpenAIAssistantsClient
-from .openai_http import make_openai_http
+from .openai_http import OpenAIHttp, make_openai_http
 from .openai_responses import OpenAIResponsesClient
 
 # A connector changed in the vault is picked up by running workers within this time.
@@ -42,7 +42,7 @@ class AssistantClients:
         # holds on each request (a readiness check each), so one pool shared by 64 threads
         # spent more time choosing a connection than using it (bench/README.md).
         self._local = threading.local()
-        self._every: list[httpx.Client] = []
+        self._every: list[OpenAIHttp] = []
         self._lock = threading.Lock()
         self._tls: ssl.SSLContext | None = None
 
@@ -53,9 +53,9 @@ class AssistantClients:
             return OpenAIAssistantsClient(http=http)
         return OpenAIResponsesClient(http=http)
 
-    def http(self, connector: str | None) -> httpx.Client:
+    def http(self, connector: str | None) -> OpenAIHttp:
         """This thread's pooled HTTP client of a connector (None: the default)."""
-        mine: dict[str | None, tuple[float, httpx.Client]] = self._local.__dict__.setdefault(
+        mine: dict[str | None, tuple[float, OpenAIHttp]] = self._local.__dict__.setdefault(
             "http", {})
         cached = mine.get(connector)
         if cached and (connector is None or time.monotonic() - cached[0] < CONNECTOR_TTL_S):
@@ -81,7 +81,7 @@ class AssistantClients:
         except Exception as error:  # the vault's message names the problem, never the key
             raise AssistantError(ErrorKind.CONFIG, f"connector {name!r}: {error}") from error
 
-    def _build(self, connector: Connector) -> httpx.Client:
+    def _build(self, connector: Connector) -> OpenAIHttp:
         return make_openai_http(
             base_url=connector.base_url,
             api_key=connector.api_key or None,

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 
 from supportflow.adapters.openai_http import (
+    OpenAIHttp,
     call_api,
     clean_reply,
     dicts,
@@ -31,7 +32,7 @@ class OpenAIAssistantsClient:
 
     messages_with_run = False
 
-    def __init__(self, *, http: httpx.Client) -> None:
+    def __init__(self, *, http: OpenAIHttp) -> None:
         self._http = http
 
     def open_thread(self, *, metadata: Mapping[str, str]) -> str:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import httpx
-
 from supportflow.services.ports import AssistantError
 
-from .openai_http import call_api, require_str
+from .openai_http import OpenAIHttp, call_api, require_str
 
 
 class OpenAIKnowledgeFiles:
     """Uploads article files (purpose `assistants`) and attaches them to vector stores."""
 
-    def __init__(self, *, http: httpx.Client) -> None:
+    def __init__(self, *, http: OpenAIHttp) -> None:
         self._http = http
 
     def upload(self, file_name: str, content: str) -> str:

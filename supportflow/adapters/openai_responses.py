@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import httpx
-
 from supportflow.adapters.openai_http import (
+    OpenAIHttp,
     call_api,
     clean_reply,
     dicts,
@@ -38,7 +37,7 @@ class OpenAIResponsesClient:
 
     messages_with_run = True
 
-    def __init__(self, *, http: httpx.Client) -> None:
+    def __init__(self, *, http: OpenAIHttp) -> None:
         self._http = http
 
     def open_thread(self, *, metadata: Mapping[str, str]) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -263,6 +265,46 @@ def test_headers_authorization_and_openai_beta_only_on_assistants() -> None:
     assert "openai-beta" not in responses.headers
     assert assistants.headers["openai-beta"] == "assistants=v2"
     assert http.timeout.connect == 1 and http.timeout.read == 2
+
+
+def test_a_run_check_sends_the_headers_every_other_request_sends() -> None:
+    run = {"id": "run_1", "object": "thread.run", "status": "in_progress"}
+    api = Api({("POST", "/v1/threads"): _reply(200, json={"id": "thread_1"}),
+               ("GET", "/v1/threads/thread_1/runs/run_1"): _reply(200, json=run)})
+    client = OpenAIAssistantsClient(http=_http(api, org="org_1"))
+    client.open_thread(metadata={})
+    client.check_run("thread_1", "run_1")
+    posted, checked = api.requests
+    body_headers = {"content-type", "content-length"}
+    assert {k: v for k, v in posted.headers.items() if k not in body_headers} == dict(
+        checked.headers.items())
+    assert str(checked.url) == "https://api.test/v1/threads/thread_1/runs/run_1"
+    assert checked.extensions["timeout"] == {"connect": 1, "read": 2, "write": 2, "pool": 2}
+
+
+def test_a_run_check_goes_through_the_proxy_the_environment_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    proxy, seen = socket.create_server(("127.0.0.1", 0)), []
+    body = json.dumps(_response_body("in_progress")).encode()
+
+    def answer_one() -> None:
+        connection, _ = proxy.accept()
+        with connection:
+            seen.append(connection.recv(65536).split(b"\r\n", 1)[0])
+            connection.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                               b"content-length: %d\r\n\r\n%s" % (len(body), body))
+
+    answering = threading.Thread(target=answer_one, daemon=True)
+    answering.start()
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.getsockname()[1]}")
+    http = make_openai_http(base_url="http://api.test/v1", api_key="sk-1", organization=None,
+                            project=None, connect_timeout_s=1, read_timeout_s=2)
+    with proxy, http:
+        status = OpenAIResponsesClient(http=http).check_run("conv_1", "resp_1")
+    answering.join(timeout=5)
+    assert status.state is RunState.PENDING
+    assert seen == [b"GET http://api.test/v1/responses/resp_1 HTTP/1.1"]
 
 
 def test_no_authorization_header_without_a_key() -> None:
