@@ -23,6 +23,7 @@ from redis.exceptions import NoScriptError
 from supportflow.domain.model import Conversation, CustomerMessage
 from supportflow.observability.redis_metrics import RedisMetrics
 from supportflow.services.unit_of_work import (
+    Commit,
     Committed,
     MetricEntry,
     Purpose,
@@ -87,8 +88,10 @@ class _TakeCall:
 
 
 def run_script_many(client: redis.Redis, script: Script,
-                    calls: Sequence[tuple[list[str], list[Any]]]) -> list[Any]:
-    """Run a script once per (keys, args) in one pipelined round trip; its replies in order.
+                    calls: Sequence[tuple[list[str], list[Any]]], *,
+                    raise_errors: bool = True) -> list[Any]:
+    """Run a script once per (keys, args) in one pipelined round trip; its replies in order
+    (with `raise_errors` off, a call's error is its reply).
 
     Not `script(client=pipeline)`: redis-py then asks `SCRIPT EXISTS` first, a second round
     trip on every batch. A script the server does not know (restarted, flushed) is loaded and
@@ -102,7 +105,7 @@ def run_script_many(client: redis.Redis, script: Script,
         for index, reply in zip(missing, again, strict=True):
             replies[index] = reply
     for reply in replies:
-        if isinstance(reply, Exception):
+        if raise_errors and isinstance(reply, Exception):
             raise reply
     return replies
 
@@ -169,45 +172,90 @@ class RedisUnitOfWork:
     def commit(self, work: Work, *, release: bool, keep_if_waiting: bool = False,
                wake_at: float | None = None, now: float) -> Committed:
         """Everything the step wrote, version- and lease-checked, in one round trip."""
+        keys, args = self._commit_call(work, release=release, keep_if_waiting=keep_if_waiting,
+                                       wake_at=wake_at, now=now)
+        try:
+            reply = self._commit(keys=keys, args=args)
+        except BaseException:
+            work.conversation.version -= 1
+            raise
+        outcome = self._committed(work, reply, release=release)
+        if isinstance(outcome, StaleWrite):
+            raise outcome
+        return outcome
+
+    def commit_many(self, commits: Sequence[Commit]) -> list[Committed | Exception]:
+        """Releasing commits of several conversations, all in one round trip (a pipeline)."""
+        outcomes: list[Committed | Exception | None] = [None] * len(commits)
+        calls: list[tuple[list[str], list[Any]]] = []
+        sent: list[int] = []
+        for index, c in enumerate(commits):
+            try:
+                calls.append(self._commit_call(c.work, release=True, wake_at=c.wake_at,
+                                               keep_if_waiting=c.keep_if_waiting, now=c.now))
+                sent.append(index)
+            except Exception as error:  # this record cannot be written; the others can
+                outcomes[index] = error
+        try:
+            replies = run_script_many(self.redis, self._commit, calls, raise_errors=False)
+        except BaseException:
+            for index in sent:
+                commits[index].work.conversation.version -= 1
+            raise
+        for index, reply in zip(sent, replies, strict=True):
+            work = commits[index].work
+            if isinstance(reply, Exception):
+                work.conversation.version -= 1
+                outcomes[index] = reply
+            else:
+                outcomes[index] = self._committed(work, reply, release=True)
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    def _commit_call(self, work: Work, *, release: bool, keep_if_waiting: bool,
+                     wake_at: float | None, now: float) -> tuple[list[str], list[Any]]:
+        """The commit script's keys and arguments; the record's version moves on by one."""
         conversation = work.conversation
         keys = self.keys.of(conversation.id)
+        metric_keys, metric_args = self._metric_ops(work.metrics.entries, first_key=11)
         expected = conversation.version
         conversation.version = expected + 1
         conversation.wake_at = wake_at
         try:
-            metric_keys, metric_args = self._metric_ops(work.metrics.entries, first_key=11)
             record = dump(conversation.to_dict())
-            args: list[Any] = [
-                work.lease, expected, record, work.consumed, conversation.id,
-                "" if wake_at is None else repr(wake_at), repr(now),
-                int(self.lease_ttl_s * 1000), self.keys.prefix, conversation.state.value,
-                conversation.handoff_reason or "", int(release), int(keep_if_waiting),
-                len(work.transcript), len(work.attributes), len(work.notes),
-                len(metric_args) // 3, conversation.run_id or ""]
-            for message in work.transcript:
-                args += [message.id, dump(message.to_dict())]
-            for name, value in work.attributes.items():
-                args += [name, value.encode()]
-            for note in work.notes:
-                args += [note.id, dump({"id": note.id, "text": note.text, "at": note.at})]
-            reply = cast(list[Any], self._commit(
-                keys=[keys.record, keys.lease, keys.mailbox, keys.transcript, keys.ids,
-                      self.keys.wakeups, self.keys.handoffs,
-                      self.keys.attributes(conversation.contact_id), keys.notes,
-                      self.keys.handoffs_log, *metric_keys],
-                args=[*args, *metric_args]))
         except BaseException:
             conversation.version = expected
             raise
+        args: list[Any] = [
+            work.lease, expected, record, work.consumed, conversation.id,
+            "" if wake_at is None else repr(wake_at), repr(now),
+            int(self.lease_ttl_s * 1000), self.keys.prefix, conversation.state.value,
+            conversation.handoff_reason or "", int(release), int(keep_if_waiting),
+            len(work.transcript), len(work.attributes), len(work.notes),
+            len(metric_args) // 3, conversation.run_id or ""]
+        for message in work.transcript:
+            args += [message.id, dump(message.to_dict())]
+        for name, value in work.attributes.items():
+            args += [name, value.encode()]
+        for note in work.notes:
+            args += [note.id, dump({"id": note.id, "text": note.text, "at": note.at})]
+        return ([keys.record, keys.lease, keys.mailbox, keys.transcript, keys.ids,
+                 self.keys.wakeups, self.keys.handoffs,
+                 self.keys.attributes(conversation.contact_id), keys.notes,
+                 self.keys.handoffs_log, *metric_keys], [*args, *metric_args])
+
+    def _committed(self, work: Work, raw: Any, *, release: bool) -> Committed | StaleWrite:
+        """What the commit script answered, applied to the holder's work."""
+        reply = cast(list[Any], raw)
+        conversation = work.conversation
         if reply[0] != 1:
-            conversation.version = expected
+            conversation.version -= 1
             what = "lease lost" if reply[0] == -1 else "version moved"
-            raise StaleWrite(f"conversation {conversation.id}: {what}")
+            return StaleWrite(f"conversation {conversation.id}: {what}")
         work.metrics.take()
         handed_back = [CustomerMessage.from_dict(json.loads(entry)) for entry in reply[3:]]
         if release and not handed_back:
             work.held = False
-            self.leases.drop(keys.lease)
+            self.leases.drop(self.keys.of(conversation.id).lease)
         work.written(handed_back)
         return Committed(waiting=bool(reply[1]), handed_back=handed_back, woken=bool(reply[2]))
 

@@ -5,7 +5,9 @@ conversation runs on its own (side by side, on the StepRunner) with a commit aft
 that changed the assistant's side, folding in the steps that did not; the last commit of a
 session also lets go of the lease, writes the next wake-up (the scheduler publishes it when
 due: the engine publishes nothing) and hands back customer messages that arrived meanwhile,
-which the engine then takes as the next turn.
+which the engine then takes as the next turn. The quiet last commits of a task (nothing for a
+person in them: a check that found the run still going) wait for the batch and go together,
+in one round trip; a commit with a reply in it goes at once.
 """
 
 from __future__ import annotations
@@ -45,7 +47,15 @@ from .ports import (
     StepRunner,
 )
 from .steps import Steps
-from .unit_of_work import Purpose, StaleWrite, Taken, TakeRequest, UnitOfWork, Work
+from .unit_of_work import (
+    Commit,
+    Purpose,
+    StaleWrite,
+    Taken,
+    TakeRequest,
+    UnitOfWork,
+    Work,
+)
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +107,16 @@ class TurnEngine:
         requests = [TakeRequest(d.conversation_id, Purpose.POLL if d.kind == "poll"
                                 else Purpose.DRAIN, d.poll_id if d.kind == "poll" else None,
                                 d.token) for d in due]
-        jobs = [partial(self._go_on, request, taken, work)
+        settling: list[Work] = []
+        jobs = [partial(self._go_on, request, taken, work, settling)
                 for request, (taken, work) in zip(requests, self.uow.take_many(requests),
                                                    strict=True)]
-        self.runner.run(jobs)
+        try:
+            self.runner.run(jobs)
+        except BaseException:
+            self._let_go(settling)
+            raise
+        self._settle_together(settling)
 
     def drain(self, conversation_id: str, dispatch: str = "") -> None:
         """Take waiting customer messages as a turn, or go on with a step under way."""
@@ -117,7 +133,8 @@ class TurnEngine:
                                     request.dispatch)
         self._go_on(request, taken, work)
 
-    def _go_on(self, request: TakeRequest, taken: Taken, work: Work | None) -> None:
+    def _go_on(self, request: TakeRequest, taken: Taken, work: Work | None,
+               settling: list[Work] | None = None) -> None:
         """Run a taken conversation's steps (in its own logging context); drop the others."""
         with log_context(conversation_id=request.conversation_id):
             if work is None:
@@ -126,28 +143,38 @@ class TurnEngine:
                              request.conversation_id)
                 return
             bind_log(turn=work.conversation.turn)
-            try:
-                self._advance(work, polled=request.purpose is Purpose.POLL)
-            except StaleWrite as error:
-                log.warning("stopped: %s", error)
-            except self.config.transient:
-                raise
-            except Exception as error:
-                self._fault(work, error)
-            finally:
-                if work.held:
-                    self.uow.release(work)
+            self._carry(work, polled=request.purpose is Purpose.POLL, settling=settling)
 
-    def _advance(self, work: Work, *, polled: bool) -> None:
-        """Run steps until the conversation waits for someone (customer, run, agent, retry)."""
+    def _carry(self, work: Work, *, polled: bool, settling: list[Work] | None) -> None:
+        """Advance a held conversation; a fault is counted, and the lease always goes (or, when
+        its last commit waits in `settling`, stays for that commit)."""
+        left = False
+        try:
+            left = self._advance(work, polled=polled, settling=settling)
+        except StaleWrite as error:
+            log.warning("stopped: %s", error)
+        except self.config.transient:
+            raise
+        except Exception as error:
+            self._fault(work, error)
+        finally:
+            if work.held and not left:
+                self.uow.release(work)
+
+    def _advance(self, work: Work, *, polled: bool, settling: list[Work] | None) -> bool:
+        """Run steps until the conversation waits for someone (customer, run, agent, retry);
+        True when its last commit was left to `settling`."""
         flow = self.flows.get(work.conversation.flow)
         due, unsaved = polled, False
         while True:
             step = STEPS.get(work.conversation.state)
             if step is None or not self._runnable(work, step, due):
+                if settling is not None and not work.events and not work.transcript:
+                    settling.append(work)
+                    return True
                 if self._settle(work):
                     continue
-                return
+                return False
             if unsaved:
                 self._save(work)
             due = False
@@ -179,15 +206,66 @@ class TurnEngine:
 
     def _settle(self, work: Work, *, keep_going: bool = True) -> bool:
         """The session's last commit: the next wake-up, and let go (True: messages came in)."""
-        conversation, wakeup, now = work.conversation, work.wakeup, self.clock()
+        last = self._settling(work, self.clock(), keep_going=keep_going)
+        committed = self.uow.commit(work, release=True, keep_if_waiting=keep_going,
+                                    wake_at=last.wake_at, now=last.now)
+        self._after_commit(work)
+        return bool(committed.handed_back)
+
+    def _settle_together(self, works: list[Work]) -> None:
+        """The quiet last commits of a task in one round trip; a conversation whose customer
+        wrote meanwhile goes on with those messages as its next turn."""
+        if not works:
+            return
+        now = self.clock()
+        commits = [self._settling(work, now) for work in works]
+        try:
+            outcomes = self.uow.commit_many(commits)
+        except BaseException:
+            self._let_go(works)
+            raise
+        going_on = []
+        for work, outcome in zip(works, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                with log_context(conversation_id=work.conversation.id):
+                    self._not_settled(work, outcome)
+                continue
+            self._after_commit(work)
+            if outcome.handed_back:
+                going_on.append(partial(self._resume, work))
+        self.runner.run(going_on)
+
+    def _not_settled(self, work: Work, error: Exception) -> None:
+        """A batch's commit that failed goes the way a commit of its own would have."""
+        if isinstance(error, StaleWrite):
+            log.warning("stopped: %s", error)
+            self._let_go([work])
+        else:
+            self._fault(work, error)
+
+    @staticmethod
+    def _settling(work: Work, now: float, *, keep_going: bool = True) -> Commit:
+        """A session's last commit: the record's next poll id and wake-up, the lease let go."""
+        conversation, wakeup = work.conversation, work.wakeup
         conversation.updated_at = now
         if wakeup is not None and wakeup.poll:
             conversation.poll_id += 1
         wake_at = now + wakeup.delay_s if wakeup is not None else None
-        committed = self.uow.commit(work, release=True, keep_if_waiting=keep_going,
-                                    wake_at=wake_at, now=now)
-        self._after_commit(work)
-        return bool(committed.handed_back)
+        return Commit(work, keep_if_waiting=keep_going, wake_at=wake_at, now=now)
+
+    def _resume(self, work: Work) -> None:
+        """Go on with messages a batch's commit handed back."""
+        with log_context(conversation_id=work.conversation.id, turn=work.conversation.turn):
+            self._carry(work, polled=False, settling=None)
+
+    def _let_go(self, works: Sequence[Work]) -> None:
+        """Release what is still held, whatever else fails (the lease would expire anyway)."""
+        for work in works:
+            if work.held:
+                try:
+                    self.uow.release(work)
+                except Exception as error:
+                    log.warning("lease of %s not released: %s", work.conversation.id, error)
 
     def _after_commit(self, work: Work) -> None:
         work.wakeup = None
@@ -215,7 +293,8 @@ class TurnEngine:
         """A step failed for another reason: try it again a few times, then the fallback."""
         conversation_id = work.conversation.id
         turn, state, _ = work.committed
-        log.exception("step %s of %s (turn %s) failed", state.value, conversation_id, turn)
+        log.error("step %s of %s (turn %s) failed", state.value, conversation_id, turn,
+                  exc_info=error)
         self.metrics.inc("supportflow_step_errors", state=state.value)
         if work.held:
             self.uow.release(work)

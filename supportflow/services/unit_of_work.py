@@ -168,6 +168,17 @@ class Committed:
     woken: bool = False
 
 
+@dataclass(frozen=True)
+class Commit:
+    """One last commit of a batch (`UnitOfWork.commit_many`): the arguments of `commit`, with
+    the lease let go."""
+
+    work: Work
+    keep_if_waiting: bool
+    wake_at: float | None
+    now: float
+
+
 class UnitOfWork(Protocol):
     """Takes and commits conversations (adapters/redis_uow.py)."""
 
@@ -190,6 +201,12 @@ class UnitOfWork(Protocol):
         With `release`, the lease goes too, unless `keep_if_waiting` and customer messages wait
         for a turn: then the holder keeps it and gets them (`handed_back`).
         """
+        ...
+
+    def commit_many(self, commits: Sequence[Commit]) -> list[Committed | Exception]:
+        """Several releasing commits at once (one round trip), in order; a commit that could
+        not be written is its error in the list (StaleWrite: version or lease moved) and the
+        others still are; only an unreachable store raises."""
         ...
 
     def release(self, work: Work) -> None:

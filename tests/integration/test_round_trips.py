@@ -4,7 +4,7 @@ Taking a conversation is one round trip, committing a step is one (metrics inclu
 or duplicate task is dropped in one, and a whole first turn with one pending check is seven
 on the responses backend (its messages go with the run request: no commit of their own). The
 scheduler's round that publishes wake-ups is one more per batch of them (counted apart), and a
-task carrying several wake-ups takes them all in one.
+task carrying several wake-ups takes them all in one, and commits its quiet checks in one.
 """
 
 from __future__ import annotations
@@ -116,10 +116,28 @@ def test_a_task_of_several_wake_ups_takes_them_all_in_one_round_trip(counted: Co
     services.scheduler.run_once()
     (task,) = [due for due in queue.batches if {d.conversation_id for d in due} == set(ids)]
     spy.trips()
-    services.engine.wake(task)  # one take for all three; each still pending: its commit
-    assert spy.trips() == ["PIPELINE", EVAL, EVAL, EVAL]
+    services.engine.wake(task)  # one take for all three; all still pending: one commit trip
+    assert spy.trips() == ["PIPELINE", "PIPELINE"]
     services.engine.wake(task)  # the same task again: stale, all three dropped in one trip
     assert spy.trips() == ["PIPELINE"]
+
+
+def test_a_reply_in_a_task_of_several_wake_ups_is_committed_at_once_the_checks_together(
+    counted: Counted,
+) -> None:
+    services, spy, assistant, queue, clock = counted
+    ids = [first_message(services, f"question {n}") for n in range(3)]
+    for conversation_id in ids:
+        services.engine.drain(conversation_id)
+    clock.now = max(services.store.wake_of(cid) or 0.0 for cid in ids)
+    services.scheduler.run_once()
+    (task,) = [due for due in queue.batches if {d.conversation_id for d in due} == set(ids)]
+    assistant.statuses = [RunStatus(RunState.COMPLETED, reply="We ship within 2 days.")]
+    spy.trips()
+    services.engine.wake(task)  # the reply does not wait for the others' checks
+    assert spy.trips() == ["PIPELINE", EVAL, "PIPELINE"]
+    states = sorted(services.store.get(cid).state.value for cid in ids)  # type: ignore[union-attr]
+    assert states == ["poll", "poll", "wait_for_user"]
 
 
 def test_counters_and_histograms_reach_the_keys_metrics_reads(counted: Counted) -> None:

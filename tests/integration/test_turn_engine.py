@@ -11,7 +11,7 @@ from supportflow.domain.flow import DEFAULT_HANDOFF_MARKER
 from supportflow.domain.model import Conversation, State
 from supportflow.services.intake import Contact
 from supportflow.services.ports import AssistantError, ErrorKind, RunState, RunStatus
-from supportflow.services.unit_of_work import Purpose, StaleWrite, Work
+from supportflow.services.unit_of_work import Commit, Committed, Purpose, StaleWrite, Work
 from tests.conftest import wire_fakes
 from tests.fakes import Clock, FakeAssistant, RecordingQueue, scheduled_poll
 from tests.helpers import wait_until
@@ -135,6 +135,76 @@ def test_a_held_conversation_keeps_other_workers_out_and_the_holder_hands_over_m
     assert queue.drains == [conversation_id]
     services.engine.drain(conversation_id)
     assert state_of(services, conversation_id) is State.POLL
+
+
+def test_a_batch_commit_hands_back_messages_that_came_in_and_keeps_only_that_lease(
+    parts: tuple[Services, FakeAssistant, RecordingQueue, Clock],
+) -> None:
+    services, assistant, queue, clock = parts
+    answered = begin(services)
+    services.engine.drain(answered)
+    assistant.statuses = [RunStatus(RunState.COMPLETED, reply="It takes 3 days.")]
+    services.engine.poll(answered, *scheduled_poll(services, queue, clock, answered))
+    quiet, _ = services.intake.start_conversation(Contact(id="k2"), "responses")
+    holds = [services.uow.take(cid, Purpose.ANY)[1] for cid in (answered, quiet.id)]
+    assert holds[0] is not None and holds[1] is not None
+    services.intake.receive_message(answered, None, "And returns?")
+    outcomes = services.uow.commit_many(
+        [Commit(hold, keep_if_waiting=True, wake_at=None, now=clock()) for hold in holds])
+    first, second = outcomes
+    assert isinstance(first, Committed) and isinstance(second, Committed)
+    assert [m.text for m in first.handed_back] == ["And returns?"]
+    assert holds[0].held and not holds[1].held
+    assert services.uow.leases.renew_now() == 1
+    services.uow.release(holds[0])
+
+
+def test_a_record_that_cannot_be_written_fails_alone_in_a_batch_commit(
+    parts: tuple[Services, FakeAssistant, RecordingQueue, Clock],
+) -> None:
+    services, _, _, clock = parts
+    ids = [services.intake.start_conversation(Contact(id=f"k{n}"), "responses")[0].id
+           for n in range(2)]
+    bad, good = [services.uow.take(cid, Purpose.ANY)[1] for cid in ids]
+    assert bad is not None and good is not None
+    bad.conversation.handoff_reason = "lone \udc80"  # no commit can write it
+    versions = [bad.conversation.version, good.conversation.version]
+    failed, committed = services.uow.commit_many(
+        [Commit(hold, keep_if_waiting=True, wake_at=None, now=clock()) for hold in (bad, good)])
+    assert isinstance(failed, UnicodeEncodeError) and isinstance(committed, Committed)
+    assert [bad.conversation.version, good.conversation.version] == [versions[0],
+                                                                      versions[1] + 1]
+    assert bad.held and not good.held
+    services.uow.release(bad)
+
+
+def test_a_batch_whose_check_lost_a_lease_commits_the_others_and_lets_that_one_go(
+    parts: tuple[Services, FakeAssistant, RecordingQueue, Clock],
+) -> None:
+    services, assistant, queue, clock = parts
+    ids = [begin(services, f"question {n}") for n in range(3)]
+    for conversation_id in ids:
+        services.engine.drain(conversation_id)
+    polls = {cid: services.store.get(cid).poll_id for cid in ids}  # type: ignore[union-attr]
+    lost: list[str] = []
+
+    def lose_the_lease(run_id: str) -> None:  # another holder took it meanwhile
+        (cid,) = [c for c in ids if services.store.get(c).run_id == run_id]  # type: ignore[union-attr]
+        services.uow.redis.delete(services.uow.keys.of(cid).lease)
+        lost.append(cid)
+
+    assistant.during["check_run"] = lose_the_lease
+    clock.now = max(services.store.wake_of(cid) or 0.0 for cid in ids)
+    services.scheduler.run_once()
+    (task,) = [due for due in queue.batches if {d.conversation_id for d in due} == set(ids)]
+    services.engine.wake(task)
+    assert len(lost) == 1
+    for cid in ids:
+        conversation = services.store.get(cid)
+        assert conversation is not None and conversation.state is State.POLL
+        assert conversation.poll_id == polls[cid] + (0 if cid in lost else 1)
+    assert services.store.wake_of(lost[0]) is not None  # the scheduler comes back to it
+    assert services.uow.leases.renew_now() == 0  # nothing left held, nothing renewed
 
 
 def test_a_commit_with_an_old_version_or_without_the_lease_is_refused(
