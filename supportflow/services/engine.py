@@ -107,14 +107,14 @@ class TurnEngine:
         requests = [TakeRequest(d.conversation_id, Purpose.POLL if d.kind == "poll"
                                 else Purpose.DRAIN, d.poll_id if d.kind == "poll" else None,
                                 d.token) for d in due]
-        settling: list[Work] = []
+        settling: list[tuple[Work, float]] = []
         jobs = [partial(self._go_on, request, taken, work, settling)
                 for request, (taken, work) in zip(requests, self.uow.take_many(requests),
                                                    strict=True)]
         try:
             self.runner.run(jobs)
         except BaseException:
-            self._let_go(settling)
+            self._let_go([work for work, _ in settling])
             raise
         self._settle_together(settling)
 
@@ -134,7 +134,7 @@ class TurnEngine:
         self._go_on(request, taken, work)
 
     def _go_on(self, request: TakeRequest, taken: Taken, work: Work | None,
-               settling: list[Work] | None = None) -> None:
+               settling: list[tuple[Work, float]] | None = None) -> None:
         """Run a taken conversation's steps (in its own logging context); drop the others."""
         with log_context(conversation_id=request.conversation_id):
             if work is None:
@@ -145,7 +145,8 @@ class TurnEngine:
             bind_log(turn=work.conversation.turn)
             self._carry(work, polled=request.purpose is Purpose.POLL, settling=settling)
 
-    def _carry(self, work: Work, *, polled: bool, settling: list[Work] | None) -> None:
+    def _carry(self, work: Work, *, polled: bool,
+               settling: list[tuple[Work, float]] | None) -> None:
         """Advance a held conversation; a fault is counted, and the lease always goes (or, when
         its last commit waits in `settling`, stays for that commit)."""
         left = False
@@ -161,16 +162,17 @@ class TurnEngine:
             if work.held and not left:
                 self.uow.release(work)
 
-    def _advance(self, work: Work, *, polled: bool, settling: list[Work] | None) -> bool:
+    def _advance(self, work: Work, *, polled: bool,
+                 settling: list[tuple[Work, float]] | None) -> bool:
         """Run steps until the conversation waits for someone (customer, run, agent, retry);
-        True when its last commit was left to `settling`."""
+        True when its last commit was left to `settling` (with the time it would have run)."""
         flow = self.flows.get(work.conversation.flow)
         due, unsaved = polled, False
         while True:
             step = STEPS.get(work.conversation.state)
             if step is None or not self._runnable(work, step, due):
                 if settling is not None and not work.events and not work.transcript:
-                    settling.append(work)
+                    settling.append((work, self.clock()))
                     return True
                 if self._settle(work):
                     continue
@@ -212,13 +214,14 @@ class TurnEngine:
         self._after_commit(work)
         return bool(committed.handed_back)
 
-    def _settle_together(self, works: list[Work]) -> None:
-        """The quiet last commits of a task in one round trip; a conversation whose customer
-        wrote meanwhile goes on with those messages as its next turn."""
-        if not works:
+    def _settle_together(self, settling: list[tuple[Work, float]]) -> None:
+        """The quiet last commits of a task in one round trip, each with its next wake-up
+        counted from its own step; a conversation whose customer wrote meanwhile goes on with
+        those messages as its next turn."""
+        if not settling:
             return
-        now = self.clock()
-        commits = [self._settling(work, now) for work in works]
+        works = [work for work, _ in settling]
+        commits = [self._settling(work, at) for work, at in settling]
         try:
             outcomes = self.uow.commit_many(commits)
         except BaseException:
