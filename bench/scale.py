@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import load  # noqa: E402
 import spy  # noqa: E402
-from stack import FLOWS, Stack, cpu_seconds, rss_bytes  # noqa: E402
+from stack import FLOWS, Stack, rss_bytes  # noqa: E402
 
 Rows = list[tuple[str, str, Any, str]]  # part, figure, value, target
 TARGETS_A = {"default": "p50 <= 1, p95 <= 2 (1,000)",
@@ -165,19 +165,17 @@ def part_c(stack: Stack, conversations: int, window_s: float, rows: Rows,
     time.sleep(15)
     spying = [(name, spy.record(stack.pid(name), window_s, stack.work / f"{name}-c.raw"))
               for name in ("worker", "sandbox")] if profile else []
-    cpu_before = {name: cpu_seconds(stack.pid(name)) for name in ("sandbox", "web")}
-    cpu_before["worker"] = sum(cpu_seconds(stack.pid(name)) for name in stack.workers)
+    cpu_before = stack.cpu_by_process()
     time.sleep(window_s)
     end = time.time()
     for name, process in spying:
         process.wait()
         rows.append(("c", f"profile of the {name} (busy time by library)",
                      spy.summary(stack.work / f"{name}-c.raw"), ""))
-    cpu_after = {name: cpu_seconds(stack.pid(name)) for name in ("sandbox", "web")}
-    cpu_after["worker"] = sum(cpu_seconds(stack.pid(name)) for name in stack.workers)
-    rows.append(("c", "CPU used in the window: worker(s) / sandbox / web (cores)", " / ".join(
-        f"{(cpu_after[n] - cpu_before[n]) / (end - begin):.2f}" for n in ("worker", "sandbox", "web")),
-        ""))
+    cpu = {name: (used - cpu_before[name]) / (end - begin)
+           for name, used in stack.cpu_by_process().items()}
+    rows.append(("c", "CPU used in the window: worker(s) / sandbox / web / redis (cores)",
+                 " / ".join(f"{cpu[n]:.2f}" for n in ("worker", "sandbox", "web", "redis")), ""))
     records = stack.run_records(since)
     gaps, checks = [], 0
     for row in records["runs"]:
@@ -191,6 +189,9 @@ def part_c(stack: Stack, conversations: int, window_s: float, rows: Rows,
         ("c", f"{conversations} waiting, 10 s polls: lateness p50 / p99 (s)",
          f"{fmt(load.percentile(gaps, 0.5))} / {fmt(load.percentile(gaps, 0.99))}", "p99 <= 1"),
         ("c", "run checks per second", fmt(checks / (end - begin)), str(conversations // 10)),
+        ("c", "CPU per run check: worker / redis (ms)", " / ".join(
+            f"{1000 * cpu[n] * (end - begin) / max(checks, 1):.2f}" for n in ("worker", "redis")),
+         ""),
         ("c", "Redis bytes per waiting conversation", f"{per_conversation:.0f}", "<= 5000"),
         ("c", "worker RSS, all processes (MB)", f"{rss / 2**20:.0f}", "<= 500"),
         ("c", "broker queue ready / reserved at the end", f"{depth['ready']} / {depth['reserved']}",
