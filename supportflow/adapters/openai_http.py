@@ -14,6 +14,8 @@ import httpx
 
 from supportflow.services.ports import AssistantError, ErrorKind
 
+from .http_gets import KeptAliveGets
+
 _CITATION = re.compile(r"【[^】]*】")
 
 
@@ -22,26 +24,32 @@ class OpenAIHttp(httpx.Client):
 
     A waiting conversation costs one run check every poll, and httpx's client layer (merging
     the URL, headers and cookies, the auth and redirect flows, the cookie jar on every
-    response) was half of a check's CPU. `lean_get` builds the request from what the client
-    holds and gives it to the transport: the same request on the wire, without cookies (the
-    API authenticates by key) and without redirects (the client follows none either).
-    Without a transport of its own (httpx then honours the proxies the environment names),
-    every request takes the client's path.
+    response) was half of a check's CPU. `lean_get` sends the same request on the wire
+    without cookies (the API authenticates by key) and without redirects (the client follows
+    none either): on kept-alive stdlib connections (`gets`, http_gets.py) when the client
+    talks to the API itself, else straight to an injected transport. Without a transport of
+    its own (httpx then honours the proxies the environment names), every request takes the
+    client's path.
     """
 
-    def __init__(self, *, transport: httpx.BaseTransport | None, **options: Any) -> None:
+    def __init__(self, *, transport: httpx.BaseTransport | None,
+                 gets: KeptAliveGets | None = None, **options: Any) -> None:
         super().__init__(transport=transport, **options)
         self._direct = transport
+        self._gets = gets
         self._base = str(self.base_url)
         self._timeouts = self.timeout.as_dict()
+        self._plain_headers = {name.lower(): value for name, value in self.headers.items()}
 
     def lean_get(self, path: str, headers: Mapping[str, str] | None = None) -> httpx.Response:
         """GET `path` under the base URL, read in full, as `get` would send it."""
+        merged = self._plain_headers
+        if headers:
+            merged = {**merged, **{name.lower(): value for name, value in headers.items()}}
+        if self._gets is not None:
+            return self._gets.get(path, merged)
         if self._direct is None:
             return self.get(path.lstrip("/"), headers=headers)
-        merged = httpx.Headers(self.headers)
-        if headers:
-            merged.update(headers)
         request = httpx.Request("GET", self._base + path.lstrip("/"), headers=merged,
                                 extensions={"timeout": self._timeouts})
         response = self._direct.handle_request(request)
@@ -51,6 +59,12 @@ class OpenAIHttp(httpx.Client):
         finally:
             response.close()
         return response
+
+    def close(self) -> None:
+        """Close the pool and the kept-alive GET connections."""
+        if self._gets is not None:
+            self._gets.close()
+        super().close()
 
 
 def make_openai_http(
@@ -80,13 +94,18 @@ def make_openai_http(
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     # A context shared by the process's clients (building one reads the CA store: ~20 ms).
     verify: ssl.SSLContext | bool = tls if tls is not None else True
+    gets = None
+    # httpx reads proxies from the environment only for a transport it builds itself.
+    if transport is None and not urllib.request.getproxies():
+        transport = httpx.HTTPTransport(verify=verify, limits=limits)
+        gets = KeptAliveGets(base_url, connect_timeout_s=connect_timeout_s,
+                             read_timeout_s=read_timeout_s, tls=tls, keep=connections)
     return OpenAIHttp(
         base_url=base_url.rstrip("/") + "/",
         headers=headers,
         timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s),
-        # httpx reads proxies from the environment only for a transport it builds itself.
-        transport=transport or (None if urllib.request.getproxies()
-                                else httpx.HTTPTransport(verify=verify, limits=limits)),
+        transport=transport,
+        gets=gets,
         limits=limits,
         verify=verify,
     )
