@@ -4,9 +4,10 @@ A waiting conversation costs one run check every poll. Through httpx's transport
 pool with its per-request readiness probe, h11's event machinery, request and response
 models) a check cost 0.26-0.32 ms of the client's CPU against a local server; the same
 request on an `http.client` connection kept alive, answered as an `httpx.Response`, 0.13 ms
-(`bench/check_cpu.py`; bench/README.md, "A stdlib run check"). Only body-less GETs come here: they are idempotent,
-so one sent on a kept-alive connection that the server had closed meanwhile is sent once
-more, on a new connection. Failures are httpx's exceptions, as the transport would raise.
+(`bench/check_cpu.py`; bench/README.md, "A stdlib run check"). Only body-less GETs come
+here: they are idempotent, so one sent on a kept-alive connection that the server had closed
+meanwhile is sent once more, on a new connection. Failures are httpx's exceptions, as the
+transport would raise.
 """
 
 from __future__ import annotations
