@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import re
+import shutil
 import subprocess
 import threading
 import time
@@ -201,6 +202,8 @@ class WrkResult:
 def run_wrk(base: str, lines: list[str], work: Path, connections: int, seconds: int,
             threads: int = 2) -> WrkResult:
     """wrk at `connections` for `seconds` over the request lines; rate and latency."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("part (b) needs wrk on PATH: apt-get install wrk")
     script, data = work / "wrk.lua", work / f"wrk-{uuid.uuid4().hex[:6]}.tsv"
     script.write_text(WRK_SCRIPT)
     data.write_text("\n".join(lines) + "\n")
