@@ -49,6 +49,17 @@ class RecordingQueue:
         self.syncs.append(article_id)
 
 
+def scheduled_batch(services: Any, queue: RecordingQueue, clock: Clock,
+                    conversation_ids: list[str]) -> Any:
+    """Move the fake clock to the last of the conversations' wake-ups and run a scheduler
+    round; the one task it published carrying all of them."""
+    clock.now = max(services.store.wake_of(cid) or 0.0 for cid in conversation_ids)
+    services.scheduler.run_once()
+    (task,) = [due for due in queue.batches
+               if {d.conversation_id for d in due} == set(conversation_ids)]
+    return task
+
+
 def scheduled_poll(services: Any, queue: RecordingQueue, clock: Clock,
                    conversation_id: str) -> tuple[int, str]:
     """Move the fake clock to the conversation's wake-up and run a scheduler round; the poll id

@@ -22,7 +22,14 @@ from supportflow.services.intake import Contact
 from supportflow.services.ports import RunState, RunStatus
 from supportflow.services.unit_of_work import Purpose
 from tests.conftest import wire_fakes
-from tests.fakes import Clock, CountingRedis, FakeAssistant, RecordingQueue, scheduled_poll
+from tests.fakes import (
+    Clock,
+    CountingRedis,
+    FakeAssistant,
+    RecordingQueue,
+    scheduled_batch,
+    scheduled_poll,
+)
 
 EVAL = "EVALSHA"
 
@@ -112,9 +119,7 @@ def test_a_task_of_several_wake_ups_takes_them_all_in_one_round_trip(counted: Co
     ids = [first_message(services, f"question {n}") for n in range(3)]
     for conversation_id in ids:
         services.engine.drain(conversation_id)  # each waits on its run now
-    clock.now = max(services.store.wake_of(cid) or 0.0 for cid in ids)
-    services.scheduler.run_once()
-    (task,) = [due for due in queue.batches if {d.conversation_id for d in due} == set(ids)]
+    task = scheduled_batch(services, queue, clock, ids)
     spy.trips()
     services.engine.wake(task)  # one take for all three; all still pending: one commit trip
     assert spy.trips() == ["PIPELINE", "PIPELINE"]
@@ -129,9 +134,7 @@ def test_a_reply_in_a_task_of_several_wake_ups_is_committed_at_once_the_checks_t
     ids = [first_message(services, f"question {n}") for n in range(3)]
     for conversation_id in ids:
         services.engine.drain(conversation_id)
-    clock.now = max(services.store.wake_of(cid) or 0.0 for cid in ids)
-    services.scheduler.run_once()
-    (task,) = [due for due in queue.batches if {d.conversation_id for d in due} == set(ids)]
+    task = scheduled_batch(services, queue, clock, ids)
     assistant.statuses = [RunStatus(RunState.COMPLETED, reply="We ship within 2 days.")]
     spy.trips()
     services.engine.wake(task)  # the reply does not wait for the others' checks

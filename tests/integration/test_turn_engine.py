@@ -13,7 +13,7 @@ from supportflow.services.intake import Contact
 from supportflow.services.ports import AssistantError, ErrorKind, RunState, RunStatus
 from supportflow.services.unit_of_work import Commit, Committed, Purpose, StaleWrite, Work
 from tests.conftest import wire_fakes
-from tests.fakes import Clock, FakeAssistant, RecordingQueue, scheduled_poll
+from tests.fakes import Clock, FakeAssistant, RecordingQueue, scheduled_batch, scheduled_poll
 from tests.helpers import wait_until
 
 
@@ -194,9 +194,7 @@ def test_a_batch_whose_check_lost_a_lease_commits_the_others_and_lets_that_one_g
         lost.append(cid)
 
     assistant.during["check_run"] = lose_the_lease
-    clock.now = max(services.store.wake_of(cid) or 0.0 for cid in ids)
-    services.scheduler.run_once()
-    (task,) = [due for due in queue.batches if {d.conversation_id for d in due} == set(ids)]
+    task = scheduled_batch(services, queue, clock, ids)
     services.engine.wake(task)
     assert len(lost) == 1
     for cid in ids:
