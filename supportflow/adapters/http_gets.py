@@ -20,6 +20,8 @@ from collections.abc import Mapping
 
 import httpx
 
+# Characters a path keeps as they are (RFC 3986 pchar and "/"; "%" keeps escapes escaped).
+_PATH_SAFE = "/%!$&'()*+,;=:@~"
 # What a request on a connection the server closed while it sat idle runs into.
 _GONE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
          ConnectionAbortedError)
@@ -44,7 +46,8 @@ class KeptAliveGets:
 
     def get(self, path: str, headers: Mapping[str, str]) -> httpx.Response:
         """GET `path` under the base URL with exactly these headers, read in full."""
-        target = f"{self._prefix}/{path.lstrip('/')}"
+        # As httpx would: ids with a space or non-ASCII go percent-encoded, never rejected.
+        target = urllib.parse.quote(f"{self._prefix}/{path.lstrip('/')}", safe=_PATH_SAFE)
         try:
             connection, reused = self._idle.pop(), True
         except IndexError:

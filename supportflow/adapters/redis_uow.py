@@ -179,37 +179,36 @@ class RedisUnitOfWork:
         except BaseException:
             work.conversation.version -= 1
             raise
-        outcome = self._committed(work, reply, release=release)
+        outcome = self._committed(work, reply, release=release, lease_key=keys[1])
         if isinstance(outcome, StaleWrite):
             raise outcome
         return outcome
 
     def commit_many(self, commits: Sequence[Commit]) -> list[Committed | Exception]:
         """Releasing commits of several conversations, all in one round trip (a pipeline)."""
-        outcomes: list[Committed | Exception | None] = [None] * len(commits)
-        calls: list[tuple[list[str], list[Any]]] = []
-        sent: list[int] = []
+        outcomes: dict[int, Committed | Exception] = {}
+        calls: dict[int, tuple[list[str], list[Any]]] = {}
         for index, c in enumerate(commits):
             try:
-                calls.append(self._commit_call(c.work, release=True, wake_at=c.wake_at,
-                                               keep_if_waiting=c.keep_if_waiting, now=c.now))
-                sent.append(index)
+                calls[index] = self._commit_call(c.work, release=True, wake_at=c.wake_at,
+                                                 keep_if_waiting=c.keep_if_waiting, now=c.now)
             except Exception as error:  # this record cannot be written; the others can
                 outcomes[index] = error
         try:
-            replies = run_script_many(self.redis, self._commit, calls, raise_errors=False)
+            replies = run_script_many(self.redis, self._commit, list(calls.values()),
+                                      raise_errors=False)
         except BaseException:
-            for index in sent:
+            for index in calls:
                 commits[index].work.conversation.version -= 1
             raise
-        for index, reply in zip(sent, replies, strict=True):
+        for (index, (keys, _)), reply in zip(calls.items(), replies, strict=True):
             work = commits[index].work
             if isinstance(reply, Exception):
                 work.conversation.version -= 1
                 outcomes[index] = reply
             else:
-                outcomes[index] = self._committed(work, reply, release=True)
-        return [outcome for outcome in outcomes if outcome is not None]
+                outcomes[index] = self._committed(work, reply, release=True, lease_key=keys[1])
+        return [outcomes[index] for index in range(len(commits))]
 
     def _commit_call(self, work: Work, *, release: bool, keep_if_waiting: bool,
                      wake_at: float | None, now: float) -> tuple[list[str], list[Any]]:
@@ -243,7 +242,8 @@ class RedisUnitOfWork:
                  self.keys.attributes(conversation.contact_id), keys.notes,
                  self.keys.handoffs_log, *metric_keys], [*args, *metric_args])
 
-    def _committed(self, work: Work, raw: Any, *, release: bool) -> Committed | StaleWrite:
+    def _committed(self, work: Work, raw: Any, *, release: bool,
+                   lease_key: str) -> Committed | StaleWrite:
         """What the commit script answered, applied to the holder's work."""
         reply = cast(list[Any], raw)
         conversation = work.conversation
@@ -255,7 +255,7 @@ class RedisUnitOfWork:
         handed_back = [CustomerMessage.from_dict(json.loads(entry)) for entry in reply[3:]]
         if release and not handed_back:
             work.held = False
-            self.leases.drop(self.keys.of(conversation.id).lease)
+            self.leases.drop(lease_key)
         work.written(handed_back)
         return Committed(waiting=bool(reply[1]), handed_back=handed_back, woken=bool(reply[2]))
 

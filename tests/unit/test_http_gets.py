@@ -8,6 +8,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 
+import httpx
 import pytest
 
 from supportflow.adapters.openai_http import make_openai_http
@@ -109,6 +110,16 @@ def test_checks_share_one_kept_alive_connection_and_send_the_clients_headers(
     headers = dict(field.lower().split(": ", 1) for field in fields)
     assert headers["authorization"] == "bearer sk-1" and headers["openai-organization"] == "org_1"
     assert headers["accept"] == "application/json" and headers["host"].startswith("127.0.0.1:")
+
+
+def test_ids_with_spaces_or_non_ascii_go_percent_encoded_as_httpx_sends_them(
+    serve: Callable[[Answer], Server],
+) -> None:
+    server = serve(lambda n: (ok(), False))
+    assert client(server.url).check_run("conv_1", "resp 1\u00e9").state is RunState.PENDING
+    sent = server.requests[0].split(b"\r\n", 1)[0]
+    expected = httpx.URL("http://h/v1/responses/resp 1\u00e9").raw_path
+    assert sent == b"GET " + expected + b" HTTP/1.1"
 
 
 def test_a_check_on_a_connection_the_server_closed_goes_again_on_a_new_one(
